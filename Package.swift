@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "alexnet-split",
+    products: [
+        .executable(name: "alexnet-split", targets: ["alexnet-split"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config (Debian: libopenblas-dev, libopenmpi-dev, zlib1g-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // The math: tensors, layers, model spec, split model, optimiser. Knows nothing of MPI.
+        .target(name: "AlexNetCore", dependencies: ["CBLAS"]),
+        // Data sets: reading, decoding, resizing, batching. Knows nothing of models.
+        .target(name: "AlexNetData", dependencies: ["CZlib"]),
+        // The Open MPI communicator: the only code that talks to MPI.
+        .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "CMPI"]),
+        // The training loop and its coordinator; runs over any Communicator.
+        .target(name: "AlexNetTraining", dependencies: ["AlexNetCore", "AlexNetData"]),
+        // The thin command-line layer.
+        .executableTarget(name: "alexnet-split", dependencies: [
+            "AlexNetTraining", "AlexNetMPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore"]),
+        .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "CZlib"]),
+        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,71 @@
+/// ReLU: y = max(0, x). Any layout.
+public final class ReLU: Stage {
+    public let layerName: String
+    public let shape: Shape
+
+    public init(layerName: String, shape: Shape) {
+        self.layerName = layerName
+        self.shape = shape
+    }
+
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
+        for i in 0..<shape.size * n { output[i] = max(input[i], 0) }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
+                         outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?, batch n: Int) {
+        guard let dx else { return }
+        for i in 0..<shape.size * n { dx[i] = output[i] > 0 ? dy[i] : 0 }
+    }
+}
+
+/// Inverted dropout on `[F, n]`: keeps each unit with probability 1-rate and scales it by
+/// 1/(1-rate), so evaluation is the identity.
+///
+/// The features are `groups` towers one after the other; tower `firstTower + g`'s mask is drawn
+/// from a generator keyed by (seed, step, layerIndex, tower), so a tower sees the same mask
+/// whichever process holds it.
+public final class Dropout: Stage {
+    public let layerName: String
+    public let layerIndex: Int
+    public let features: Int
+    public let rate: Float
+    public let groups: Int
+    public let firstTower: Int
+    private let mask: Buffer
+
+    public init(layerName: String, layerIndex: Int, features: Int, rate: Float, groups: Int, firstTower: Int, maxBatch: Int) {
+        self.layerName = layerName
+        self.layerIndex = layerIndex
+        self.features = features
+        self.rate = rate
+        self.groups = groups
+        self.firstTower = firstTower
+        mask = Buffer(count: features * maxBatch)
+    }
+
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
+        let count = features * n
+        guard context.training, rate > 0 else {
+            output.update(from: input, count: count)
+            mask.pointer.update(repeating: 1, count: count)
+            return
+        }
+        let perGroup = count / groups
+        let scale = 1 / (1 - rate)
+        // Keep a unit when 24 random bits fall below (1-rate) * 2^24.
+        let threshold = UInt64((1 - Double(rate)) * 16_777_216)
+        for g in 0..<groups {
+            var random = KeyedRandom(context.seed, UInt64(context.step), UInt64(layerIndex), UInt64(firstTower + g))
+            let m = mask.pointer + g * perGroup
+            for i in 0..<perGroup { m[i] = (random.next() >> 40) < threshold ? scale : 0 }
+        }
+        for i in 0..<count { output[i] = input[i] * mask.pointer[i] }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
+                         outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?, batch n: Int) {
+        guard let dx else { return }
+        for i in 0..<features * n { dx[i] = dy[i] * mask.pointer[i] }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+
+/// The collectives that the towers need (DESIGN.md §4). Implemented over Open MPI
+/// (`AlexNetMPI`) and in-process, one thread per simulated rank (`InProcessGroup`).
+///
+/// Every rank calls every collective in the same order with the same counts, as in MPI.
+public protocol Communicator: AnyObject {
+    /// This process's (or thread's) index in `0..<size`.
+    var rank: Int { get }
+    /// Number of ranks.
+    var size: Int { get }
+    /// Copies `bytes` on `root` into `bytes` on every other rank.
+    func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int)
+    /// Concatenates every rank's `count` floats, in rank order, into `receive` (`count * size`).
+    func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
+    /// Sums the ranks' `send` buffers (`count * size` each) and leaves block `rank` of the sum,
+    /// `count` floats, in `receive`.
+    func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
+    /// Element-wise sum of every rank's `values` (the same length everywhere), returned on every rank.
+    func sum(_ values: [Double]) -> [Double]
+    /// Returns when every rank has called it.
+    func barrier()
+    /// Ends every rank at once with `exitCode`: the way out when ranks can no longer agree.
+    func abort(exitCode: Int32) -> Never
+}
+
+public extension Communicator {
+    /// Broadcasts an array of plain values (counts, flags) from `root`; the array must already
+    /// have the same length on every rank.
+    func broadcast<T>(_ values: inout [T], root: Int) {
+        values.withUnsafeMutableBytes { broadcast($0, root: root) }
+    }
+}
+
+/// The communicator of a process that holds every tower itself: each collective is the identity.
+public final class SingleProcessCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {}
+    public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
+    }
+    public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
+    }
+    public func sum(_ values: [Double]) -> [Double] { values }
+    public func barrier() {}
+    public func abort(exitCode: Int32) -> Never { exit(exitCode) }
+}

@@ -1,0 +1,125 @@
+import Foundation
+
+/// Several ranks as threads of one process: the simulation mode.
+///
+/// Each collective posts the caller's buffer on a shared board, waits until every rank has
+/// posted, reads what it needs, and waits again before anyone may reuse its buffer. Sums are
+/// taken in rank order, which for two ranks is exactly what MPI computes (a+b == b+a).
+public final class InProcessGroup {
+    public let size: Int
+    fileprivate var board: [UnsafeRawPointer?]
+    fileprivate var doubles: [[Double]]
+    fileprivate let gate: Gate
+
+    public init(size: Int) {
+        precondition(size >= 1)
+        self.size = size
+        board = Array(repeating: nil, count: size)
+        doubles = Array(repeating: [], count: size)
+        gate = Gate(parties: size)
+    }
+
+    /// The communicator of simulated rank `rank`.
+    public func communicator(rank: Int) -> Communicator { InProcessCommunicator(group: self, rank: rank) }
+
+    /// Runs `body(communicator)` on one thread per rank and returns when all have finished.
+    /// The threads get large stacks, as an MPI rank's main thread would.
+    public func run(_ body: @escaping (Communicator) -> Void) {
+        let done = DispatchGroup()
+        for rank in 0..<size {
+            done.enter()
+            let thread = Thread { [self] in
+                body(communicator(rank: rank))
+                done.leave()
+            }
+            thread.stackSize = 64 << 20
+            thread.start()
+        }
+        done.wait()
+    }
+}
+
+/// A reusable barrier for a fixed number of threads.
+final class Gate {
+    private let parties: Int
+    private var waiting = 0
+    private var generation = 0
+    private let condition = NSCondition()
+
+    init(parties: Int) { self.parties = parties }
+
+    func wait() {
+        condition.lock()
+        let arrived = generation
+        waiting += 1
+        if waiting == parties {
+            waiting = 0
+            generation += 1
+            condition.broadcast()
+        } else {
+            while generation == arrived { condition.wait() }
+        }
+        condition.unlock()
+    }
+}
+
+final class InProcessCommunicator: Communicator {
+    private let group: InProcessGroup
+    let rank: Int
+    var size: Int { group.size }
+
+    init(group: InProcessGroup, rank: Int) {
+        self.group = group
+        self.rank = rank
+    }
+
+    /// Posts `pointer`, lets every rank read the board with `read`, then releases the board.
+    private func exchange(_ pointer: UnsafeRawPointer, read: ([UnsafeRawPointer?]) -> Void) {
+        group.board[rank] = pointer
+        group.gate.wait()
+        read(group.board)
+        group.gate.wait()
+    }
+
+    func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {
+        guard let base = bytes.baseAddress else { return barrier() }
+        exchange(UnsafeRawPointer(base)) { board in
+            if rank != root { base.copyMemory(from: board[root]!, byteCount: bytes.count) }
+        }
+    }
+
+    func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        exchange(UnsafeRawPointer(send)) { board in
+            for r in 0..<size {
+                (receive + r * count).update(from: board[r]!.assumingMemoryBound(to: Float.self), count: count)
+            }
+        }
+    }
+
+    func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        exchange(UnsafeRawPointer(send)) { board in
+            let offset = rank * count
+            receive.update(from: board[0]!.assumingMemoryBound(to: Float.self) + offset, count: count)
+            for r in 1..<max(size, 1) {
+                let other = board[r]!.assumingMemoryBound(to: Float.self) + offset
+                for i in 0..<count { receive[i] += other[i] }
+            }
+        }
+    }
+
+    func sum(_ values: [Double]) -> [Double] {
+        group.doubles[rank] = values
+        group.gate.wait()
+        var total = group.doubles[0]
+        for r in 1..<size { for i in total.indices { total[i] += group.doubles[r][i] } }
+        group.gate.wait()
+        return total
+    }
+
+    func barrier() { group.gate.wait() }
+
+    func abort(exitCode: Int32) -> Never {
+        fflush(stdout)
+        exit(exitCode)
+    }
+}

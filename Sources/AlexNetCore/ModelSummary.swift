@@ -1,0 +1,79 @@
+import Foundation
+
+/// The per-layer table that `summary` prints, in the spirit of the d2l chapter's shape printout,
+/// computed from the plan alone (nothing is allocated).
+public struct ModelSummary {
+    public struct Row {
+        public var layer: String
+        public var op: String
+        /// What a conv or linear layer reads: the image, its own tower, or both towers.
+        public var reads: String
+        public var outputPerRank: Shape
+        public var outputTotal: Shape
+        public var parametersPerRank: Int
+        public var parametersTotal: Int
+        public var flopsPerRank: Int
+        public var flopsTotal: Int
+    }
+
+    public let plan: NetworkPlan
+    public let rows: [Row]
+
+    /// `stages` are the plan's stages for one tower per rank.
+    public init(plan: NetworkPlan, stages: [StagePlan]) {
+        self.plan = plan
+        let ranks = plan.towers
+        var partial = false
+        var rows: [Row] = []
+        for stage in stages {
+            var reads = ""
+            switch stage.op {
+            case .convolution, .linear:
+                let layer = plan.layers[stage.layerIndex]
+                reads = stage.layerIndex == 0 ? "image" : (layer.readsAllTowers ? (ranks > 1 ? "both towers" : "all") : "own tower")
+                partial = ranks > 1
+            case .gather:
+                partial = false
+            default:
+                break
+            }
+            var total = stage.output
+            if partial { total.channels *= ranks }
+            rows.append(Row(layer: stage.layer, op: stage.op.displayName, reads: reads, outputPerRank: stage.output,
+                            outputTotal: total, parametersPerRank: stage.parameterCount,
+                            parametersTotal: stage.parameterCount * ranks, flopsPerRank: stage.forwardFLOPs,
+                            flopsTotal: stage.forwardFLOPs * ranks))
+        }
+        self.rows = rows
+    }
+
+    public var parametersTotal: Int { rows.reduce(0) { $0 + $1.parametersTotal } }
+    public var flopsTotal: Int { rows.reduce(0) { $0 + $1.flopsTotal } }
+    public var parametersPerRank: Int { rows.reduce(0) { $0 + $1.parametersPerRank } }
+    public var flopsPerRank: Int { rows.reduce(0) { $0 + $1.flopsPerRank } }
+
+    /// The printed table.
+    public var text: String {
+        let spec = plan.spec
+        var lines = ["\(spec.name)/\(plan.model.rawValue): input \(spec.input), \(spec.classes) classes, \(plan.towers) tower(s)" +
+                     (plan.towers > 1 ? ", one per rank" : "")]
+        let header = ["layer", "op", "reads", "output/rank", "output", "params/rank", "params", "MFLOP/rank", "MFLOP"]
+        var table = [header]
+        func m(_ flops: Int) -> String { flops == 0 ? "-" : String(format: "%.2f", Double(flops) / 1e6) }
+        func p(_ count: Int) -> String { count == 0 ? "-" : "\(count)" }
+        for r in rows {
+            table.append([r.layer, r.op, r.reads, "\(r.outputPerRank)", "\(r.outputTotal)", p(r.parametersPerRank),
+                          p(r.parametersTotal), m(r.flopsPerRank), m(r.flopsTotal)])
+        }
+        table.append(["total", "", "", "", "", "\(parametersPerRank)", "\(parametersTotal)", m(flopsPerRank), m(flopsTotal)])
+        let widths = header.indices.map { c in table.map { $0[c].count }.max()! }
+        for row in table {
+            lines.append(row.enumerated().map { c, cell in
+                c < 3 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[c] - cell.count) + cell
+            }.joined(separator: "  "))
+        }
+        lines.append("FLOPs are forward multiply-adds x2 per image; a training step costs about 3x.")
+        return lines.joined(separator: "\n")
+    }
+}

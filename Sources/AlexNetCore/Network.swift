@@ -1,0 +1,135 @@
+import Foundation
+
+/// One rank's part of a model: the stages it runs, their activations, and its tower's weights.
+///
+/// With a communicator of size R and a model of T towers, the rank holds towers
+/// `rank*T/R ..< (rank+1)*T/R` as groups. Two ranks of the split model hold one tower each;
+/// one process holding both towers is the grouped-convolution reference of DESIGN.md §5.
+public final class Network {
+    public let plan: NetworkPlan
+    public let stagePlans: [StagePlan]
+    public let stages: [Stage]
+    public let communicator: Communicator
+    public let maxBatch: Int
+    /// The image batch, `[C, n, H, W]`; every rank holds all of it.
+    public let input: Buffer
+    /// The batch's labels, `maxBatch` long.
+    public var labels: [Int32]
+    private let outputs: [Buffer]
+    private let gradients: [Buffer]
+    /// Every trainable tensor of this rank, in stage order.
+    public let parameters: [Parameter]
+
+    /// Towers held by this rank.
+    public var towersHere: Int { plan.towers / communicator.size }
+    public var firstTower: Int { communicator.rank * towersHere }
+
+    public init(plan: NetworkPlan, communicator: Communicator, maxBatch: Int, seed: UInt64,
+                initialization: Initialization? = nil) throws {
+        self.plan = plan
+        self.communicator = communicator
+        self.maxBatch = maxBatch
+        stagePlans = try plan.stages(ranks: communicator.size)
+        let scratch = Scratch()
+        let groups = plan.towers / communicator.size
+        let firstTower = communicator.rank * groups
+        stages = stagePlans.map { stage in
+            switch stage.op {
+            case let .convolution(kernel, stride, padding, g):
+                return Convolution(layerName: stage.layer, input: stage.input, outputs: stage.output.channels, kernel: kernel,
+                                   stride: stride, padding: padding, groups: g, maxBatch: maxBatch, scratch: scratch)
+            case let .linear(g):
+                return Linear(layerName: stage.layer, inputs: stage.input.channels, outputs: stage.output.channels, groups: g)
+            case .relu:
+                return ReLU(layerName: stage.layer, shape: stage.output)
+            case let .lrn(g):
+                let s = plan.spec.lrn
+                return LocalResponseNorm(layerName: stage.layer, shape: stage.output, size: s.size, alpha: s.alpha,
+                                         beta: s.beta, k: s.k, groups: g, maxBatch: maxBatch)
+            case let .maxPool(size, stride):
+                return MaxPool(layerName: stage.layer, input: stage.input, size: size, stride: stride, maxBatch: maxBatch)
+            case let .dropout(rate, g):
+                return Dropout(layerName: stage.layer, layerIndex: stage.layerIndex, features: stage.output.size, rate: rate,
+                               groups: g, firstTower: firstTower, maxBatch: maxBatch)
+            case .flatten:
+                return Flatten(layerName: stage.layer, input: stage.input)
+            case let .gather(mode):
+                return CrossTowerGather(layerName: stage.layer, localShape: stage.input, backward: mode, communicator: communicator)
+            }
+        }
+        input = Buffer(count: plan.spec.input.size * maxBatch)
+        labels = Array(repeating: 0, count: maxBatch)
+        outputs = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
+        gradients = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
+        parameters = stages.flatMap(\.parameters)
+        initializeWeights(seed: seed, initialization: initialization ?? plan.spec.initialization)
+    }
+
+    /// Draws every tower's weights from a generator keyed by (seed, layer, tower), so a tower
+    /// starts the same whichever rank or process holds it.
+    private func initializeWeights(seed: UInt64, initialization: Initialization) {
+        for (stage, stagePlan) in zip(stages, stagePlans) {
+            let weight: Parameter, bias: Parameter, receptive: Int
+            if let conv = stage as? Convolution {
+                (weight, bias, receptive) = (conv.weight, conv.bias, conv.kernel * conv.kernel)
+            } else if let linear = stage as? Linear {
+                (weight, bias, receptive) = (linear.weight, linear.bias, 1)
+            } else { continue }
+            let layer = plan.layers[stagePlan.layerIndex]
+            let rows = layer.outputsPerTower, rowLength = weight.shape.dropFirst().reduce(1, *)
+            let fanOut = rows * plan.towers * receptive
+            for block in 0..<towersHere {
+                var random = KeyedRandom(seed, UInt64(layer.index), UInt64(firstTower + block))
+                let w = weight.value.pointer + block * rows * rowLength
+                let b = bias.value.pointer + block * rows
+                switch initialization {
+                case .paper:
+                    for i in 0..<rows * rowLength { w[i] = Float(0.01 * random.normal()) }
+                    for i in 0..<rows { b[i] = layer.spec.paperBias }
+                case .xavier:
+                    let limit = (6.0 / Double(rowLength + fanOut)).squareRoot()
+                    for i in 0..<rows * rowLength { w[i] = Float((2 * random.uniform() - 1) * limit) }
+                    for i in 0..<rows { b[i] = 0 }
+                }
+            }
+        }
+    }
+
+    /// Logits `[classes, n]` of the last forward pass; every rank holds all of them.
+    public var logits: UnsafeMutablePointer<Float> { outputs[outputs.count - 1].pointer }
+
+    /// Runs the batch in `input` through every stage.
+    public func forward(batch n: Int, context: StepContext) {
+        precondition(n >= 1 && n <= maxBatch, "batch of \(n) outside 1...\(maxBatch)")
+        var x = UnsafePointer(input.pointer)
+        for (stage, output) in zip(stages, outputs) {
+            stage.forward(input: x, output: output.pointer, batch: n, context: context)
+            x = UnsafePointer(output.pointer)
+        }
+    }
+
+    /// Back-propagates the gradient that the loss left in the logits' gradient buffer.
+    public func backward(batch n: Int) {
+        for i in stride(from: stages.count - 1, through: 0, by: -1) {
+            let x = i == 0 ? UnsafePointer(input.pointer) : UnsafePointer(outputs[i - 1].pointer)
+            stages[i].backward(input: x, output: outputs[i].pointer, outputGradient: gradients[i].pointer,
+                               inputGradient: i == 0 ? nil : gradients[i - 1].pointer, batch: n)
+        }
+    }
+
+    /// Forward, softmax cross-entropy against `labels`, and (when training) backward.
+    /// Fills every parameter's gradient; returns the batch's mean loss and correct count.
+    @discardableResult
+    public func run(batch n: Int, context: StepContext) -> (loss: Double, correct: Int) {
+        forward(batch: n, context: context)
+        let result = labels.withUnsafeBufferPointer {
+            softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, classes: plan.classes, batch: n,
+                                gradient: context.training ? gradients[gradients.count - 1].pointer : nil)
+        }
+        if context.training { backward(batch: n) }
+        return result
+    }
+
+    /// Parameter by name, e.g. `conv3.weight` (this rank's towers only).
+    public func parameter(named name: String) -> Parameter? { parameters.first { $0.name == name } }
+}

@@ -1,0 +1,168 @@
+/// The three models that `compare` sets side by side (DESIGN.md §3).
+public enum ModelKind: String, CaseIterable, Sendable {
+    /// Two towers with the paper's connectivity.
+    case split
+    /// One tower, the same total kernels, every layer reads all channels.
+    case unsplit
+    /// The paper's one-GPU baseline: half the kernels in every conv layer but the last.
+    case paper1GPU = "paper-1gpu"
+
+    /// Towers that the model's kernels are divided into.
+    public var towers: Int { self == .split ? 2 : 1 }
+}
+
+/// A layer of a model: a row of the spec with the model's widths and connectivity applied.
+public struct LayerPlan: Sendable {
+    public var spec: LayerSpec
+    /// Position in the table; keys the layer's random streams.
+    public var index: Int
+    /// Kernels each tower holds.
+    public var outputsPerTower: Int
+    /// Whether the layer reads every tower's channels.
+    public var readsAllTowers: Bool
+}
+
+/// A problem with a requested model, in words a user can act on.
+public struct PlanError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A model of a spec: its towers and layers.
+public struct NetworkPlan: Sendable {
+    public let spec: ModelSpec
+    public let model: ModelKind
+    public let layers: [LayerPlan]
+
+    public init(spec: ModelSpec, model: ModelKind) throws {
+        self.spec = spec
+        self.model = model
+        let towers = model.towers
+        let lastConv = spec.layers.lastIndex { if case .convolution = $0.kind { true } else { false } }
+        layers = try spec.layers.enumerated().map { index, layer in
+            var total = spec.outputs(of: layer)
+            if model == .paper1GPU, case .convolution = layer.kind, index != lastConv { total /= 2 }
+            guard total % towers == 0 else {
+                throw PlanError("\(layer.name) has \(total) outputs, which do not split over \(towers) towers; use an even number of classes or --model unsplit")
+            }
+            return LayerPlan(spec: layer, index: index, outputsPerTower: total / towers,
+                             readsAllTowers: towers == 1 || layer.reads == .allTowers)
+        }
+    }
+
+    public var towers: Int { model.towers }
+    public var classes: Int { spec.classes }
+
+    /// The operations one rank runs when `ranks` ranks share the towers equally
+    /// (each then holds `towers / ranks` of them as groups).
+    public func stages(ranks: Int) throws -> [StagePlan] {
+        guard ranks >= 1, towers % ranks == 0 else {
+            throw PlanError("the \(model.rawValue) model has \(towers) tower(s) and cannot be split over \(ranks) ranks")
+        }
+        let groups = towers / ranks
+        var shape = spec.input
+        var partial = false  // does this rank hold only its towers' share of the channels?
+        var plans: [StagePlan] = []
+        func add(_ layer: LayerPlan, _ op: StageOp, _ output: Shape) {
+            plans.append(StagePlan(layer: layer.spec.name, layerIndex: layer.index, op: op, input: shape, output: output))
+            shape = output
+        }
+        for layer in layers {
+            let inputGroups = layer.readsAllTowers ? 1 : groups
+            if case .fullyConnected = layer.spec.kind, !shape.isFlat {
+                add(layer, .flatten, Shape(channels: shape.size))
+            }
+            if layer.readsAllTowers && partial {
+                add(layer, .gather(.sum), Shape(channels: shape.channels * ranks, height: shape.height, width: shape.width))
+                partial = false
+            }
+            let outputs = layer.outputsPerTower * groups
+            switch layer.spec.kind {
+            case let .convolution(kernel, stride, padding):
+                let size = { convolutionOutputSize(input: $0, kernel: kernel, stride: stride, padding: padding) }
+                guard size(shape.height) >= 1, size(shape.width) >= 1 else {
+                    throw PlanError("\(layer.spec.name) gets a \(shape) input, too small for its \(kernel)x\(kernel) kernel")
+                }
+                add(layer, .convolution(kernel: kernel, stride: stride, padding: padding, groups: inputGroups),
+                    Shape(channels: outputs, height: size(shape.height), width: size(shape.width)))
+            case .fullyConnected:
+                add(layer, .linear(groups: inputGroups), Shape(channels: outputs))
+            }
+            partial = ranks > 1
+            if layer.spec.relu { add(layer, .relu, shape) }
+            if layer.spec.lrn { add(layer, .lrn(groups: groups), shape) }
+            if layer.spec.pool {
+                let size = { convolutionOutputSize(input: $0, kernel: 3, stride: 2, padding: 0) }
+                guard shape.height >= 3, shape.width >= 3 else {
+                    throw PlanError("\(layer.spec.name)'s pool gets a \(shape) input, smaller than its 3x3 window")
+                }
+                add(layer, .maxPool(size: 3, stride: 2), Shape(channels: shape.channels, height: size(shape.height), width: size(shape.width)))
+            }
+            if layer.spec.dropout > 0 { add(layer, .dropout(rate: layer.spec.dropout, groups: groups), shape) }
+        }
+        if partial, let last = layers.last {
+            add(last, .gather(.slice), Shape(channels: shape.channels * ranks))
+        }
+        return plans
+    }
+}
+
+/// One operation as planned for one rank: enough to count, print and build it.
+public struct StagePlan: Sendable {
+    public var layer: String
+    public var layerIndex: Int
+    public var op: StageOp
+    /// Per-sample shapes on this rank.
+    public var input: Shape
+    public var output: Shape
+
+    /// Trainable numbers on this rank.
+    public var parameterCount: Int {
+        switch op {
+        case let .convolution(kernel, _, _, groups):
+            return output.channels * (input.channels / groups) * kernel * kernel + output.channels
+        case let .linear(groups):
+            return output.channels * (input.channels / groups) + output.channels
+        default:
+            return 0
+        }
+    }
+
+    /// Forward multiply-adds times two, per image, on this rank.
+    public var forwardFLOPs: Int {
+        switch op {
+        case let .convolution(kernel, _, _, groups):
+            return 2 * output.size * (input.channels / groups) * kernel * kernel
+        case let .linear(groups):
+            return 2 * output.channels * (input.channels / groups)
+        default:
+            return 0
+        }
+    }
+}
+
+/// What a stage does.
+public enum StageOp: Equatable, Sendable {
+    case convolution(kernel: Int, stride: Int, padding: Int, groups: Int)
+    case linear(groups: Int)
+    case relu
+    case lrn(groups: Int)
+    case maxPool(size: Int, stride: Int)
+    case dropout(rate: Float, groups: Int)
+    case flatten
+    case gather(CrossTowerGather.Backward)
+
+    /// The PyTorch-style name used in summaries.
+    public var displayName: String {
+        switch self {
+        case .convolution: "Conv2d"
+        case .linear: "Linear"
+        case .relu: "ReLU"
+        case .lrn: "LRN"
+        case .maxPool: "MaxPool2d"
+        case .dropout: "Dropout"
+        case .flatten: "Flatten"
+        case .gather: "AllGather"
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// Per-sample shape of an activation: channels x height x width.
+/// Fully-connected activations are `features x 1 x 1`.
+public struct Shape: Equatable, CustomStringConvertible, Sendable {
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+
+    public init(channels: Int, height: Int = 1, width: Int = 1) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+    }
+
+    /// Elements per sample.
+    public var size: Int { channels * height * width }
+    /// Elements per channel plane of one sample.
+    public var planeSize: Int { height * width }
+    public var isFlat: Bool { height == 1 && width == 1 }
+    public var description: String { isFlat ? "\(channels)" : "\(channels)x\(height)x\(width)" }
+}
+
+/// What a stage needs to know about the step it runs in.
+public struct StepContext: Sendable {
+    /// Dropout is on only when training.
+    public var training: Bool
+    /// Global step number; keys the dropout masks.
+    public var step: Int
+    /// Run seed; keys the dropout masks.
+    public var seed: UInt64
+
+    public init(training: Bool, step: Int, seed: UInt64) {
+        self.training = training
+        self.step = step
+        self.seed = seed
+    }
+}
+
+/// One operation of a network, with its forward and backward pass side by side.
+///
+/// Activations are channel-major, `[C, n, H, W]`: channel `c` of all `n` samples is one
+/// contiguous slab. That makes the batch-folded im2col GEMM write its output in place and
+/// makes concatenating the towers' channels a plain contiguous all-gather.
+/// Fully-connected activations are `[F, n]`.
+public protocol Stage: AnyObject {
+    /// The layer this stage belongs to, e.g. `conv3`.
+    var layerName: String { get }
+    /// Trainable tensors (empty for parameter-free stages).
+    var parameters: [Parameter] { get }
+    /// input `[inputShape, n]` -> output `[outputShape, n]`.
+    func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext)
+    /// Reads `output` and `outputGradient` (and `input`); writes parameter gradients, and the
+    /// input gradient when `inputGradient` is not nil (the first stage of a network skips it).
+    func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
+                  outputGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?, batch n: Int)
+}
+
+public extension Stage {
+    var parameters: [Parameter] { [] }
+}
+
+/// Scratch memory shared by the stages of one network: backward passes run one at a time,
+/// so one block sized for the largest need serves all of them.
+public final class Scratch {
+    private var buffer = Buffer(count: 0)
+
+    public init() {}
+
+    /// Grows the block to at least `count` floats. Call while building, never per step.
+    public func reserve(_ count: Int) {
+        if count > buffer.count { buffer = Buffer(count: count) }
+    }
+
+    public var pointer: UnsafeMutablePointer<Float> { buffer.pointer }
+    public var count: Int { buffer.count }
+}

@@ -1,0 +1,78 @@
+import AlexNetCore
+import CMPI
+import Foundation
+
+/// The Communicator over Open MPI's MPI_COMM_WORLD: one tower per process.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    private let world = cmpi_comm_world()
+
+    /// Whether this process was started by mpirun (or another Open MPI launcher).
+    public static var launchedByMPI: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
+    }
+
+    /// This process's rank as the launcher set it, readable before MPI_Init (0 when not launched).
+    public static var launcherRank: Int {
+        let env = ProcessInfo.processInfo.environment
+        return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
+    }
+
+    /// Initialises MPI; call once per process.
+    public init() {
+        MPI_Init(nil, nil)
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(world, &r)
+        MPI_Comm_size(world, &s)
+        rank = Int(r)
+        size = Int(s)
+    }
+
+    /// Shuts MPI down; call once, after the last collective.
+    public func finalize() { MPI_Finalize() }
+
+    public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {  // MPI counts are 32-bit
+            let count = min(bytes.count - offset, 1 << 30)
+            MPI_Bcast(base + offset, Int32(count), cmpi_byte(), Int32(root), world)
+            offset += count
+        }
+    }
+
+    public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        MPI_Allgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world)
+    }
+
+    /// For two ranks, one Sendrecv plus a local add: 5x faster here than MPI_Reduce_scatter_block
+    /// (DESIGN.md §4), and the same bits, since a+b == b+a.
+    public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        guard size == 2 else {
+            MPI_Reduce_scatter_block(send, receive, Int32(count), cmpi_float(), cmpi_sum(), world)
+            return
+        }
+        let other = 1 - rank
+        MPI_Sendrecv(send + other * count, Int32(count), cmpi_float(), Int32(other), 7,
+                     receive, Int32(count), cmpi_float(), Int32(other), 7, world, cmpi_status_ignore())
+        let own = send + rank * count
+        for i in 0..<count { receive[i] += own[i] }
+    }
+
+    public func sum(_ values: [Double]) -> [Double] {
+        var result = [Double](repeating: 0, count: values.count)
+        MPI_Allreduce(values, &result, Int32(values.count), cmpi_double(), cmpi_sum(), world)
+        return result
+    }
+
+    public func barrier() { MPI_Barrier(world) }
+
+    public func abort(exitCode: Int32) -> Never {
+        fflush(stdout)
+        fflush(stderr)
+        MPI_Abort(world, exitCode)
+        exit(exitCode)
+    }
+}

@@ -1,0 +1,42 @@
+import AlexNetCore
+import AlexNetData
+
+/// Rank 0's data side: it owns the data set, shuffles it with the seed, and assembles each
+/// batch into the network's input before the batch is broadcast.
+final class Coordinator {
+    let data: DataSet
+    private let assembler: BatchAssembler
+    private let seed: UInt64
+    private(set) var order: [Int] = []
+
+    init(data: DataSet, input: Shape, seed: UInt64) {
+        self.data = data
+        self.seed = seed
+        let statistics = data.train.pixelStatistics()
+        assembler = BatchAssembler(sourceHeight: data.train.height, sourceWidth: data.train.width,
+                                   channels: input.channels, height: input.height, width: input.width,
+                                   mean: statistics.mean, std: statistics.std)
+    }
+
+    /// The epoch's data order: a permutation keyed by (seed, epoch), the same for every model.
+    func shuffle(epoch: Int) {
+        var random = KeyedRandom(seed, 0x5348_5546, UInt64(epoch))
+        order = random.permutation(data.train.count)
+    }
+
+    /// Fills the network's input and labels with training images `order[range]`.
+    func assembleTraining(_ range: Range<Int>, into network: Network) {
+        assemble(order[range], from: data.train, into: network)
+    }
+
+    /// Fills the network's input and labels with test images `range`, in file order.
+    func assembleTest(_ range: Range<Int>, into network: Network) {
+        assemble(Array(range)[...], from: data.test, into: network)
+    }
+
+    private func assemble(_ indices: ArraySlice<Int>, from images: LabeledImages, into network: Network) {
+        network.labels.withUnsafeMutableBufferPointer { labels in
+            assembler.assemble(indices, from: images, pixels: network.input.pointer, labels: labels.baseAddress!)
+        }
+    }
+}

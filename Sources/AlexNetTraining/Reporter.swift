@@ -1,0 +1,35 @@
+import Foundation
+
+/// Where a run's words go: only the coordinator speaks; other ranks stay silent.
+final class Reporter {
+    let speaks: Bool
+
+    init(speaks: Bool) { self.speaks = speaks }
+
+    func say(_ line: String) {
+        guard speaks else { return }
+        print(line)
+        fflush(stdout)
+    }
+
+    func fail(_ message: String) {
+        guard speaks else { return }
+        fputs("error: \(message)\n", stderr)
+        fflush(stderr)
+    }
+}
+
+/// Seconds on a monotonic clock.
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+/// `1h02m`, `3m05s` or `12.3s`.
+func formatDuration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return String(format: "%.1fs", seconds)
+}

@@ -1,0 +1,19 @@
+import AlexNetCore
+import ArgumentParser
+
+extension Preset: ExpressibleByArgument {
+    public static var allValueStrings: [String] { userFacing.map(\.rawValue) }
+}
+
+extension ModelKind: ExpressibleByArgument {}
+
+extension Initialization: ExpressibleByArgument {}
+
+/// Which network: shared by every subcommand.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Network size: paper (3x227, as in the paper), d2l (1x224, d2l.ai's chapter) or small (1x32, trains in minutes).")
+    var preset: Preset = .small
+
+    @Option(help: "split (two towers, the paper's connectivity), unsplit (one tower, full connectivity) or paper-1gpu (the paper's one-GPU baseline).")
+    var model: ModelKind = .split
+}
