@@ -11,8 +11,12 @@ enum Main {
             var command = try AlexNetSplit.parseAsRoot()
             try command.run()
         } catch {
-            if MPICommunicator.launcherRank == 0 { AlexNetSplit.exit(withError: error) }
-            exit(AlexNetSplit.exitCode(for: error).rawValue)
+            let code = AlexNetSplit.exitCode(for: error)
+            guard MPICommunicator.launcherRank == 0 else { exit(code.rawValue) }
+            // Help and our own exit codes go through ArgumentParser; a bad option is one line.
+            if code == .success || error is ExitCode { AlexNetSplit.exit(withError: error) }
+            fputs("error: \(AlexNetSplit.message(for: error)) (see `alexnet-split --help`)\n", stderr)
+            exit(code.rawValue)
         }
     }
 }

@@ -1,0 +1,90 @@
+import Foundation
+import XCTest
+
+/// Runs the built `alexnet-split` (or mpirun around it) with a time limit, so that a hang
+/// fails the test instead of the whole run.
+struct CommandResult {
+    var status: Int32
+    var output: String
+    var error: String
+    var timedOut: Bool
+}
+
+enum CommandRunner {
+    /// The executable built beside this test bundle (or $ALEXNET_SPLIT_BIN).
+    static var executable: String {
+        if let path = ProcessInfo.processInfo.environment["ALEXNET_SPLIT_BIN"] { return path }
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var candidate = directory
+        // The xctest binary sits in .build/<config>/; walk up until alexnet-split is beside us.
+        for _ in 0..<4 {
+            let path = candidate.appendingPathComponent("alexnet-split").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+            candidate = candidate.deletingLastPathComponent()
+        }
+        return directory.appendingPathComponent("alexnet-split").path
+    }
+
+    static var mpirun: String? {
+        for directory in ["/usr/bin", "/usr/local/bin"] where FileManager.default.isExecutableFile(atPath: directory + "/mpirun") {
+            return directory + "/mpirun"
+        }
+        return nil
+    }
+
+    /// mpirun's arguments for `ranks` ranks of alexnet-split on this machine, as root if need be.
+    static func mpiArguments(ranks: Int) -> [String] {
+        ["--allow-run-as-root", "--oversubscribe", "-q", "-np", "\(ranks)", "-x", "OPENBLAS_NUM_THREADS=1",
+         "-x", "ALEXNET_SPLIT_TESTING=1", executable]
+    }
+
+    static func run(_ launch: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: launch)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["ALEXNET_SPLIT_TESTING"] = "1"
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let outData = DataBox(), errData = DataBox()
+        out.fileHandleForReading.readabilityHandler = { outData.append($0.availableData) }
+        err.fileHandleForReading.readabilityHandler = { errData.append($0.availableData) }
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        let timedOut = process.isRunning
+        if timedOut {
+            kill(-process.processIdentifier, SIGKILL)
+            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        out.fileHandleForReading.readabilityHandler = nil
+        err.fileHandleForReading.readabilityHandler = nil
+        outData.append(out.fileHandleForReading.readDataToEndOfFile())
+        errData.append(err.fileHandleForReading.readDataToEndOfFile())
+        return CommandResult(status: process.terminationStatus, output: outData.string, error: errData.string, timedOut: timedOut)
+    }
+
+    static func alexnet(_ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {
+        try run(executable, arguments, timeout: timeout)
+    }
+
+    static func mpi(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {
+        guard let mpirun else {
+            XCTFail("mpirun not found: install openmpi-bin (bash .ci/run does)")
+            return CommandResult(status: -1, output: "", error: "", timedOut: false)
+        }
+        return try run(mpirun, mpiArguments(ranks: ranks) + arguments, timeout: timeout)
+    }
+}
+
+private final class DataBox: @unchecked Sendable {
+    private var data = Data()
+    private let lock = NSLock()
+    func append(_ more: Data) { lock.withLock { data.append(more) } }
+    var string: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+}

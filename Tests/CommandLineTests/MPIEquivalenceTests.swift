@@ -1,0 +1,48 @@
+import Foundation
+import XCTest
+
+/// DESIGN.md §5: `mpirun -np 2` and `--simulate` give bit-identical losses and final weights.
+final class MPIEquivalenceTests: XCTestCase {
+    func temporaryDirectory(_ name: String) -> String {
+        let path = NSTemporaryDirectory() + "\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    func losses(_ directory: String) throws -> [String] {
+        // The loss fields as written, so that the comparison is of the exact printed doubles.
+        let text = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
+        return text.split(separator: "\n").flatMap { line in
+            line.split(separator: ",").filter { $0.contains("loss") }.map(String.init)
+        }
+    }
+
+    func testMPIRunIsBitIdenticalToSimulation() throws {
+        let base = temporaryDirectory("mpi-equivalence")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let common = ["train", "--preset", "tiny", "--train-limit", "300", "--test-limit", "50", "--batch-size", "32",
+                      "--epochs", "2", "--max-steps", "12", "--log-every", "1", "--seed", "5"]
+        let mpi = try CommandRunner.mpi(ranks: 2, common + ["--run-dir", base + "/mpi", "--dump-weights", base + "/mpi/w"])
+        XCTAssertFalse(mpi.timedOut)
+        XCTAssertEqual(mpi.status, 0, mpi.error)
+        XCTAssertTrue(mpi.output.contains("2 MPI ranks"), mpi.output)
+        let simulated = try CommandRunner.alexnet(common + ["--simulate", "--run-dir", base + "/sim", "--dump-weights", base + "/sim/w"])
+        XCTAssertEqual(simulated.status, 0, simulated.error)
+        XCTAssertTrue(simulated.output.contains("simulated"), simulated.output)
+
+        let mpiLosses = try losses(base + "/mpi"), simulatedLosses = try losses(base + "/sim")
+        XCTAssertGreaterThanOrEqual(mpiLosses.count, 12)
+        XCTAssertEqual(mpiLosses, simulatedLosses)
+        for tower in 0..<2 {
+            let a = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower\(tower).safetensors"))
+            let b = try Data(contentsOf: URL(fileURLWithPath: "\(base)/sim/w-tower\(tower).safetensors"))
+            XCTAssertGreaterThan(a.count, 1000)
+            XCTAssertTrue(a == b, "tower \(tower) weights differ between MPI and simulation")
+        }
+        // The towers hold different kernels.
+        let t0 = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower0.safetensors"))
+        let t1 = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower1.safetensors"))
+        XCTAssertNotEqual(t0, t1)
+    }
+}
