@@ -29,13 +29,7 @@ struct GradientChecker {
         let analyticParameters = stage.parameters.map(\.gradient.array)
 
         func numeric(_ pointer: UnsafeMutablePointer<Float>, _ i: Int) -> Double {
-            let saved = pointer[i]
-            pointer[i] = saved + epsilon
-            let up = loss()
-            pointer[i] = saved - epsilon
-            let down = loss()
-            pointer[i] = saved
-            return (up - down) / (2 * Double(epsilon))
+            centralDifference(pointer, i, epsilon: epsilon, loss: loss)
         }
         func compare(_ analytic: Double, _ numeric: Double, _ what: String) {
             let error = abs(analytic - numeric) / max(abs(analytic), abs(numeric), 1e-2)
@@ -57,6 +51,17 @@ struct GradientChecker {
         guard count > 60 else { return Array(0..<count) }
         return (0..<60).map { $0 * (count - 1) / 59 }
     }
+}
+
+/// (loss(x_i + epsilon) - loss(x_i - epsilon)) / (2 epsilon), leaving x_i as it was.
+func centralDifference(_ pointer: UnsafeMutablePointer<Float>, _ i: Int, epsilon: Float, loss: () -> Double) -> Double {
+    let saved = pointer[i]
+    pointer[i] = saved + epsilon
+    let up = loss()
+    pointer[i] = saved - epsilon
+    let down = loss()
+    pointer[i] = saved
+    return (up - down) / (2 * Double(epsilon))
 }
 
 /// Random values whose magnitudes stay above `floor`, so that nudges never cross a kink at zero.

@@ -82,13 +82,7 @@ final class SplitEquivalenceTests: XCTestCase {
             return softmaxCrossEntropy(logits: network.logits, labels: labels, classes: spec.classes, batch: n, gradient: nil).loss
         }
         func quotient(_ pointer: UnsafeMutablePointer<Float>, _ i: Int, _ epsilon: Float) -> Double {
-            let saved = pointer[i]
-            pointer[i] = saved + epsilon
-            let up = loss()
-            pointer[i] = saved - epsilon
-            let down = loss()
-            pointer[i] = saved
-            return (up - down) / Double(2 * epsilon)
+            centralDifference(pointer, i, epsilon: epsilon, loss: loss)
         }
         var (checked, skipped) = (0, 0)
         for parameter in network.parameters {
