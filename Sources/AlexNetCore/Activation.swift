@@ -15,7 +15,11 @@ public final class ReLU: Stage {
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                          outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?, batch n: Int) {
         guard let dx else { return }
-        for i in 0..<shape.size * n { dx[i] = output[i] > 0 ? dy[i] : 0 }
+        // Load dy unconditionally: a select vectorises, a branch on the sign does not.
+        for i in 0..<shape.size * n {
+            let g = dy[i]
+            dx[i] = output[i] > 0 ? g : 0
+        }
     }
 }
 

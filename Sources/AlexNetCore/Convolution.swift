@@ -5,78 +5,77 @@ public func convolutionOutputSize(input: Int, kernel: Int, stride: Int, padding:
     (input + 2 * padding - kernel) / stride + 1
 }
 
-/// Range of output columns `ow` whose input column `ow*stride - padding + offset` lies in `0..<width`.
-@inline(__always)
-private func validColumns(width: Int, outWidth: Int, stride: Int, padding: Int, offset: Int) -> Range<Int> {
-    let shift = padding - offset  // input column = ow*stride - shift
-    let start = shift <= 0 ? 0 : (shift + stride - 1) / stride
-    let last = width - 1 + shift
-    let end = last < 0 ? 0 : min(outWidth, last / stride + 1)
-    return start..<max(start, end)
-}
+/// Where a convolution's windows fall on its input: the geometry that im2col and col2im share.
+struct PatchGeometry {
+    var channels: Int, height: Int, width: Int
+    var kernel: Int, stride: Int, padding: Int
+    var outHeight: Int, outWidth: Int
 
-/// Unfolds image patches into a matrix so that a convolution becomes one GEMM.
-///
-/// x: `[C, n, H, W]`; columns: `[C*k*k, n*Ho*Wo]`, row `(c, ki, kj)`, column `(b, oh, ow)`.
-/// The batch is folded into the column dimension, so one GEMM covers the whole batch.
-func im2col(_ x: UnsafePointer<Float>, channels: Int, batch n: Int, height: Int, width: Int,
-            kernel k: Int, stride s: Int, padding p: Int, outHeight: Int, outWidth: Int,
-            into columns: UnsafeMutablePointer<Float>) {
-    let rowLength = n * outHeight * outWidth
-    for c in 0..<channels {
-        let plane = x + c * n * height * width
-        for ki in 0..<k {
-            for kj in 0..<k {
-                let row = columns + ((c * k + ki) * k + kj) * rowLength
-                let valid = validColumns(width: width, outWidth: outWidth, stride: s, padding: p, offset: kj)
-                for b in 0..<n {
-                    let image = plane + b * height * width
-                    for oh in 0..<outHeight {
-                        let dst = row + (b * outHeight + oh) * outWidth
-                        let ih = oh * s - p + ki
-                        if ih < 0 || ih >= height {
-                            dst.update(repeating: 0, count: outWidth)
-                            continue
-                        }
-                        let src = image + ih * width - p + kj
-                        if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
-                        if s == 1 {
-                            (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
-                        } else {
-                            for ow in valid { dst[ow] = src[ow * s] }
-                        }
-                        if valid.upperBound < outWidth {
-                            (dst + valid.upperBound).update(repeating: 0, count: outWidth - valid.upperBound)
+    /// Visits every (column-matrix row segment, input row) pair for images `images` of a
+    /// `[C, batch, H, W]` tensor. The column matrix is `[C*k*k, images.count*Ho*Wo]`, row
+    /// `(c, ki, kj)`, column `(b, oh, ow)`. `body` gets the segment of `outWidth` columns, the
+    /// input row shifted so that output column `ow` reads `source[ow * stride]` (nil when the
+    /// row lies in the padding), and the range of `ow` that lands inside the image.
+    @inline(__always)
+    func forEachRow(_ tensor: UnsafeMutablePointer<Float>, batch: Int, images: Range<Int>,
+                    columns: UnsafeMutablePointer<Float>,
+                    _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, Range<Int>) -> Void) {
+        let rowLength = images.count * outHeight * outWidth
+        for c in 0..<channels {
+            let plane = tensor + c * batch * height * width
+            for ki in 0..<kernel {
+                for kj in 0..<kernel {
+                    let row = columns + ((c * kernel + ki) * kernel + kj) * rowLength
+                    let valid = validColumns(offset: kj)
+                    for (i, b) in images.enumerated() {
+                        let image = plane + b * height * width
+                        for oh in 0..<outHeight {
+                            let segment = row + (i * outHeight + oh) * outWidth
+                            let ih = oh * stride - padding + ki
+                            body(segment, ih < 0 || ih >= height ? nil : image + ih * width - padding + kj, valid)
                         }
                     }
                 }
             }
         }
     }
-}
 
-/// The adjoint of `im2col`: adds every column entry back onto the pixel it came from.
-/// dx must be zeroed (or hold a gradient to add to) before the call.
-func col2im(_ columns: UnsafePointer<Float>, channels: Int, batch n: Int, height: Int, width: Int,
-            kernel k: Int, stride s: Int, padding p: Int, outHeight: Int, outWidth: Int,
-            into dx: UnsafeMutablePointer<Float>) {
-    let rowLength = n * outHeight * outWidth
-    for c in 0..<channels {
-        let plane = dx + c * n * height * width
-        for ki in 0..<k {
-            for kj in 0..<k {
-                let row = columns + ((c * k + ki) * k + kj) * rowLength
-                let valid = validColumns(width: width, outWidth: outWidth, stride: s, padding: p, offset: kj)
-                for b in 0..<n {
-                    let image = plane + b * height * width
-                    for oh in 0..<outHeight {
-                        let ih = oh * s - p + ki
-                        if ih < 0 || ih >= height { continue }
-                        let src = row + (b * outHeight + oh) * outWidth
-                        let dst = image + ih * width - p + kj
-                        for ow in valid { dst[ow * s] += src[ow] }
-                    }
-                }
+    /// Output columns `ow` whose input column `ow*stride - padding + offset` lies in `0..<width`.
+    @inline(__always)
+    func validColumns(offset: Int) -> Range<Int> {
+        let shift = padding - offset  // input column = ow*stride - shift
+        let start = shift <= 0 ? 0 : (shift + stride - 1) / stride
+        let last = width - 1 + shift
+        let end = last < 0 ? 0 : min(outWidth, last / stride + 1)
+        return start..<max(start, end)
+    }
+
+    /// Unfolds image patches into a matrix, so that a convolution becomes one GEMM whose
+    /// columns are the whole range of images.
+    func im2col(_ x: UnsafePointer<Float>, batch: Int, images: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
+        let (s, ow) = (stride, outWidth)
+        forEachRow(UnsafeMutablePointer(mutating: x), batch: batch, images: images, columns: columns) { dst, src, valid in
+            guard let src else { return dst.update(repeating: 0, count: ow) }
+            if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
+            if s == 1 {
+                (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+            } else {
+                for o in valid { dst[o] = src[o * s] }
+            }
+            if valid.upperBound < ow { (dst + valid.upperBound).update(repeating: 0, count: ow - valid.upperBound) }
+        }
+    }
+
+    /// The adjoint of `im2col`: adds every column entry back onto the pixel it came from.
+    /// The images' part of `dx` must be zeroed (or hold a gradient to add to) first.
+    func col2im(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+        let s = stride
+        forEachRow(dx, batch: batch, images: images, columns: UnsafeMutablePointer(mutating: columns)) { src, dst, valid in
+            guard let dst else { return }
+            if s == 1 {
+                for o in valid { dst[o] += src[o] }
+            } else {
+                for o in valid { dst[o * s] += src[o] }
             }
         }
     }
@@ -102,11 +101,15 @@ public final class Convolution: Stage {
 
     /// Unfolded input of every group, kept from forward for the weight gradient.
     private let columns: Buffer
+    /// Shared workspace for the input gradient's columns, a chunk of images at a time.
     private let scratch: Scratch
-    private let maxBatch: Int
+    private let geometry: PatchGeometry
+    /// Images per input-gradient chunk: about 16 MiB of columns, so col2im reads from cache and
+    /// the workspace stays small whatever the batch.
+    private let chunk: Int
 
     public init(layerName: String, input: Shape, outputs: Int, kernel: Int, stride: Int, padding: Int,
-                groups: Int, maxBatch: Int, scratch: Scratch) {
+                groups: Int, maxBatch: Int, scratch: Scratch, chunkImages: Int? = nil) {
         precondition(input.channels % groups == 0 && outputs % groups == 0, "channels must divide into groups")
         self.layerName = layerName
         inputShape = input
@@ -117,13 +120,15 @@ public final class Convolution: Stage {
         self.stride = stride
         self.padding = padding
         self.groups = groups
-        self.maxBatch = maxBatch
         self.scratch = scratch
         weight = Parameter(name: "\(layerName).weight", shape: [outputs, input.channels / groups, kernel, kernel])
         bias = Parameter(name: "\(layerName).bias", shape: [outputs])
+        geometry = PatchGeometry(channels: input.channels / groups, height: input.height, width: input.width, kernel: kernel,
+                                 stride: stride, padding: padding, outHeight: outputShape.height, outWidth: outputShape.width)
         let rows = input.channels / groups * kernel * kernel
         columns = Buffer(count: groups * rows * maxBatch * outputShape.planeSize)
-        scratch.reserve(rows * maxBatch * outputShape.planeSize)
+        chunk = chunkImages ?? max(1, min(maxBatch, (4 << 20) / max(rows * outputShape.planeSize, 1)))
+        scratch.reserve(rows * chunk * outputShape.planeSize)
     }
 
     private var rowsPerGroup: Int { inputShape.channels / groups * kernel * kernel }
@@ -133,9 +138,7 @@ public final class Convolution: Stage {
         let length = n * outputShape.planeSize, rows = rowsPerGroup
         for g in 0..<groups {
             let cols = columns.pointer + g * rows * length
-            im2col(input + g * cg * n * inputShape.planeSize, channels: cg, batch: n,
-                   height: inputShape.height, width: inputShape.width, kernel: kernel, stride: stride, padding: padding,
-                   outHeight: outputShape.height, outWidth: outputShape.width, into: cols)
+            geometry.im2col(input + g * cg * n * inputShape.planeSize, batch: n, images: 0..<n, into: cols)
             let y = output + g * og * length
             for o in 0..<og { (y + o * length).update(repeating: bias.value.pointer[g * og + o], count: length) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(length), Int32(rows),
@@ -146,7 +149,7 @@ public final class Convolution: Stage {
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                          outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?, batch n: Int) {
         let cg = inputShape.channels / groups, og = outputShape.channels / groups
-        let length = n * outputShape.planeSize, rows = rowsPerGroup
+        let plane = outputShape.planeSize, length = n * plane, rows = rowsPerGroup
         if let dx { dx.update(repeating: 0, count: inputShape.size * n) }
         for g in 0..<groups {
             let cols = columns.pointer + g * rows * length
@@ -156,12 +159,14 @@ public final class Convolution: Stage {
                         1, dyg, Int32(length), cols, Int32(length), 0, weight.gradient.pointer + g * og * rows, Int32(rows))
             for o in 0..<og { bias.gradient.pointer[g * og + o] = sum(dyg + o * length, count: length) }
             guard let dx else { continue }
-            // dcols [rows, length] = W_g^T * dY_g, then fold back onto the image.
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rows), Int32(length), Int32(og),
-                        1, weight.value.pointer + g * og * rows, Int32(rows), dyg, Int32(length), 0, scratch.pointer, Int32(length))
-            col2im(scratch.pointer, channels: cg, batch: n, height: inputShape.height, width: inputShape.width,
-                   kernel: kernel, stride: stride, padding: padding,
-                   outHeight: outputShape.height, outWidth: outputShape.width, into: dx + g * cg * n * inputShape.planeSize)
+            // dcols [rows, images*plane] = W_g^T * dY_g[:, images], folded back a chunk at a time.
+            for first in Swift.stride(from: 0, to: n, by: chunk) {
+                let images = first..<min(first + chunk, n), width = images.count * plane
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(og),
+                            1, weight.value.pointer + g * og * rows, Int32(rows), dyg + first * plane, Int32(length),
+                            0, scratch.pointer, Int32(width))
+                geometry.col2im(scratch.pointer, batch: n, images: images, into: dx + g * cg * n * inputShape.planeSize)
+            }
         }
     }
 }

@@ -19,6 +19,8 @@ public final class Network {
     private let gradients: [Buffer]
     /// Every trainable tensor of this rank, in stage order.
     public let parameters: [Parameter]
+    /// Time spent in each stage, for `bench`.
+    public let times: StageTimes
 
     /// Towers held by this rank.
     public var towersHere: Int { plan.towers / communicator.size }
@@ -62,6 +64,7 @@ public final class Network {
         outputs = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
         gradients = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
         parameters = stages.flatMap(\.parameters)
+        times = StageTimes(stages: stages.count)
         initializeWeights(seed: seed, initialization: initialization ?? plan.spec.initialization)
     }
 
@@ -102,8 +105,10 @@ public final class Network {
     public func forward(batch n: Int, context: StepContext) {
         precondition(n >= 1 && n <= maxBatch, "batch of \(n) outside 1...\(maxBatch)")
         var x = UnsafePointer(input.pointer)
-        for (stage, output) in zip(stages, outputs) {
+        for (i, (stage, output)) in zip(stages, outputs).enumerated() {
+            let start = monotonicSeconds()
             stage.forward(input: x, output: output.pointer, batch: n, context: context)
+            times.addForward(i, monotonicSeconds() - start)
             x = UnsafePointer(output.pointer)
         }
     }
@@ -112,8 +117,10 @@ public final class Network {
     public func backward(batch n: Int) {
         for i in stride(from: stages.count - 1, through: 0, by: -1) {
             let x = i == 0 ? UnsafePointer(input.pointer) : UnsafePointer(outputs[i - 1].pointer)
+            let start = monotonicSeconds()
             stages[i].backward(input: x, output: outputs[i].pointer, outputGradient: gradients[i].pointer,
                                inputGradient: i == 0 ? nil : gradients[i - 1].pointer, batch: n)
+            times.addBackward(i, monotonicSeconds() - start)
         }
     }
 

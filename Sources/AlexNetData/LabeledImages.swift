@@ -45,4 +45,11 @@ public struct DataSet: Sendable {
     public let test: LabeledImages
     public let classNames: [String]
     public var classes: Int { classNames.count }
+
+    public init(name: String, train: LabeledImages, test: LabeledImages, classNames: [String]) {
+        self.name = name
+        self.train = train
+        self.test = test
+        self.classNames = classNames
+    }
 }

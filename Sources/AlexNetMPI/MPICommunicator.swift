@@ -21,7 +21,13 @@ public final class MPICommunicator: Communicator {
     }
 
     /// Initialises MPI; call once per process.
+    ///
+    /// Unless the user chose otherwise, shared-memory transfers copy through a buffer instead of
+    /// the kernel's cross-memory attach: measured here, that cut a paper-preset run's system time
+    /// from 15 s to 4 s and the ranks' waiting from 34 to 6 ms per step, and it avoids CMA's
+    /// ptrace failures in containers.
     public init() {
+        setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0)
         MPI_Init(nil, nil)
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(world, &r)

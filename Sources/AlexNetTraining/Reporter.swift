@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// Where a run's words go: only the coordinator speaks; other ranks stay silent.
@@ -20,11 +21,7 @@ final class Reporter {
 }
 
 /// Seconds on a monotonic clock.
-func now() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
+func now() -> Double { monotonicSeconds() }
 
 /// `1h02m`, `3m05s` or `12.3s`.
 func formatDuration(_ seconds: Double) -> String {

@@ -29,5 +29,5 @@ struct AlexNetSplit: ParsableCommand {
         Run `mpirun -np 2 alexnet-split train` for one tower per process, or `alexnet-split train --simulate` \
         to run both towers in one process with bit-identical numbers.
         """,
-        subcommands: [Train.self, Summary.self])
+        subcommands: [Train.self, Summary.self, Bench.self])
 }

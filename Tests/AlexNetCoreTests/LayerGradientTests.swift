@@ -15,6 +15,17 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    func testConvolutionInputGradientInChunksOfImages() {
+        // The input gradient is folded back a few images at a time; chunks of 1 and 2 of 3 images.
+        for chunk in [1, 2] {
+            let input = Shape(channels: 4, height: 7, width: 7), n = 3
+            let conv = Convolution(layerName: "conv chunk \(chunk)", input: input, outputs: 4, kernel: 3, stride: 2, padding: 1,
+                                   groups: 2, maxBatch: n, scratch: Scratch(), chunkImages: chunk)
+            randomize(conv, seed: 6)
+            checker.check(conv, input: randomValues(input.size * n, seed: 2), outputCount: conv.outputShape.size * n, batch: n)
+        }
+    }
+
     func testConvolutionOutputSizeMatchesThePaper() {
         XCTAssertEqual(convolutionOutputSize(input: 227, kernel: 11, stride: 4, padding: 0), 55)
         XCTAssertEqual(convolutionOutputSize(input: 55, kernel: 3, stride: 2, padding: 0), 27)
