@@ -11,6 +11,8 @@ public protocol Communicator: AnyObject {
     var size: Int { get }
     /// Copies `bytes` on `root` into `bytes` on every other rank.
     func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int)
+    /// `broadcast`, for receivers that may wait long: they should sleep rather than spin.
+    func broadcastIdly(_ bytes: UnsafeMutableRawBufferPointer, root: Int)
     /// Concatenates every rank's `count` floats, in rank order, into `receive` (`count * size`).
     func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
     /// Sums the ranks' `send` buffers (`count * size` each) and leaves block `rank` of the sum,
@@ -25,6 +27,12 @@ public protocol Communicator: AnyObject {
 }
 
 public extension Communicator {
+    /// A broadcast in which the receiving ranks may wait a long time (while rank 0 trains a
+    /// one-tower model alone). Implementations should wait without spinning a core.
+    func broadcastIdly<T>(_ values: inout [T], root: Int) {
+        values.withUnsafeMutableBytes { broadcastIdly($0, root: root) }
+    }
+
     /// Broadcasts an array of plain values (counts, flags) from `root`; the array must already
     /// have the same length on every rank.
     func broadcast<T>(_ values: inout [T], root: Int) {
@@ -38,6 +46,7 @@ public final class SingleProcessCommunicator: Communicator {
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {}
+    public func broadcastIdly(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {}
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
     }

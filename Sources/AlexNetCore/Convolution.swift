@@ -21,18 +21,19 @@ struct PatchGeometry {
                     columns: UnsafeMutablePointer<Float>,
                     _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, Range<Int>) -> Void) {
         let rowLength = images.count * outHeight * outWidth
+        // Image-major inside each channel: one image's plane stays in L2 while all k*k rows
+        // read it (kernel-major order streamed the whole batch from memory k*k times).
         for c in 0..<channels {
             let plane = tensor + c * batch * height * width
-            for ki in 0..<kernel {
-                for kj in 0..<kernel {
-                    let row = columns + ((c * kernel + ki) * kernel + kj) * rowLength
-                    let valid = validColumns(offset: kj)
-                    for (i, b) in images.enumerated() {
-                        let image = plane + b * height * width
+            for (i, b) in images.enumerated() {
+                let image = plane + b * height * width
+                for ki in 0..<kernel {
+                    for kj in 0..<kernel {
+                        let row = columns + ((c * kernel + ki) * kernel + kj) * rowLength + i * outHeight * outWidth
+                        let valid = validColumns(offset: kj)
                         for oh in 0..<outHeight {
-                            let segment = row + (i * outHeight + oh) * outWidth
                             let ih = oh * stride - padding + ki
-                            body(segment, ih < 0 || ih >= height ? nil : image + ih * width - padding + kj, valid)
+                            body(row + oh * outWidth, ih < 0 || ih >= height ? nil : image + ih * width - padding + kj, valid)
                         }
                     }
                 }

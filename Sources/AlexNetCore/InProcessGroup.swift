@@ -88,6 +88,9 @@ final class InProcessCommunicator: Communicator {
         }
     }
 
+    /// Threads wait on a condition variable, which never spins.
+    func broadcastIdly(_ bytes: UnsafeMutableRawBufferPointer, root: Int) { broadcast(bytes, root: root) }
+
     func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         exchange(UnsafeRawPointer(send)) { board in
             for r in 0..<size {

@@ -68,6 +68,8 @@ public final class TimedCommunicator: Communicator {
         timed("broadcast", data.count) { inner.broadcast(data, root: root) }
     }
 
+    public func broadcastIdly(_ data: UnsafeMutableRawBufferPointer, root: Int) { inner.broadcastIdly(data, root: root) }
+
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         timed("all-gather", count * size * 4) { inner.allGather(send, count: count, into: receive) }
     }

@@ -49,6 +49,20 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// A non-blocking broadcast polled every millisecond: Open MPI's blocking collectives
+    /// busy-poll, which would take a core from the rank that is training alone.
+    public func broadcastIdly(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {
+        guard let base = bytes.baseAddress else { return }
+        var request: MPI_Request? = nil
+        MPI_Ibcast(base, Int32(bytes.count), cmpi_byte(), Int32(root), world, &request)
+        var done: Int32 = 0
+        while true {
+            MPI_Test(&request, &done, cmpi_status_ignore())
+            if done != 0 { break }
+            usleep(1000)
+        }
+    }
+
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         MPI_Allgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world)
     }

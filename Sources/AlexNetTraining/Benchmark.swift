@@ -140,7 +140,7 @@ extension BenchmarkReport {
         let sorted = stepSeconds.sorted()
         let rates = sorted.map { Double(batchSize) / $0 }
         var lines = [
-            "\(title), batch \(batchSize), \(launch)",
+            "\(title), batch \(batchSize), \(launch), OpenBLAS \(BLAS.coreName) kernels",
             String(format: "%.1f img/s median (%.1f to %.1f over %d steps), %.1f GFLOP/s achieved, %.0f ms per step",
                    imagesPerSecond, rates.last!, rates.first!, stepSeconds.count, imagesPerSecond * flopsPerImage / 1e9, medianStep * 1e3),
             String(format: "communication %.1f ms (%.1f%%), waiting %.1f ms (%.1f%%), coordinator on the critical path %.1f ms (%.1f%%) per step",
@@ -162,7 +162,7 @@ extension BenchmarkReport {
     public var json: String {
         let stageJSON = stages.map { "{\"layer\":\"\($0.layer)\",\"op\":\"\($0.op)\",\"forward_ms\":\($0.forward * 1e3),\"backward_ms\":\($0.backward * 1e3)}" }
         let fields = [
-            "\"benchmark\":\"\(title)\"", "\"launch\":\"\(launch)\"", "\"batch_size\":\(batchSize)",
+            "\"benchmark\":\"\(title)\"", "\"launch\":\"\(launch)\"", "\"openblas_core\":\"\(BLAS.coreName)\"", "\"batch_size\":\(batchSize)",
             "\"images_per_second\":\(imagesPerSecond)", "\"gflops\":\(imagesPerSecond * flopsPerImage / 1e9)",
             "\"step_ms\":[\(stepSeconds.map { "\($0 * 1e3)" }.joined(separator: ","))]",
             "\"communication_ms\":\(communicationSeconds * 1e3)", "\"waiting_ms\":\(waitingSeconds * 1e3)",

@@ -24,6 +24,11 @@ final class Coordinator {
         order = random.permutation(data.train.count)
     }
 
+    /// FNV-1a over the epoch's order, so runs can show that they saw the same data in the same order.
+    var orderChecksum: UInt64 {
+        order.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+    }
+
     /// Fills the network's input and labels with training images `order[range]`.
     func assembleTraining(_ range: Range<Int>, into network: Network) {
         assemble(order[range], from: data.train, into: network)

@@ -7,6 +7,7 @@ import Foundation
 @main
 enum Main {
     static func main() {
+        OpenBLASKernel.selectBeforeStart()
         do {
             var command = try AlexNetSplit.parseAsRoot()
             try command.run()
@@ -29,5 +30,5 @@ struct AlexNetSplit: ParsableCommand {
         Run `mpirun -np 2 alexnet-split train` for one tower per process, or `alexnet-split train --simulate` \
         to run both towers in one process with bit-identical numbers.
         """,
-        subcommands: [Train.self, Summary.self, Bench.self])
+        subcommands: [Train.self, Compare.self, Summary.self, Bench.self])
 }

@@ -1,5 +1,6 @@
 import AlexNetCore
 import ArgumentParser
+import Foundation
 
 extension Preset: ExpressibleByArgument {
     public static var allValueStrings: [String] { userFacing.map(\.rawValue) }
@@ -16,4 +17,10 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "split (two towers, the paper's connectivity), unsplit (one tower, full connectivity) or paper-1gpu (the paper's one-GPU baseline).")
     var model: ModelKind = .split
+
+    func validate() throws {
+        if preset == .tiny && ProcessInfo.processInfo.environment["ALEXNET_SPLIT_TESTING"] == nil {
+            throw ValidationError("the tiny preset is for tests; use --preset small")
+        }
+    }
 }

@@ -38,7 +38,10 @@ enum CommandRunner {
          "-x", "ALEXNET_SPLIT_TESTING=1", executable]
     }
 
-    static func run(_ launch: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {
+    /// Runs a command; when `interrupt` is given, sends it `signal` once its output so far
+    /// satisfies the condition (once).
+    static func run(_ launch: String, _ arguments: [String], timeout: TimeInterval = 120,
+                    interrupt: (signal: Int32, when: (String) -> Bool)? = nil) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: launch)
         process.arguments = arguments
@@ -54,7 +57,14 @@ enum CommandRunner {
         err.fileHandleForReading.readabilityHandler = { errData.append($0.availableData) }
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        var interrupted = false
+        while process.isRunning && Date() < deadline {
+            if let interrupt, !interrupted, interrupt.when(outData.string) {
+                kill(process.processIdentifier, interrupt.signal)
+                interrupted = true
+            }
+            usleep(20_000)
+        }
         let timedOut = process.isRunning
         if timedOut {
             kill(-process.processIdentifier, SIGKILL)
@@ -69,8 +79,9 @@ enum CommandRunner {
         return CommandResult(status: process.terminationStatus, output: outData.string, error: errData.string, timedOut: timedOut)
     }
 
-    static func alexnet(_ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {
-        try run(executable, arguments, timeout: timeout)
+    static func alexnet(_ arguments: [String], timeout: TimeInterval = 120,
+                        interrupt: (signal: Int32, when: (String) -> Bool)? = nil) throws -> CommandResult {
+        try run(executable, arguments, timeout: timeout, interrupt: interrupt)
     }
 
     static func mpi(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {

@@ -41,6 +41,6 @@ final class CommandTests: XCTestCase {
                                                       "--test-limit", "16", "--batch-size", "16", "--max-steps", "2",
                                                       "--run-dir", directory], timeout: 60)
         XCTAssertEqual(result.status, 0, result.error)
-        XCTAssertTrue(result.output.contains("rank 0 trains it alone"), result.output)
+        XCTAssertTrue(result.output.contains("runs on rank 0 alone"), result.output)
     }
 }

@@ -1,0 +1,33 @@
+import AlexNetCore
+import AlexNetTraining
+import ArgumentParser
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train split, unsplit and paper-1gpu on the same data, order, seeds and schedule, and report them side by side.",
+        discussion: """
+        Writes compare.md, compare.csv, compare.json and compare.svg (test accuracy and train loss per epoch) \
+        to the run directory, with each run's metrics under seed-<s>/<model>/. The split model uses both ranks \
+        (one OpenBLAS thread each); a one-tower model runs in one process with 2 OpenBLAS threads. \
+        Ctrl-C keeps what finished and says what did not.
+        """)
+
+    @OptionGroup var flags: TrainingFlags
+
+    @Option(help: "Number of seeds (seed, seed+1, ...); with more than one, accuracies are mean ± standard deviation.")
+    var seeds = 1
+
+    func validate() throws {
+        guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1 (got \(seeds))") }
+        guard flags.modelOptions.model == .split else {
+            throw ValidationError("compare trains all three models; leave out --model")
+        }
+    }
+
+    func run() throws {
+        var options = Comparison.Options()
+        options.training = flags.options
+        options.seeds = seeds
+        try flags.launch(towers: 2) { Comparison.run(options, communicator: $0, launch: $1) }
+    }
+}

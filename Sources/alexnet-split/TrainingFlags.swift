@@ -1,0 +1,99 @@
+import AlexNetCore
+import AlexNetData
+import AlexNetMPI
+import AlexNetTraining
+import ArgumentParser
+import Foundation
+
+/// The options that every training command shares.
+struct TrainingFlags: ParsableArguments {
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Passes over the training set.")
+    var epochs = 3
+
+    @Option(help: "Images per step (the paper's 128).")
+    var batchSize = 128
+
+    @Option(help: "Learning rate of SGD with momentum.")
+    var lr: Float = 0.01
+
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0.9
+
+    @Option(help: "Weight decay.")
+    var weightDecay: Float = 0.0005
+
+    @Option(help: "Seed for weights, data order and dropout.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Folder holding the Fashion-MNIST IDX files (gzip or raw).")
+    var data = FashionMNIST.defaultDirectory
+
+    @Option(help: "Where results go (default: runs/<preset>-<model or compare>-<time>).")
+    var runDir: String?
+
+    @Option(help: "Override the preset's initialisation: paper (N(0, 0.01), biases of 1) or xavier.")
+    var initialization: Initialization?
+
+    @Option(help: "Print a progress line every N steps.")
+    var logEvery = 50
+
+    @Option(help: "Use only the first N training images.")
+    var trainLimit: Int?
+
+    @Option(help: "Use only the first N test images.")
+    var testLimit: Int?
+
+    @Flag(help: "Run both towers as threads of this process instead of one per MPI rank.")
+    var simulate = false
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number (got \(lr))") }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be 0 or more (got \(weightDecay))") }
+        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1 (got \(logEvery))") }
+        for (name, value) in [("--train-limit", trainLimit), ("--test-limit", testLimit)] {
+            if let value, value < 1 { throw ValidationError("\(name) must be at least 1 (got \(value))") }
+        }
+    }
+
+    var options: TrainingOptions {
+        var o = TrainingOptions()
+        o.preset = modelOptions.preset
+        o.model = modelOptions.model
+        o.epochs = epochs
+        o.batchSize = batchSize
+        o.learningRate = lr
+        o.momentum = momentum
+        o.weightDecay = weightDecay
+        o.seed = seed
+        o.dataDirectory = data
+        o.runDirectory = runDir
+        o.initialization = initialization
+        o.logEvery = logEvery
+        o.trainLimit = trainLimit
+        o.testLimit = testLimit
+        return o
+    }
+
+    /// Runs `body` on every rank: under mpirun one process per rank, otherwise (or with
+    /// --simulate) `towers` threads of this process. Throws the exit code if it is not 0.
+    func launch(towers: Int, _ body: @escaping (Communicator, String) -> Int32) throws {
+        StopRequest.install()
+        let code: Int32
+        if simulate || !MPICommunicator.launchedByMPI {
+            if !simulate {
+                print("note: not started by mpirun, so both towers run as threads of this process (as with --simulate); for one tower per process, run `mpirun -np 2 alexnet-split ...`")
+            }
+            code = Trainer.simulate(towers: towers, body)
+        } else {
+            let communicator = MPICommunicator()
+            code = body(communicator, "\(communicator.size) MPI ranks, one tower each")
+            communicator.finalize()
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Measure alexnet-split against PyTorch on the same cores, in one sitting.
+
+For each case below, runs our `bench` and benchmarks/pytorch_reference.py alternately,
+--rounds times each, and prints the median img/s of each side and their ratio. Alternating
+rounds share whatever else the (shared, noisy) machine is doing at the time.
+
+    swift build -c release
+    pip install 'torch==2.13.0+cpu'          # see benchmarks/pytorch_reference.py
+    python3 benchmarks/side_by_side.py --rounds 3 [--only paper]
+
+Ours runs under `mpirun -np 2` with one OpenBLAS thread per rank for the split model, and as
+one process with 2 OpenBLAS threads for one-tower models; PyTorch runs with 2 threads.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, ".build", "release", "alexnet-split")
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS=1", "-np", "2"]
+
+# (name, our command's arguments, ours under mpirun?, pytorch preset/model, inference?, steps)
+CASES = [
+    ("paper split train", ["--preset", "paper", "--model", "split"], True, ("paper", "split"), False, 4),
+    ("d2l split train vs PyTorch d2l unsplit", ["--preset", "d2l", "--model", "split"], True, ("d2l", "unsplit"), False, 4),
+    ("d2l unsplit train (1 process, 2 threads)", ["--preset", "d2l", "--model", "unsplit", "--one-process"], False, ("d2l", "unsplit"), False, 4),
+    ("small split train", ["--preset", "small", "--model", "split"], True, ("small", "split"), False, 30),
+    ("paper split inference", ["--preset", "paper", "--model", "split"], True, ("paper", "split"), True, 4),
+    ("d2l unsplit inference (1 process, 2 threads)", ["--preset", "d2l", "--model", "unsplit", "--one-process"], False, ("d2l", "unsplit"), True, 4),
+]
+
+
+def run_json(command):
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+
+def ours(arguments, mpi, inference, steps, batch):
+    command = [BINARY, "bench", *arguments, "--batch-size", str(batch), "--steps", str(steps), "--warmup", "1", "--json"]
+    if inference:
+        command.append("--inference")
+    report = run_json(MPIRUN + command if mpi else command)
+    return report["images_per_second"], report
+
+
+def pytorch(preset, model, inference, steps, batch):
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", "pytorch_reference.py"), "--preset", preset, "--model", model,
+               "--batch-size", str(batch), "--steps", str(steps), "--warmup", "1", "--threads", "2", "--json"]
+    if inference:
+        command.append("--inference")
+    report = run_json(command)
+    return report["inference" if inference else "train"]["img_per_s_median"], report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this")
+    args = parser.parse_args()
+    print(f"| case | alexnet-split img/s | PyTorch img/s | ratio |")
+    print(f"|---|---|---|---|")
+    for name, arguments, mpi, (preset, model), inference, steps in CASES:
+        if args.only not in name:
+            continue
+        a, b = [], []
+        for _ in range(args.rounds):
+            a.append(ours(arguments, mpi, inference, steps, args.batch_size)[0])
+            b.append(pytorch(preset, model, inference, steps, args.batch_size)[0])
+        ma, mb = statistics.median(a), statistics.median(b)
+        spread = lambda xs: f"{min(xs):.1f}-{max(xs):.1f}"
+        print(f"| {name} | {ma:.1f} ({spread(a)}) | {mb:.1f} ({spread(b)}) | {ma / mb:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
