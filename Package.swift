@@ -22,7 +22,7 @@ let package = Package(
         // The Open MPI communicator: the only code that talks to MPI.
         .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "CMPI"]),
         // The training loop and its coordinator; runs over any Communicator.
-        .target(name: "AlexNetTraining", dependencies: ["AlexNetCore", "AlexNetData"]),
+        .target(name: "AlexNetTraining", dependencies: ["AlexNetCore", "AlexNetData", "CZlib"]),
         // The thin command-line layer.
         .executableTarget(name: "alexnet-split", dependencies: [
             "AlexNetTraining", "AlexNetMPI",

@@ -101,6 +101,12 @@ public final class Network {
     /// Logits `[classes, n]` of the last forward pass; every rank holds all of them.
     public var logits: UnsafeMutablePointer<Float> { outputs[outputs.count - 1].pointer }
 
+    /// A copy of the last forward pass's logits, `[classes, n]`. Prefer it to reading `logits`
+    /// from outside: a raw pointer does not keep the network alive.
+    public func logitValues(batch n: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: logits, count: plan.classes * n))
+    }
+
     /// Runs the batch in `input` through every stage.
     public func forward(batch n: Int, context: StepContext) {
         precondition(n >= 1 && n <= maxBatch, "batch of \(n) outside 1...\(maxBatch)")

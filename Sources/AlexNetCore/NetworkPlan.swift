@@ -62,6 +62,7 @@ public struct NetworkPlan: Sendable {
         let groups = towers / ranks
         var shape = spec.input
         var partial = false  // does this rank hold only its towers' share of the channels?
+        var spatial = true   // is the activation still [C, n, H, W]? (even at 1x1, PyTorch needs a Flatten)
         var plans: [StagePlan] = []
         func add(_ layer: LayerPlan, _ op: StageOp, _ output: Shape) {
             plans.append(StagePlan(layer: layer.spec.name, layerIndex: layer.index, op: op, input: shape, output: output))
@@ -69,8 +70,9 @@ public struct NetworkPlan: Sendable {
         }
         for layer in layers {
             let inputGroups = layer.readsAllTowers ? 1 : groups
-            if case .fullyConnected = layer.spec.kind, !shape.isFlat {
+            if case .fullyConnected = layer.spec.kind, spatial {
                 add(layer, .flatten, Shape(channels: shape.size))
+                spatial = false
             }
             if layer.readsAllTowers && partial {
                 add(layer, .gather(.sum), Shape(channels: shape.channels * ranks, height: shape.height, width: shape.width))

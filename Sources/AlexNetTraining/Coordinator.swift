@@ -45,3 +45,27 @@ final class Coordinator {
         }
     }
 }
+
+/// Sends each batch from the coordinator to every rank, preceded by the coordinator's decision
+/// whether to stop (Ctrl-C or SIGTERM), so that every rank stops after the same step.
+final class BatchBroadcast {
+    private let network: Network
+    private let communicator: Communicator
+    private var control: [Int32] = [0]
+
+    init(network: Network, communicator: Communicator) {
+        self.network = network
+        self.communicator = communicator
+    }
+
+    /// Broadcasts the `n`-image batch in the network's input; false when every rank must stop.
+    func send(_ n: Int) -> Bool {
+        control[0] = StopRequest.isRequested ? 1 : 0
+        communicator.broadcast(&control, root: 0)
+        if control[0] != 0 { return false }
+        let bytes = n * network.plan.spec.input.size * 4
+        communicator.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: bytes), root: 0)
+        network.labels.withUnsafeMutableBytes { communicator.broadcast(UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 4)]), root: 0) }
+        return true
+    }
+}

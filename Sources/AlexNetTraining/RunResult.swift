@@ -1,7 +1,7 @@
 import AlexNetCore
 
 /// One epoch's numbers, as the coordinator measured them.
-public struct EpochResult: Sendable, Equatable {
+public struct EpochResult: Sendable, Equatable, Codable {
     public var epoch: Int
     public var trainLoss: Double
     public var trainAccuracy: Double

@@ -38,6 +38,20 @@ public enum Trainer {
     public static func train(_ options: TrainingOptions, session: Session, runDirectory: String, launch: String) throws -> RunResult {
         let communicator = session.communicator
         let reporter = session.reporter
+        var options = options
+        var restored: (path: String, manifest: CheckpointManifest)?
+        if let resume = options.resume {
+            let found = try Restore.share(resume, classes: session.classes, comm: communicator, reporter: reporter)
+            try Restore.check(found.manifest, path: found.path, options: options)
+            // The checkpoint's own settings carry on; only the number of epochs may change.
+            let m = found.manifest
+            options.seed = m.seed
+            options.batchSize = m.batchSize
+            options.momentum = m.momentum
+            options.weightDecay = m.weightDecay
+            if !options.epochsGiven { options.epochs = m.epochs }
+            restored = found
+        }
         let plan: NetworkPlan
         do {
             plan = try NetworkPlan(spec: options.preset.spec(classes: session.classes), model: options.model)
@@ -60,28 +74,40 @@ public enum Trainer {
             try writeConfig(options, session: session, launch: launch, to: runDirectory)
         }
 
-        guard plan.towers == 1 && communicator.size > 1 else {
-            return try loop(options, plan: plan, session: session, towers: communicator, metrics: metrics, launch: launch,
-                            plot: "\(runDirectory)/training.svg")
+        let (result, stopped) = try onTowerRanks(plan: plan, session: session, threads: options.threadsForOneTower, launch: launch,
+                                                 stopped: { $0.interrupted }) { comm, how in
+            try loop(options, plan: plan, session: session, towers: comm, metrics: metrics, launch: how,
+                     runDirectory: runDirectory, restored: restored)
         }
-        // A one-tower model does not split: rank 0 trains it alone with every BLAS thread, and
-        // the other ranks sleep (not spin) until it is done.
-        let alone = "rank 0 alone with \(options.threadsForOneTower) BLAS threads (the other \(communicator.size - 1) rank(s) sleep)"
-        var status: [Int32] = [0, 0]  // exit code, interrupted
+        return result ?? RunResult(model: plan.model, seed: options.seed, interrupted: stopped)
+    }
+
+    /// Runs `body` over the ranks that hold the model's towers, with a communicator among them
+    /// and a sentence saying how they run. The split model uses every rank. A one-tower model
+    /// runs on rank 0 alone with every BLAS thread, while the other ranks sleep (not spin) until
+    /// it is done; they then get nil and whether it was stopped, or the error it ended with.
+    static func onTowerRanks<T>(plan: NetworkPlan, session: Session, threads: Int, launch: String, stopped: (T) -> Bool,
+                                _ body: (Communicator, String) throws -> T) throws -> (value: T?, stopped: Bool) {
+        let communicator = session.communicator
+        guard plan.towers == 1 && communicator.size > 1 else {
+            let value = try body(communicator, launch)
+            return (value, stopped(value))
+        }
+        let alone = "rank 0 alone with \(threads) BLAS threads (the other \(communicator.size - 1) rank(s) sleep)"
+        var status: [Int32] = [0, 0]  // exit code, stopped
         guard session.isCoordinator else {
             communicator.broadcastIdly(&status, root: 0)
             if status[0] != 0 { throw TrainingError.reported(exitCode: status[0]) }
-            return RunResult(model: plan.model, seed: options.seed, interrupted: status[1] != 0, launch: alone)
+            return (nil, status[1] != 0)
         }
-        reporter.say("note: the \(plan.model.rawValue) model has one tower, so it runs on \(alone)")
+        session.reporter.say("note: the \(plan.model.rawValue) model has one tower, so it runs on \(alone)")
         do {
-            let result = try loop(options, plan: plan, session: session, towers: SingleProcessCommunicator(), metrics: metrics,
-                                  launch: alone, plot: "\(runDirectory)/training.svg")
-            status[1] = result.interrupted ? 1 : 0
+            let value = try body(SingleProcessCommunicator(), alone)
+            status[1] = stopped(value) ? 1 : 0
             communicator.broadcastIdly(&status, root: 0)
-            return result
-        } catch let error as TrainingError {
-            status[0] = error.exitCode
+            return (value, stopped(value))
+        } catch {
+            status[0] = (error as? TrainingError)?.exitCode ?? 1
             communicator.broadcastIdly(&status, root: 0)
             throw error
         }
@@ -89,7 +115,8 @@ public enum Trainer {
 
     /// The epochs and steps themselves, over the ranks that hold the towers.
     static func loop(_ options: TrainingOptions, plan: NetworkPlan, session: Session, towers comm: Communicator,
-                     metrics: MetricsLog?, launch: String, plot: String) throws -> RunResult {
+                     metrics: MetricsLog?, launch: String, runDirectory: String,
+                     restored: (path: String, manifest: CheckpointManifest)?) throws -> RunResult {
         let reporter = session.reporter
         BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
         let network: Network
@@ -101,20 +128,8 @@ public enum Trainer {
             throw TrainingError.reported(exitCode: 2)
         }
         let coordinator = session.data.map { Coordinator(data: $0, input: plan.spec.input, seed: options.seed) }
-        let inputSize = plan.spec.input.size
         let batch = network.maxBatch
-        var control: [Int32] = [0]  // 1: stop after this step boundary
-
-        /// Broadcasts the stop decision and the `n`-image batch that the coordinator assembled.
-        /// Returns false when the coordinator asks every rank to stop.
-        func broadcastBatch(_ n: Int) -> Bool {
-            control[0] = StopRequest.isRequested ? 1 : 0
-            comm.broadcast(&control, root: 0)
-            if control[0] != 0 { return false }
-            comm.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: n * inputSize * 4), root: 0)
-            network.labels.withUnsafeMutableBytes { comm.broadcast(UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 4)]), root: 0) }
-            return true
-        }
+        let broadcastBatch = BatchBroadcast(network: network, communicator: comm).send
 
         let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
         var result = RunResult(model: plan.model, seed: options.seed, launch: launch,
@@ -122,27 +137,57 @@ public enum Trainer {
         reporter.say("training \(plan.spec.name)/\(plan.model.rawValue) on \(session.data?.name ?? "") (\(session.trainCount) train, \(session.testCount) test images, \(session.classes) classes), \(launch)")
         reporter.say("batch \(options.batchSize), lr \(options.learningRate), momentum \(options.momentum), weight decay \(options.weightDecay), seed \(options.seed), \((options.initialization ?? plan.spec.initialization).rawValue) init")
 
-        let sgd = SGD(learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
+        var schedule = options.initialSchedule
+        var (firstEpoch, firstStep) = (1, 0)
+        if let restored {
+            try Restore.load(restored.path, into: network, comm: comm, reporter: reporter)
+            let m = restored.manifest
+            schedule = m.learningRateSchedule
+            result.steps = m.step
+            result.epochs = m.history
+            (firstEpoch, firstStep) = (m.epoch, m.stepInEpoch)
+            reporter.say("resumed from \(restored.path): epoch \(m.epoch), step \(m.step), \(schedule.summary)")
+        }
+        var sgd = SGD(learningRate: schedule.rate, momentum: options.momentum, weightDecay: options.weightDecay)
         let trainCount = session.trainCount
         let stepsPerEpoch = (trainCount + batch - 1) / batch
         let totalSteps = min(options.epochs * stepsPerEpoch, options.maxSteps ?? Int.max)
-        let started = now()
+        if firstEpoch > options.epochs {
+            reporter.say("the checkpoint has finished all \(options.epochs) epochs; pass a larger --epochs to train further")
+        }
+
+        /// A checkpoint of where training stands: the next step is `stepInEpoch` of `epoch`.
+        func checkpoint(epoch: Int, stepInEpoch: Int) throws {
+            guard options.checkpoints else { return }
+            let manifest = CheckpointManifest(
+                preset: options.preset.rawValue, model: plan.model.rawValue, classes: plan.classes, towers: plan.towers,
+                seed: options.seed, batchSize: options.batchSize, epochs: options.epochs, momentum: options.momentum,
+                weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
+                epoch: epoch, stepInEpoch: stepInEpoch, schedule: CheckpointManifest.schedule(schedule), history: result.epochs)
+            let path = try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
+                                           comm: comm, reporter: reporter)
+            reporter.say("checkpoint: \(path)")
+        }
+
+        let started = now(), stepsAtStart = result.steps
         var trainingSeconds = 0.0, trainedImages = 0
-        epochs: for epoch in 1...options.epochs where result.steps < totalSteps {
+        epochs: for epoch in firstEpoch...max(firstEpoch, options.epochs) where epoch <= options.epochs && result.steps < totalSteps {
             coordinator?.shuffle(epoch: epoch)
+            sgd.learningRate = schedule.rate
             let epochStart = now()
             var (epochLoss, epochCorrect, epochSeen) = (0.0, 0, 0)
             var (windowLoss, windowCorrect, windowSeen, windowStart) = (0.0, 0, 0, now())
-            for s in 0..<stepsPerEpoch where result.steps < totalSteps {
+            for s in (epoch == firstEpoch ? firstStep : 0)..<stepsPerEpoch where result.steps < totalSteps {
                 let first = s * batch, n = min(batch, trainCount - first)
                 coordinator?.assembleTraining(first..<(first + n), into: network)
                 guard broadcastBatch(n) else {
                     result.interrupted = true
+                    try checkpoint(epoch: epoch, stepInEpoch: s)
                     break epochs
                 }
                 let (loss, correct) = network.run(batch: n, context: StepContext(training: true, step: result.steps, seed: options.seed))
                 guard loss.isFinite else {
-                    reporter.fail("the loss became \(loss) at step \(result.steps + 1) (epoch \(epoch)); training stopped. Lower --lr (now \(options.learningRate))")
+                    reporter.fail("the loss became \(loss) at step \(result.steps + 1) (epoch \(epoch)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
                     throw TrainingError.reported(exitCode: 3)
                 }
                 sgd.update(network.parameters)
@@ -154,32 +199,41 @@ public enum Trainer {
                     trainingSeconds += elapsed
                     trainedImages += windowSeen
                     let rate = Double(windowSeen) / max(elapsed, 1e-9)
-                    let eta = Double(totalSteps - result.steps) * (now() - started) / Double(result.steps)
+                    let eta = Double(totalSteps - result.steps) * (now() - started) / Double(result.steps - stepsAtStart)
                     reporter.say(String(format: "epoch %d/%d  step %4d/%d  loss %.4f  train acc %5.1f%%  %6.1f img/s  ETA %@",
                                         epoch, options.epochs, s + 1, stepsPerEpoch, windowLoss / Double(windowSeen),
                                         100 * Double(windowCorrect) / Double(windowSeen), rate, formatDuration(eta)))
                     metrics?.record(["kind": "step", "epoch": epoch, "step": result.steps, "loss": windowLoss / Double(windowSeen),
-                                     "train_accuracy": Double(windowCorrect) / Double(windowSeen), "images_per_second": rate])
+                                     "train_accuracy": Double(windowCorrect) / Double(windowSeen), "images_per_second": rate,
+                                     "lr": Double(schedule.rate)])
                     (windowLoss, windowCorrect, windowSeen, windowStart) = (0, 0, 0, now())
+                }
+                if options.checkpointEvery > 0 && result.steps % options.checkpointEvery == 0 && s + 1 < stepsPerEpoch {
+                    try checkpoint(epoch: epoch, stepInEpoch: s + 1)
                 }
             }
             guard let test = evaluate(network: network, coordinator: coordinator, count: session.testCount, broadcast: broadcastBatch,
                                       seed: options.seed) else {
                 result.interrupted = true
+                try checkpoint(epoch: epoch, stepInEpoch: stepsPerEpoch)
                 break
             }
-            let record = EpochResult(epoch: epoch, trainLoss: epochLoss / Double(epochSeen),
-                                     trainAccuracy: Double(epochCorrect) / Double(epochSeen), testLoss: test.loss,
+            let record = EpochResult(epoch: epoch, trainLoss: epochLoss / Double(max(epochSeen, 1)),
+                                     trainAccuracy: Double(epochCorrect) / Double(max(epochSeen, 1)), testLoss: test.loss,
                                      testTop1: test.top1, testTop5: test.top5, seconds: now() - epochStart,
                                      dataOrder: coordinator?.orderChecksum ?? 0)
             result.epochs.append(record)
-            reporter.say(String(format: "epoch %d/%d done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%%",
+            reporter.say(String(format: "epoch %d/%d done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %@",
                                 epoch, options.epochs, formatDuration(record.seconds), record.trainLoss, 100 * record.trainAccuracy,
-                                test.loss, 100 * test.top1, 100 * test.top5))
+                                test.loss, 100 * test.top1, 100 * test.top5, schedule.summary))
             metrics?.record(["kind": "epoch", "epoch": epoch, "step": result.steps, "train_loss": record.trainLoss,
                              "train_accuracy": record.trainAccuracy, "test_loss": test.loss, "test_top1": test.top1,
-                             "test_top5": test.top5, "seconds": record.seconds, "data_order": "\(record.dataOrder)"])
-            if session.isCoordinator { writePlot(result, model: plan.model.rawValue, to: plot) }
+                             "test_top5": test.top5, "seconds": record.seconds, "data_order": "\(record.dataOrder)",
+                             "lr": Double(schedule.rate)])
+            if session.isCoordinator { writePlot(result, model: plan.model.rawValue, to: "\(runDirectory)/training.svg") }
+            // The paper's rule reads the validation error; here the test set plays that part.
+            if let change = schedule.endEpoch(epoch, validationError: 1 - test.top1) { reporter.say(change) }
+            if result.steps < totalSteps || epoch == options.epochs { try checkpoint(epoch: epoch + 1, stepInEpoch: 0) }
         }
         result.seconds = now() - started
         result.imagesPerSecond = Double(trainedImages) / max(trainingSeconds, 1e-9)

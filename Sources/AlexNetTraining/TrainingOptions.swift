@@ -6,6 +6,8 @@ public struct TrainingOptions: Sendable {
     public var preset: Preset = .small
     public var model: ModelKind = .split
     public var epochs = 3
+    /// Whether `epochs` was given; when resuming, the checkpoint's count applies otherwise.
+    public var epochsGiven = true
     public var batchSize = 128
     public var learningRate: Float = 0.01
     public var momentum: Float = 0.9
@@ -26,6 +28,30 @@ public struct TrainingOptions: Sendable {
     public var dumpWeightsPrefix: String?
     /// OpenBLAS threads for a one-tower model that runs alone in its process.
     public var threadsForOneTower = 2
+    /// How the learning rate changes between epochs (the paper's plateau rule by default).
+    public var schedule = ScheduleKind.plateau
+    public var scheduleFactor: Float = 0.1
+    public var schedulePatience = 2
+    public var scheduleMinimum: Float = 1e-5
+    public var scheduleStepEpochs = 10
+    /// A checkpoint every N steps as well as after every epoch (0: epochs only).
+    public var checkpointEvery = 0
+    /// How many checkpoints to keep.
+    public var keepCheckpoints = 3
+    /// Write checkpoints at all.
+    public var checkpoints = true
+    /// A run directory or checkpoint to continue from.
+    public var resume: String?
+
+    /// The schedule these options start with.
+    public var initialSchedule: LearningRateSchedule {
+        var s = LearningRateSchedule(kind: schedule, initialRate: learningRate)
+        s.factor = scheduleFactor
+        s.patience = schedulePatience
+        s.minimum = scheduleMinimum
+        s.stepEpochs = scheduleStepEpochs
+        return s
+    }
 
     public init() {}
 }

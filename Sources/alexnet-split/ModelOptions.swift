@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetTraining
 import ArgumentParser
 import Foundation
 
@@ -9,6 +10,8 @@ extension Preset: ExpressibleByArgument {
 extension ModelKind: ExpressibleByArgument {}
 
 extension Initialization: ExpressibleByArgument {}
+
+extension ScheduleKind: ExpressibleByArgument {}
 
 /// Which network: shared by every subcommand.
 struct ModelOptions: ParsableArguments {

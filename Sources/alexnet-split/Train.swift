@@ -1,4 +1,5 @@
 import AlexNetTraining
+import Foundation
 import ArgumentParser
 
 struct Train: ParsableCommand {
@@ -18,14 +19,39 @@ struct Train: ParsableCommand {
     @Option(help: "Write each rank's final weights to <prefix>-tower<t>.safetensors.")
     var dumpWeights: String?
 
+    @Option(help: "Continue a run: its directory (the newest valid checkpoint) or one of its checkpoints/step-* folders.")
+    var resume: String?
+
+    @Option(help: "A checkpoint every N steps, as well as after every epoch.")
+    var checkpointEvery: Int?
+
+    @Option(help: "How many checkpoints to keep.")
+    var keepCheckpoints = 3
+
+    @Flag(help: "Write no checkpoints.")
+    var noCheckpoints = false
+
     func validate() throws {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps))") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1 (got \(checkpointEvery))") }
+        guard keepCheckpoints >= 1 else { throw ValidationError("--keep-checkpoints must be at least 1 (got \(keepCheckpoints))") }
+        if resume != nil && flags.runDir != nil { throw ValidationError("--resume continues in the run's own directory; leave out --run-dir") }
     }
 
     func run() throws {
         var options = flags.options
         options.maxSteps = maxSteps
         options.dumpWeightsPrefix = dumpWeights
+        options.checkpointEvery = checkpointEvery ?? 0
+        options.keepCheckpoints = keepCheckpoints
+        options.checkpoints = !noCheckpoints
+        if let resume {
+            options.resume = resume
+            // A checkpoint folder's run is two levels up; a run folder is itself.
+            let url = URL(fileURLWithPath: resume)
+            options.runDirectory = url.deletingLastPathComponent().lastPathComponent == "checkpoints"
+                ? url.deletingLastPathComponent().deletingLastPathComponent().path : resume
+        }
         try flags.launch(towers: options.model.towers) { Trainer.run(options, communicator: $0, launch: $1) }
     }
 }

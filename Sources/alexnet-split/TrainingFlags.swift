@@ -9,8 +9,23 @@ import Foundation
 struct TrainingFlags: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Passes over the training set.")
-    var epochs = 3
+    @Option(help: "Passes over the training set (default 3; when resuming, the checkpoint's).")
+    var epochs: Int?
+
+    @Option(help: "Learning-rate schedule: plateau (the paper's: divide by 10 when the test error stops improving), step or constant.")
+    var lrSchedule: ScheduleKind = .plateau
+
+    @Option(help: "Epochs without improvement before plateau divides the rate.")
+    var lrPatience = 2
+
+    @Option(help: "Epochs between divisions for the step schedule.")
+    var lrStepEpochs = 10
+
+    @Option(help: "The factor the rate is multiplied by (plateau and step).")
+    var lrFactor: Float = 0.1
+
+    @Option(help: "The rate never goes below this.")
+    var lrMin: Float = 1e-5
 
     @Option(help: "Images per step (the paper's 128).")
     var batchSize = 128
@@ -49,7 +64,11 @@ struct TrainingFlags: ParsableArguments {
     var simulate = false
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
+        guard lrPatience >= 1 else { throw ValidationError("--lr-patience must be at least 1 (got \(lrPatience))") }
+        guard lrStepEpochs >= 1 else { throw ValidationError("--lr-step-epochs must be at least 1 (got \(lrStepEpochs))") }
+        guard lrFactor.isFinite, lrFactor > 0, lrFactor <= 1 else { throw ValidationError("--lr-factor must be in (0, 1] (got \(lrFactor))") }
+        guard lrMin.isFinite, lrMin >= 0 else { throw ValidationError("--lr-min must be 0 or more (got \(lrMin))") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
         guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number (got \(lr))") }
         guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
@@ -64,7 +83,13 @@ struct TrainingFlags: ParsableArguments {
         var o = TrainingOptions()
         o.preset = modelOptions.preset
         o.model = modelOptions.model
-        o.epochs = epochs
+        o.epochs = epochs ?? 3
+        o.epochsGiven = epochs != nil
+        o.schedule = lrSchedule
+        o.schedulePatience = lrPatience
+        o.scheduleStepEpochs = lrStepEpochs
+        o.scheduleFactor = lrFactor
+        o.scheduleMinimum = lrMin
         o.batchSize = batchSize
         o.learningRate = lr
         o.momentum = momentum

@@ -1,0 +1,223 @@
+import AlexNetCore
+import CZlib
+import Foundation
+
+/// What a checkpoint's manifest says: the run's settings, where training stood, and a size and
+/// CRC-32 for every tower file. Written last, so a checkpoint exists only when it does.
+public struct CheckpointManifest: Codable, Sendable {
+    public struct File: Codable, Sendable {
+        public var name: String
+        public var bytes: Int
+        public var crc32: UInt32
+    }
+
+    public struct Schedule: Codable, Sendable {
+        var kind: String, rate: Float, factor: Float, patience: Int, minimum: Float, stepEpochs: Int
+        var bestError: Double?, epochsWithoutImprovement: Int
+    }
+
+    public var format = "alexnet-split checkpoint"
+    public var version = 1
+    public var preset: String
+    public var model: String
+    public var classes: Int
+    public var towers: Int
+    public var seed: UInt64
+    public var batchSize: Int
+    public var epochs: Int
+    public var momentum: Float
+    public var weightDecay: Float
+    public var initialization: String?
+    /// Steps done in all, and where in the data order the next step starts.
+    public var step: Int
+    public var epoch: Int
+    public var stepInEpoch: Int
+    public var schedule: Schedule
+    public var history: [EpochResult]
+    public var files: [File] = []
+
+    /// The schedule as it stood.
+    public var learningRateSchedule: LearningRateSchedule {
+        var s = LearningRateSchedule(kind: ScheduleKind(rawValue: schedule.kind) ?? .constant, initialRate: schedule.rate)
+        s.factor = schedule.factor
+        s.patience = schedule.patience
+        s.minimum = schedule.minimum
+        s.stepEpochs = schedule.stepEpochs
+        s.bestError = schedule.bestError ?? .infinity
+        s.epochsWithoutImprovement = schedule.epochsWithoutImprovement
+        return s
+    }
+
+    static func schedule(_ s: LearningRateSchedule) -> Schedule {
+        Schedule(kind: s.kind.rawValue, rate: s.rate, factor: s.factor, patience: s.patience, minimum: s.minimum,
+                 stepEpochs: s.stepEpochs, bestError: s.bestError.isFinite ? s.bestError : nil,
+                 epochsWithoutImprovement: s.epochsWithoutImprovement)
+    }
+}
+
+
+/// Checkpoints: `<run>/checkpoints/step-NNNNNNN/` holding `tower<t>.safetensors` (each rank's
+/// weights and momentum, written by that rank) and `manifest.json` (written last, by rank 0).
+///
+/// Tensor names in a tower file: `<layer>.weight`, `<layer>.bias` (the tower's kernels, PyTorch
+/// layout) and the same names with `.momentum` appended.
+public enum Checkpoint {
+    public static let manifestName = "manifest.json"
+
+    static func directory(run: String, step: Int) -> String {
+        "\(run)/checkpoints/" + String(format: "step-%07d", step)
+    }
+
+    static func towerFileName(_ tower: Int) -> String { "tower\(tower).safetensors" }
+
+    /// Writes a checkpoint of every rank's towers; all ranks of `comm` call it. Keeps the newest
+    /// `keep`. Refuses weights that are not finite, so a diverged run never overwrites a good one.
+    static func save(network: Network, manifest: CheckpointManifest, run: String, keep: Int,
+                     comm: Communicator, reporter: Reporter) throws -> String {
+        let path = directory(run: run, step: manifest.step)
+        let finite = network.parameters.allSatisfy { p in (0..<p.count).allSatisfy { p.value.pointer[$0].isFinite } }
+        var status = [finite ? 0 : 1]
+        if finite && comm.rank == 0 {
+            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+                reporter.fail("cannot create \(path): \((error as NSError).localizedDescription); the previous checkpoint is kept")
+                status[0] = 2
+            }
+        }
+        status = [Int(comm.sum([Double(status[0])])[0])]
+        if status[0] == 1 { reporter.fail("the weights are no longer finite at step \(manifest.step); no checkpoint was written over the last good one") }
+        guard status[0] == 0 else { throw TrainingError.reported(exitCode: status[0] == 1 ? 3 : 1) }
+
+        // Each rank writes its towers' file, then the ranks pool sizes and checksums.
+        var entry = [Double](repeating: 0, count: 3 * comm.size)  // failed, bytes, crc32 per rank
+        let name = towerFileName(network.firstTower)
+        do {
+            let data = SafeTensors.encode(towerTensors(network), metadata: [
+                "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
+                "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
+            try AtomicFile.write(data, to: "\(path)/\(name)")
+            entry[3 * comm.rank + 1] = Double(data.count)
+            entry[3 * comm.rank + 2] = Double(crc(data))
+        } catch {
+            entry[3 * comm.rank] = 1
+            fputs("error: rank \(comm.rank): \(error); the previous checkpoint is kept\n", stderr)
+        }
+        entry = comm.sum(entry)
+        var written = [0]
+        if comm.rank == 0 {
+            if (0..<comm.size).contains(where: { entry[3 * $0] != 0 }) {
+                try? FileManager.default.removeItem(atPath: path)
+                written[0] = 1
+            } else {
+                var m = manifest
+                m.files = (0..<comm.size).map { r in
+                    CheckpointManifest.File(name: towerFileName(r * network.towersHere), bytes: Int(entry[3 * r + 1]),
+                                            crc32: UInt32(entry[3 * r + 2]))
+                }
+                do {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
+                    syncDirectory(path)
+                    prune(run: run, keep: keep)
+                } catch {
+                    reporter.fail("\(error); the previous checkpoint is kept")
+                    try? FileManager.default.removeItem(atPath: path)
+                    written[0] = 1
+                }
+            }
+        }
+        comm.broadcast(&written, root: 0)
+        if written[0] != 0 { throw TrainingError.reported(exitCode: 1) }
+        return path
+    }
+
+    static func towerTensors(_ network: Network) -> [SafeTensors.Tensor] {
+        network.parameters.flatMap { p in
+            [SafeTensors.Tensor(name: p.name, shape: p.shape, values: p.value.array),
+             SafeTensors.Tensor(name: p.name + ".momentum", shape: p.shape, values: p.momentum.array)]
+        }
+    }
+
+    static func crc(_ data: Data) -> UInt32 {
+        data.withUnsafeBytes { UInt32(crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count))) }
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+
+    /// Deletes all but the newest `keep` checkpoints.
+    static func prune(run: String, keep: Int) {
+        let all = steps(run: run)
+        for step in all.dropLast(max(keep, 1)) { try? FileManager.default.removeItem(atPath: directory(run: run, step: step)) }
+    }
+
+    /// Steps that have a checkpoint folder, oldest first.
+    static func steps(run: String) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(run)/checkpoints")) ?? []
+        return names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()
+    }
+
+    /// Steps of the checkpoint folders a run holds, oldest first.
+    public static func stepsKept(run: String) -> [Int] { steps(run: run) }
+
+    /// Reads a checkpoint's manifest and checks every file against it.
+    public static func validate(_ path: String) throws -> CheckpointManifest {
+        let manifestPath = "\(path)/\(manifestName)"
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw TrainingError("\(path) has no \(manifestName): it is not a complete checkpoint (a crash while writing leaves none)")
+        }
+        let manifest: CheckpointManifest
+        do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
+            throw TrainingError("\(manifestPath) is damaged (not a checkpoint manifest); use another checkpoint")
+        }
+        guard manifest.format == "alexnet-split checkpoint", manifest.version == 1 else {
+            throw TrainingError("\(manifestPath) is format \(manifest.format) version \(manifest.version); this build reads version 1")
+        }
+        for file in manifest.files {
+            let filePath = "\(path)/\(file.name)"
+            guard let bytes = FileManager.default.contents(atPath: filePath) else {
+                throw TrainingError("\(filePath) is missing; the checkpoint is incomplete")
+            }
+            guard bytes.count == file.bytes, crc(bytes) == file.crc32 else {
+                throw TrainingError("\(filePath) does not match its checksum in the manifest (\(bytes.count) bytes, expected \(file.bytes)): it was changed or truncated; use an earlier checkpoint")
+            }
+        }
+        return manifest
+    }
+
+    /// The newest checkpoint of a run that validates, and the newer ones that did not (with why).
+    public static func newestValid(run: String) throws -> (path: String, manifest: CheckpointManifest, skipped: [String]) {
+        var skipped: [String] = []
+        for step in steps(run: run).reversed() {
+            let path = directory(run: run, step: step)
+            do { return (path, try validate(path), skipped) } catch { skipped.append("\(error)") }
+        }
+        let why = skipped.isEmpty ? "there is no \(run)/checkpoints/step-*/\(manifestName)" : skipped.joined(separator: "; ")
+        throw TrainingError("no valid checkpoint in \(run): \(why)")
+    }
+
+    /// Resolves `--checkpoint`/`--resume`: a checkpoint folder, or a run folder (its newest valid one).
+    public static func resolve(_ path: String) throws -> (path: String, manifest: CheckpointManifest, skipped: [String]) {
+        if FileManager.default.fileExists(atPath: "\(path)/\(manifestName)") { return (path, try validate(path), []) }
+        if FileManager.default.fileExists(atPath: "\(path)/checkpoints") { return try newestValid(run: path) }
+        throw TrainingError("\(path) is neither a checkpoint (no \(manifestName)) nor a run directory (no checkpoints/); pass a run directory or one of its checkpoints/step-* folders")
+    }
+
+    /// Loads this rank's towers (weights and momentum) into `network`.
+    public static func load(_ path: String, into network: Network) throws {
+        let filePath = "\(path)/\(towerFileName(network.firstTower))"
+        guard let data = FileManager.default.contents(atPath: filePath) else { throw TrainingError("\(filePath) is missing") }
+        let tensors = Dictionary(uniqueKeysWithValues: try SafeTensors.decode(data, source: filePath).tensors.map { ($0.name, $0) })
+        for p in network.parameters {
+            for (name, buffer) in [(p.name, p.value), (p.name + ".momentum", p.momentum)] {
+                guard let t = tensors[name] else { throw TrainingError("\(filePath) has no tensor \(name); it was written by another model") }
+                guard t.shape == p.shape else {
+                    throw TrainingError("\(filePath): \(name) is \(t.shape) but this model needs \(p.shape); it was written by another model")
+                }
+                t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: p.count) }
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import AlexNetTraining
+import ArgumentParser
+import Foundation
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Merge a checkpoint's towers into one safetensors file laid out as PyTorch's nn.Sequential of the model.",
+        discussion: "With --print-pytorch it also prints the Python that builds that nn.Sequential and loads the file with strict=True.")
+
+    @Option(help: "A run directory (its newest valid checkpoint) or a checkpoints/step-* folder.")
+    var checkpoint: String
+
+    @Option(help: "The merged file to write.")
+    var out: String
+
+    @Flag(help: "Print the PyTorch code that loads the file.")
+    var printPytorch = false
+
+    func run() throws {
+        do {
+            let path = try Checkpoint.resolve(checkpoint).path
+            let model = try Export.model(checkpoint: path)
+            let metadata = ["preset": model.manifest.preset, "model": model.manifest.model, "classes": "\(model.manifest.classes)",
+                            "epoch": "\(model.manifest.epoch)", "step": "\(model.manifest.step)", "layout": "torch.nn.Sequential"]
+            try AtomicFile.write(SafeTensors.encode(model.tensors, metadata: metadata), to: out)
+            print("wrote \(out): \(model.tensors.count) tensors of \(model.manifest.preset)/\(model.manifest.model) from \(path)")
+            if printPytorch { print(Export.pytorchCode(model, file: out)) }
+        } catch let error as TrainingError {
+            throw ValidationError(error.description)
+        }
+    }
+}
