@@ -34,6 +34,14 @@ public struct CheckpointManifest: Codable, Sendable {
     public var stepInEpoch: Int
     public var schedule: Schedule
     public var history: [EpochResult]
+    /// Inputs were `(pixel/255 - pixelMean) / pixelStd`, resized to the preset's input.
+    public var pixelMean: Float?
+    public var pixelStd: Float?
+
+    var normalization: (mean: Float, std: Float)? {
+        guard let pixelMean, let pixelStd else { return nil }
+        return (pixelMean, pixelStd)
+    }
     public var files: [File] = []
 
     /// The schedule as it stood.

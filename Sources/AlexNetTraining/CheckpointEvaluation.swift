@@ -22,7 +22,9 @@ public enum CheckpointEvaluation {
                 BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
                 let network = try Network(plan: plan, communicator: comm, maxBatch: options.batchSize, seed: manifest.seed)
                 try Restore.load(path, into: network, comm: comm, reporter: reporter)
-                let coordinator = session.data.map { Coordinator(data: $0, input: plan.spec.input, seed: manifest.seed) }
+                let coordinator = session.data.map {
+                    Coordinator(data: $0, input: plan.spec.input, seed: manifest.seed, normalization: manifest.normalization)
+                }
                 reporter.say("evaluating \(path) (\(manifest.preset)/\(manifest.model), epoch \(manifest.epoch), step \(manifest.step)) on \(session.testCount) test images, \(how)")
                 return Trainer.evaluate(network: network, coordinator: coordinator, count: session.testCount,
                                         broadcast: BatchBroadcast(network: network, communicator: comm).send, seed: manifest.seed)

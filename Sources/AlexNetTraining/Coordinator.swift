@@ -9,14 +9,19 @@ final class Coordinator {
     private let seed: UInt64
     private(set) var order: [Int] = []
 
-    init(data: DataSet, input: Shape, seed: UInt64) {
+    /// `normalization` is the (mean, std) a model was trained with; by default the training
+    /// set's own.
+    init(data: DataSet, input: Shape, seed: UInt64, normalization: (mean: Float, std: Float)? = nil) {
         self.data = data
         self.seed = seed
-        let statistics = data.train.pixelStatistics()
+        let statistics = normalization ?? data.train.pixelStatistics()
         assembler = BatchAssembler(sourceHeight: data.train.height, sourceWidth: data.train.width,
                                    channels: input.channels, height: input.height, width: input.width,
                                    mean: statistics.mean, std: statistics.std)
     }
+
+    /// The pixel normalisation in use: `(pixel/255 - mean) / std`.
+    var normalization: (mean: Float, std: Float) { (assembler.mean, assembler.std) }
 
     /// The epoch's data order: a permutation keyed by (seed, epoch), the same for every model.
     func shuffle(epoch: Int) {

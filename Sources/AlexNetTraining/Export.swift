@@ -89,7 +89,10 @@ public enum Export {
             def forward(self, x):
                 return torch.cat([self.lrn(t) for t in x.chunk(self.towers, dim=1)], dim=1)
 
-        # \(model.plan.spec.name)/\(model.plan.model.rawValue), input \(model.plan.spec.input.channels)x\(model.plan.spec.input.height)x\(model.plan.spec.input.width), \(model.plan.classes) classes
+        # \(model.plan.spec.name)/\(model.plan.model.rawValue), \(model.plan.classes) classes. Inputs are [N, *INPUT_SIZE]: images resized
+        # bilinearly (align_corners=False), then (pixels / 255 - PIXEL_MEAN) / PIXEL_STD.
+        INPUT_SIZE = (\(model.plan.spec.input.channels), \(model.plan.spec.input.height), \(model.plan.spec.input.width))
+        PIXEL_MEAN, PIXEL_STD = \(model.manifest.pixelMean ?? .nan), \(model.manifest.pixelStd ?? .nan)
         model = nn.Sequential(
         \(modules.map { "    " + $0 + "," }.joined(separator: "\n"))
         )

@@ -15,7 +15,8 @@ public enum Trainer {
             let result = try train(options, session: session, runDirectory: directory, launch: launch)
             guard session.isCoordinator else { return 0 }
             if result.interrupted {
-                session.reporter.say("stopped after \(result.steps) steps at your request; metrics so far in \(directory)/metrics.jsonl")
+                session.reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
+                    ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
                 return 130
             }
             if let final = result.final {
@@ -127,7 +128,9 @@ public enum Trainer {
             reporter.fail("\(error)")
             throw TrainingError.reported(exitCode: 2)
         }
-        let coordinator = session.data.map { Coordinator(data: $0, input: plan.spec.input, seed: options.seed) }
+        let coordinator = session.data.map {
+            Coordinator(data: $0, input: plan.spec.input, seed: options.seed, normalization: restored?.manifest.normalization)
+        }
         let batch = network.maxBatch
         let broadcastBatch = BatchBroadcast(network: network, communicator: comm).send
 
@@ -163,7 +166,8 @@ public enum Trainer {
                 preset: options.preset.rawValue, model: plan.model.rawValue, classes: plan.classes, towers: plan.towers,
                 seed: options.seed, batchSize: options.batchSize, epochs: options.epochs, momentum: options.momentum,
                 weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
-                epoch: epoch, stepInEpoch: stepInEpoch, schedule: CheckpointManifest.schedule(schedule), history: result.epochs)
+                epoch: epoch, stepInEpoch: stepInEpoch, schedule: CheckpointManifest.schedule(schedule), history: result.epochs,
+                pixelMean: coordinator?.normalization.mean, pixelStd: coordinator?.normalization.std)
             let path = try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
                                            comm: comm, reporter: reporter)
             reporter.say("checkpoint: \(path)")

@@ -22,7 +22,9 @@ struct ExportCommand: ParsableCommand {
             let path = try Checkpoint.resolve(checkpoint).path
             let model = try Export.model(checkpoint: path)
             let metadata = ["preset": model.manifest.preset, "model": model.manifest.model, "classes": "\(model.manifest.classes)",
-                            "epoch": "\(model.manifest.epoch)", "step": "\(model.manifest.step)", "layout": "torch.nn.Sequential"]
+                            "epoch": "\(model.manifest.epoch)", "step": "\(model.manifest.step)", "layout": "torch.nn.Sequential",
+                            "input": "\(model.plan.spec.input)", "pixel_mean": "\(model.manifest.pixelMean ?? .nan)",
+                            "pixel_std": "\(model.manifest.pixelStd ?? .nan)"]
             try AtomicFile.write(SafeTensors.encode(model.tensors, metadata: metadata), to: out)
             print("wrote \(out): \(model.tensors.count) tensors of \(model.manifest.preset)/\(model.manifest.model) from \(path)")
             if printPytorch { print(Export.pytorchCode(model, file: out)) }

@@ -84,12 +84,13 @@ enum CommandRunner {
         try run(executable, arguments, timeout: timeout, interrupt: interrupt)
     }
 
-    static func mpi(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120) throws -> CommandResult {
+    static func mpi(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120,
+                    interrupt: (signal: Int32, when: (String) -> Bool)? = nil) throws -> CommandResult {
         guard let mpirun else {
             XCTFail("mpirun not found: install openmpi-bin (bash .ci/run does)")
             return CommandResult(status: -1, output: "", error: "", timedOut: false)
         }
-        return try run(mpirun, mpiArguments(ranks: ranks) + arguments, timeout: timeout)
+        return try run(mpirun, mpiArguments(ranks: ranks) + arguments, timeout: timeout, interrupt: interrupt)
     }
 }
 
