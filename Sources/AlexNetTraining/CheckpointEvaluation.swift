@@ -37,12 +37,8 @@ public enum CheckpointEvaluation {
             reporter.say(String(format: "test top-1 %.2f%%, top-5 %.2f%%, loss %.4f (%d images)", 100 * result.top1, 100 * result.top5,
                                 result.loss, session.testCount))
             return 0
-        } catch let error as TrainingError {
-            if !error.alreadyReported { reporter.fail(error.description) }
-            return error.exitCode
         } catch {
-            reporter.fail("\(error)")
-            return 1
+            return reporter.exitCode(for: error)
         }
     }
 }

@@ -48,12 +48,8 @@ public enum Comparison {
                 return 130
             }
             return 0
-        } catch let error as TrainingError {
-            if !error.alreadyReported { reporter.fail(error.description) }
-            return error.exitCode
         } catch {
-            reporter.fail("\(error)")
-            return 1
+            return reporter.exitCode(for: error)
         }
     }
 }

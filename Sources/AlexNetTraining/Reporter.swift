@@ -13,6 +13,16 @@ final class Reporter {
         fflush(stdout)
     }
 
+    /// Prints `error` unless rank 0 already has, and gives the exit code it leads to.
+    func exitCode(for error: Error) -> Int32 {
+        guard let error = error as? TrainingError else {
+            fail("\(error)")
+            return 1
+        }
+        if !error.alreadyReported { fail(error.description) }
+        return error.exitCode
+    }
+
     func fail(_ message: String) {
         guard speaks else { return }
         fputs("error: \(message)\n", stderr)

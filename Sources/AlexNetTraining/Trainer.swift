@@ -25,12 +25,8 @@ public enum Trainer {
                                             formatDuration(result.seconds), directory))
             }
             return 0
-        } catch let error as TrainingError {
-            if !error.alreadyReported { Reporter(speaks: communicator.rank == 0).fail(error.description) }
-            return error.exitCode
         } catch {
-            Reporter(speaks: communicator.rank == 0).fail("\(error)")
-            return 1
+            return Reporter(speaks: communicator.rank == 0).exitCode(for: error)
         }
     }
 
