@@ -14,11 +14,13 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // The math: tensors, layers, model spec, split model, optimiser. Knows nothing of MPI.
         .target(name: "AlexNetCore", dependencies: ["CBLAS"]),
         // Data sets: reading, decoding, resizing, batching. Knows nothing of models.
-        .target(name: "AlexNetData", dependencies: ["CZlib"]),
+        .target(name: "AlexNetData", dependencies: ["CZlib", "CPNG", "CTurboJPEG"]),
         // The Open MPI communicator: the only code that talks to MPI.
         .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "CMPI"]),
         // The training loop and its coordinator; runs over any Communicator.
@@ -30,9 +32,9 @@ let package = Package(
         ]),
 
         .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore"]),
-        .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "CZlib"]),
+        .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "CZlib", "CPNG", "CTurboJPEG"]),
         .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "CPNG"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -37,6 +37,8 @@ public struct CheckpointManifest: Codable, Sendable {
     /// Inputs were `(pixel/255 - pixelMean) / pixelStd`, resized to the preset's input.
     public var pixelMean: Float?
     public var pixelStd: Float?
+    /// The data set's class names, in label order.
+    public var classNames: [String]?
 
     var normalization: (mean: Float, std: Float)? {
         guard let pixelMean, let pixelStd else { return nil }

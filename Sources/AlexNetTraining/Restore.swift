@@ -5,14 +5,14 @@ import Foundation
 enum Restore {
     /// Rank 0 resolves `path` (a run folder or a checkpoint folder) and checks it against the
     /// data's classes; every rank gets the checkpoint's folder and manifest, or the same error.
-    static func share(_ path: String, classes: Int, comm: Communicator, reporter: Reporter) throws -> (path: String, manifest: CheckpointManifest) {
+    static func share(_ path: String, classes: Int?, comm: Communicator, reporter: Reporter) throws -> (path: String, manifest: CheckpointManifest) {
         var payload = Data()
         var header = [0, 0]  // status, payload bytes
         if comm.rank == 0 {
             do {
                 let found = try Checkpoint.resolve(path)
                 for why in found.skipped { reporter.say("note: skipped a damaged checkpoint: \(why)") }
-                guard found.manifest.classes == classes else {
+                if let classes, found.manifest.classes != classes {
                     throw TrainingError("\(found.path) was trained on \(found.manifest.classes) classes, but this data set has \(classes); pass the --data it was trained on")
                 }
                 payload = try JSONEncoder().encode(Shared(path: found.path, manifest: found.manifest))

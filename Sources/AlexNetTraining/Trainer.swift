@@ -163,7 +163,8 @@ public enum Trainer {
                 seed: options.seed, batchSize: options.batchSize, epochs: options.epochs, momentum: options.momentum,
                 weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
                 epoch: epoch, stepInEpoch: stepInEpoch, schedule: CheckpointManifest.schedule(schedule), history: result.epochs,
-                pixelMean: coordinator?.normalization.mean, pixelStd: coordinator?.normalization.std)
+                pixelMean: coordinator?.normalization.mean, pixelStd: coordinator?.normalization.std,
+                classNames: session.data?.classNames)
             let path = try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
                                            comm: comm, reporter: reporter)
             reporter.say("checkpoint: \(path)")

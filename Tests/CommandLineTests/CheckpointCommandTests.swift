@@ -1,3 +1,4 @@
+import CPNG
 import Foundation
 import XCTest
 
@@ -79,8 +80,36 @@ final class CheckpointCommandTests: XCTestCase {
         XCTAssertEqual(export.status, 0, export.error)
         XCTAssertTrue(export.output.contains("load_state_dict"), export.output)
         XCTAssertTrue(FileManager.default.fileExists(atPath: base + "/model.safetensors"))
+        // predict: a PNG made from a grey gradient, a 3-channel PNG of another size, and a file that is not an image.
+        let grey = base + "/grey.png", colour = base + "/colour.png", bogus = base + "/bogus.png"
+        XCTAssertTrue(writePNG(grey, width: 28, height: 28, channels: 1, pixels: (0..<784).map { UInt8($0 % 256) }))
+        XCTAssertTrue(writePNG(colour, width: 40, height: 20, channels: 3, pixels: (0..<2400).map { UInt8(($0 * 7) % 256) }))
+        FileManager.default.createFile(atPath: bogus, contents: Data("not an image".utf8))
+        let predict = try CommandRunner.mpi(ranks: 2, ["predict", "--checkpoint", run, grey, colour, bogus], timeout: 60)
+        XCTAssertEqual(predict.status, 1, "one file could not be read")
+        XCTAssertTrue(predict.error.contains("bogus.png"), predict.error)
+        let classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        for file in [grey, colour] {
+            let line = try XCTUnwrap(predict.output.split(separator: "\n").first { $0.hasPrefix(file + ": ") }, predict.output)
+            let entries = line.dropFirst(file.count + 2).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            XCTAssertEqual(entries.count, 5, String(line))
+            let probabilities = entries.compactMap { Double($0.split(separator: " ").last!.dropLast()) }
+            XCTAssertEqual(probabilities, probabilities.sorted(by: >), "best first")
+            XCTAssertLessThanOrEqual(probabilities.reduce(0, +), 100.5)
+            XCTAssertTrue(entries.allSatisfy { entry in classes.contains { entry.hasPrefix($0 + " ") } }, String(line))
+        }
         let missing = try CommandRunner.alexnet(["eval", "--simulate", "--checkpoint", base + "/nothing-here"], timeout: 30)
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.error.contains("neither a checkpoint"), missing.error)
+    }
+
+    /// A PNG through libpng's simplified writer.
+    func writePNG(_ path: String, width: Int, height: Int, channels: Int, pixels: [UInt8]) -> Bool {
+        var image = png_image()
+        image.version = cpng_image_version()
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = channels == 1 ? cpng_format_gray() : cpng_format_rgb()
+        return png_image_write_to_file(&image, path, 0, pixels, 0, nil) != 0
     }
 }
