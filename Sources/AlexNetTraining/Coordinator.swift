@@ -67,7 +67,10 @@ final class BatchBroadcast {
     func send(_ n: Int) -> Bool {
         control[0] = StopRequest.isRequested ? 1 : 0
         communicator.broadcast(&control, root: 0)
-        if control[0] != 0 { return false }
+        if control[0] != 0 {
+            StopRequest.reachedBoundary()
+            return false
+        }
         let bytes = n * network.plan.spec.input.size * 4
         communicator.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: bytes), root: 0)
         network.labels.withUnsafeMutableBytes { communicator.broadcast(UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 4)]), root: 0) }

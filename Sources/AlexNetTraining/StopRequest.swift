@@ -3,20 +3,45 @@ import Foundation
 /// Ctrl-C (SIGINT) and SIGTERM ask training to stop at the next step boundary instead of
 /// killing it mid-step. Rank 0 decides, and the decision travels with the next batch, so every
 /// rank stops after the same step. A second Ctrl-C ends the process at once.
+///
+/// The signal also arms an alarm: a rank whose peer has died never reaches that boundary (it
+/// waits in a collective that cannot finish), and mpirun's SIGTERM to it would otherwise be
+/// followed by SIGKILL only after its kill timeout. If the boundary is not reached within
+/// `boundaryTimeout` seconds, the rank says so and exits.
 public enum StopRequest {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
 
     /// Whether a stop has been asked for.
     public static var isRequested: Bool { flag != 0 }
 
+    /// Seconds a stop request may wait for the next step boundary.
+    static let boundaryTimeout: UInt32 = 8
+
+    /// Every rank has agreed to stop: no longer a sign of a dead peer.
+    static func reachedBoundary() { alarm(0) }
+
     /// Installs the handlers; call once, from the command line.
     public static func install() {
         let handler: @convention(c) (Int32) -> Void = { signal in
             if StopRequest.flag != 0 { _exit(128 + signal) }
             StopRequest.flag = 1
+            alarm(StopRequest.boundaryTimeout)
+        }
+        let expired: @convention(c) (Int32) -> Void = { _ in
+            let message = "error: no step boundary within \(StopRequest.boundaryTimeout) s of the stop request: another rank has probably died; the last checkpoint is kept\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            _exit(1)
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        signal(SIGALRM, expired)
+        // A parent may start us with these signals blocked (seen when launched through Foundation's
+        // Process): unblock them, before MPI and the simulated ranks start threads that inherit the mask.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &signals, nil)
     }
 
     /// For tests.

@@ -188,7 +188,7 @@ public enum Trainer {
                 }
                 let (loss, correct) = network.run(batch: n, context: StepContext(training: true, step: result.steps, seed: options.seed))
                 guard loss.isFinite else {
-                    reporter.fail("the loss became \(loss) at step \(result.steps + 1) (epoch \(epoch)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
+                    reporter.fail("the loss became \(loss.isNaN ? "NaN" : "infinite") at step \(result.steps + 1) (epoch \(epoch)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
                     throw TrainingError.reported(exitCode: 3)
                 }
                 sgd.update(network.parameters)

@@ -52,6 +52,7 @@ enum CommandRunner {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.standardInput = FileHandle.nullDevice  // as in CI; mpirun would otherwise forward ours
         let outData = DataBox(), errData = DataBox()
         out.fileHandleForReading.readabilityHandler = { outData.append($0.availableData) }
         err.fileHandleForReading.readabilityHandler = { errData.append($0.availableData) }
@@ -60,7 +61,8 @@ enum CommandRunner {
         var interrupted = false
         while process.isRunning && Date() < deadline {
             if let interrupt, !interrupted, interrupt.when(outData.string) {
-                kill(process.processIdentifier, interrupt.signal)
+                // Signal 0: the condition sent its own signals.
+                if interrupt.signal != 0 { kill(process.processIdentifier, interrupt.signal) }
                 interrupted = true
             }
             usleep(20_000)
