@@ -95,6 +95,12 @@ final class ReliabilityTests: XCTestCase {
             assertCleanFailure(result, mentions: words)
             report(name, "mpirun -np 2 alexnet-split train " + arguments.joined(separator: " "), result)
         }
+        // Not an error for the split model: every rank sees the whole batch, so one image is enough.
+        let one = try CommandRunner.mpi(ranks: 2, ["train", "--preset", "tiny", "--batch-size", "1", "--train-limit", "8", "--test-limit", "4",
+                                                   "--epochs", "1", "--run-dir", base + "/one"], timeout: 60)
+        XCTAssertEqual(one.status, 0, one.error)
+        report("a batch smaller than the number of ranks", "mpirun -np 2 alexnet-split train --batch-size 1", one,
+               "trains: each rank holds half the kernels and sees the whole batch, so any batch of 1 or more works")
         for ranks in [1, 3] {
             let result = try CommandRunner.mpi(ranks: ranks, ["train", "--train-limit", "64", "--test-limit", "8", "--run-dir", base + "/run"], timeout: 60)
             assertCleanFailure(result, mentions: ["mpirun -np 2", "--simulate"])
