@@ -19,7 +19,7 @@ final class ReliabilityTests: XCTestCase {
     func report(_ name: String, _ command: String, _ result: CommandResult, _ outcome: String = "") {
         guard let path = ProcessInfo.processInfo.environment["ALEXNET_SPLIT_RELIABILITY_REPORT"] else { return }
         let error = result.error.split(separator: "\n").first { $0.hasPrefix("error:") }.map(String.init) ?? ""
-        let text = ([outcome, error.isEmpty ? "" : "`\(error.replacingOccurrences(of: base, with: "…"))`"].filter { !$0.isEmpty })
+        let text = ([outcome, error.isEmpty ? "" : "`` \(error.replacingOccurrences(of: base, with: "…")) ``"].filter { !$0.isEmpty })
             .joined(separator: "; ").replacingOccurrences(of: "|", with: "\\|")
         let row = "| \(name) | `\(command)` | exit \(result.status)\(text.isEmpty ? "" : "; " + text) |\n"
         if let handle = FileHandle(forWritingAtPath: path) {
