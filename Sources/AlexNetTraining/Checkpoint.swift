@@ -39,6 +39,11 @@ public struct CheckpointManifest: Codable, Sendable {
     public var pixelStd: Float?
     /// The data set's class names, in label order.
     public var classNames: [String]?
+    /// The data it was trained on: a resumed run must read the same images in the same order.
+    public var dataDirectory: String?
+    public var trainLimit: Int?
+    public var testLimit: Int?
+    public var trainImages: Int?
 
     var normalization: (mean: Float, std: Float)? {
         guard let pixelMean, let pixelStd else { return nil }

@@ -8,6 +8,14 @@ public enum Trainer {
     /// The `train` command: loads the data, trains, reports. Returns the exit code (the same on
     /// every rank).
     public static func run(_ options: TrainingOptions, communicator: Communicator, launch: String) -> Int32 {
+        var options = options
+        // Resuming reads the same data as the checkpoint did. Only rank 0 reads data, so only it
+        // needs to know; a checkpoint it cannot read is reported, for every rank, in train().
+        if communicator.rank == 0, let resume = options.resume, let manifest = try? Checkpoint.resolve(resume).manifest {
+            if !options.dataDirectoryGiven, let directory = manifest.dataDirectory { options.dataDirectory = directory }
+            options.trainLimit = manifest.trainLimit
+            options.testLimit = manifest.testLimit
+        }
         do {
             let session = try Session.open(directory: options.dataDirectory, trainLimit: options.trainLimit,
                                            testLimit: options.testLimit, communicator: communicator)
@@ -42,6 +50,9 @@ public enum Trainer {
             try Restore.check(found.manifest, path: found.path, options: options)
             // The checkpoint's own settings carry on; only the number of epochs may change.
             let m = found.manifest
+            if let images = m.trainImages, images != session.trainCount {
+                throw TrainingError("\(found.path) was trained on \(images) training images, but this data has \(session.trainCount); resume with the same --data", exitCode: 2)
+            }
             options.seed = m.seed
             options.batchSize = m.batchSize
             options.momentum = m.momentum
@@ -164,7 +175,8 @@ public enum Trainer {
                 weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
                 epoch: epoch, stepInEpoch: stepInEpoch, schedule: CheckpointManifest.schedule(schedule), history: result.epochs,
                 pixelMean: coordinator?.normalization.mean, pixelStd: coordinator?.normalization.std,
-                classNames: session.data?.classNames)
+                classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
+                testLimit: options.testLimit, trainImages: session.trainCount)
             let path = try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
                                            comm: comm, reporter: reporter)
             reporter.say("checkpoint: \(path)")

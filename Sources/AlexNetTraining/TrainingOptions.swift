@@ -14,6 +14,8 @@ public struct TrainingOptions: Sendable {
     public var weightDecay: Float = 0.0005
     public var seed: UInt64 = 1
     public var dataDirectory = FashionMNIST.defaultDirectory
+    /// Whether `dataDirectory` was given; when resuming, the checkpoint's applies otherwise.
+    public var dataDirectoryGiven = true
     /// Where metrics go; a fresh `runs/<preset>-<model>-<time>` when nil.
     public var runDirectory: String?
     /// Overrides the preset's initialisation.

@@ -42,8 +42,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Seed for weights, data order and dropout.")
     var seed: UInt64 = 1
 
-    @Option(help: "Folder holding the Fashion-MNIST IDX files (gzip or raw).")
-    var data = FashionMNIST.defaultDirectory
+    @Option(help: "Folder holding the Fashion-MNIST IDX files, gzip or raw (default \(FashionMNIST.defaultDirectory); when resuming, the checkpoint's).")
+    var data: String?
 
     @Option(help: "Where results go (default: runs/<preset>-<model or compare>-<time>).")
     var runDir: String?
@@ -95,7 +95,8 @@ struct TrainingFlags: ParsableArguments {
         o.momentum = momentum
         o.weightDecay = weightDecay
         o.seed = seed
-        o.dataDirectory = data
+        o.dataDirectory = data ?? FashionMNIST.defaultDirectory
+        o.dataDirectoryGiven = data != nil
         o.runDirectory = runDir
         o.initialization = initialization
         o.logEvery = logEvery

@@ -47,6 +47,9 @@ final class CheckpointTests: XCTestCase {
         var resumed = options("stopped")
         resumed.resume = "\(base)/stopped"
         resumed.epochsGiven = false
+        // The data settings come back from the checkpoint: a resumed run must see the same images.
+        resumed.trainLimit = nil
+        resumed.testLimit = nil
         resumed.dumpWeightsPrefix = "\(base)/resumed-weights"
         XCTAssertEqual(Trainer.runSimulated(resumed), 0)
         XCTAssertEqual(try weights("whole"), try weights("resumed"), "resumed weights must equal the uninterrupted run's, bit for bit")
