@@ -23,6 +23,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, ".build", "release", "alexnet-split")
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS=1", "-np", "2"]
+if "OPENBLAS_CORETYPE" in os.environ:  # e.g. OPENBLAS_CORETYPE=SKYLAKEX python3 benchmarks/side_by_side.py
+    MPIRUN[1:1] = ["-x", "OPENBLAS_CORETYPE"]
 
 # (name, our command's arguments, ours under mpirun?, pytorch preset/model, inference?, steps)
 CASES = [
@@ -63,6 +65,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     args = parser.parse_args()
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     print(f"| case | alexnet-split img/s | PyTorch img/s | ratio |")
     print(f"|---|---|---|---|")
     for name, arguments, mpi, (preset, model), inference, steps in CASES:
