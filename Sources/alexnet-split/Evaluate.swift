@@ -7,8 +7,7 @@ struct Evaluate: ParsableCommand {
         commandName: "eval",
         abstract: "Test top-1 and top-5 of a checkpoint, under mpirun (one tower per rank) or simulated.")
 
-    @Option(help: "A run directory (its newest valid checkpoint) or a checkpoints/step-* folder.")
-    var checkpoint: String
+    @OptionGroup var source: CheckpointOptions
 
     @Option(help: "Folder holding the Fashion-MNIST IDX files.")
     var data = FashionMNIST.defaultDirectory
@@ -19,22 +18,17 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batchSize = 128
 
-    @Flag(help: "Run both towers as threads of this process.")
-    var simulate = false
-
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1 (got \(testLimit))") }
     }
 
     func run() throws {
-        var flags = try TrainingFlags.parse([])
-        flags.simulate = simulate
-        var options = flags.options
+        var options = TrainingOptions()
         options.dataDirectory = data
         options.testLimit = testLimit
         options.batchSize = batchSize
-        let checkpoint = self.checkpoint
-        try flags.launch(towers: 2) { CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1) }
+        let checkpoint = source.checkpoint
+        try source.launch { CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1) }
     }
 }

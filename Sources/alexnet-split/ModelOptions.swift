@@ -27,3 +27,19 @@ struct ModelOptions: ParsableArguments {
         }
     }
 }
+
+/// Which checkpoint, and how to run it: shared by eval and predict.
+struct CheckpointOptions: ParsableArguments {
+    @Option(help: "A run directory (its newest valid checkpoint) or a checkpoints/step-* folder.")
+    var checkpoint: String
+
+    @Flag(help: "Run both towers as threads of this process.")
+    var simulate = false
+
+    /// Launches `body` on every rank, as `train` would.
+    func launch(_ body: @escaping (Communicator, String) -> Int32) throws {
+        var flags = try TrainingFlags.parse([])
+        flags.simulate = simulate
+        try flags.launch(towers: 2, body)
+    }
+}
