@@ -135,6 +135,19 @@ final class ReliabilityTests: XCTestCase {
                "stopped at the next step boundary, wrote a checkpoint, printed the --resume command; the resume completed")
     }
 
+    /// SIGTERM to mpirun itself: mpirun passes it on, and the ranks stop as above.
+    func testSIGTERMToMpirunStopsAtAStepAndCheckpoints() throws {
+        let run = base + "/run"
+        let result = try CommandRunner.mpi(ranks: 2, ["train", "--preset", "tiny", "--epochs", "300", "--train-limit", "6400",
+                                                      "--test-limit", "32", "--batch-size", "32", "--log-every", "100000", "--run-dir", run],
+                                           timeout: 90, interrupt: (SIGTERM, { _ in FileManager.default.fileExists(atPath: run + "/checkpoints") }))
+        XCTAssertFalse(result.timedOut)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.output.contains("To continue: alexnet-split train --resume \(run)"), result.output)
+        report("SIGTERM to mpirun", "kill -TERM <mpirun>", result,
+               "mpirun passed it on; the ranks stopped at the next step boundary, wrote a checkpoint and printed the --resume command")
+    }
+
     func testDivergingLossKeepsTheLastGoodCheckpoint() throws {
         let run = base + "/run"
         let result = try CommandRunner.mpi(ranks: 2, ["train", "--preset", "tiny", "--epochs", "3", "--train-limit", "640", "--test-limit", "32",
