@@ -168,14 +168,11 @@ public enum Checkpoint {
         for step in all.dropLast(max(keep, 1)) { try? FileManager.default.removeItem(atPath: directory(run: run, step: step)) }
     }
 
-    /// Steps that have a checkpoint folder, oldest first.
-    static func steps(run: String) -> [Int] {
+    /// Steps of the checkpoint folders a run holds, oldest first.
+    public static func steps(run: String) -> [Int] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(run)/checkpoints")) ?? []
         return names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()
     }
-
-    /// Steps of the checkpoint folders a run holds, oldest first.
-    public static func stepsKept(run: String) -> [Int] { steps(run: run) }
 
     /// Reads a checkpoint's manifest and checks every file against it.
     public static func validate(_ path: String) throws -> CheckpointManifest {

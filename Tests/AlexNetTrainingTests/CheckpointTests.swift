@@ -56,14 +56,14 @@ final class CheckpointTests: XCTestCase {
         let final = try Checkpoint.newestValid(run: "\(base)/stopped").manifest
         XCTAssertEqual(final.step, 20)
         XCTAssertEqual(final.history.count, 2)
-        XCTAssertEqual(Checkpoint.stepsKept(run: "\(base)/whole").count, 3, "only the newest 3 are kept")
+        XCTAssertEqual(Checkpoint.steps(run: "\(base)/whole").count, 3, "only the newest 3 are kept")
     }
 
     func testDamagedCheckpointsAreRefused() throws {
         var o = options("run")
         o.epochs = 1
         XCTAssertEqual(Trainer.runSimulated(o), 0)
-        let steps = Checkpoint.stepsKept(run: "\(base)/run")
+        let steps = Checkpoint.steps(run: "\(base)/run")
         XCTAssertEqual(steps, [6, 9, 10], "every 3 steps and at the epoch's end, newest 3 kept")
         let newest = String(format: "\(base)/run/checkpoints/step-%07d", 10)
         let older = String(format: "\(base)/run/checkpoints/step-%07d", 9)
