@@ -19,8 +19,8 @@ let package = Package(
 
         // The math: tensors, layers, model spec, split model, optimiser. Knows nothing of MPI.
         .target(name: "AlexNetCore", dependencies: ["CBLAS"]),
-        // Data sets: reading, decoding, resizing, batching. Knows nothing of models.
-        .target(name: "AlexNetData", dependencies: ["CZlib", "CPNG", "CTurboJPEG"]),
+        // Data sets: formats, decoding, the paper's preprocessing and augmentation, batching. Knows nothing of models.
+        .target(name: "AlexNetData", dependencies: ["AlexNetCore", "CZlib", "CPNG", "CTurboJPEG"]),
         // The Open MPI communicator: the only code that talks to MPI.
         .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "CMPI"]),
         // The training loop and its coordinator; runs over any Communicator.

@@ -1,5 +1,5 @@
-/// Turns 8-bit grey images into a network's input batch: bilinear resize to the network's
-/// size, normalise, replicate to its channel count, channel-major `[C, n, H, W]`.
+/// Turns 8-bit images into a network's input batch: bilinear resize to the network's size,
+/// normalise, channel-major `[C, n, H, W]`; a grey image is repeated across the channels.
 ///
 /// The resize is PyTorch's `interpolate(mode="bilinear", align_corners=False)`: output pixel
 /// centres map to `(i + 0.5) * in/out - 0.5`, clamped at the borders. Its weights are computed
@@ -40,19 +40,24 @@ public struct BatchAssembler: Sendable {
                          pixels: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>) {
         let n = indices.count, plane = height * width
         let scale = 1 / (255 * std), shift = mean / std
+        let sc = images.channels
+        precondition(sc == 1 || sc == channels)
         images.pixels.withUnsafeBufferPointer { source in
             for (b, index) in indices.enumerated() {
-                labels[b] = Int32(images.labels[index])
-                let image = source.baseAddress! + index * sourceHeight * sourceWidth
-                let out = pixels + b * plane
-                for (i, (r0, r1, wr)) in rows.enumerated() {
-                    for (j, (c0, c1, wc)) in columns.enumerated() {
-                        let top = Float(image[r0 * sourceWidth + c0]) * (1 - wc) + Float(image[r0 * sourceWidth + c1]) * wc
-                        let bottom = Float(image[r1 * sourceWidth + c0]) * (1 - wc) + Float(image[r1 * sourceWidth + c1]) * wc
-                        out[i * width + j] = (top * (1 - wr) + bottom * wr) * scale - shift
+                labels[b] = images.labels[index]
+                let image = source.baseAddress! + index * images.imageSize
+                for k in 0..<sc {
+                    let out = pixels + (k * n + b) * plane
+                    for (i, (r0, r1, wr)) in rows.enumerated() {
+                        for (j, (c0, c1, wc)) in columns.enumerated() {
+                            let top = Float(image[(r0 * sourceWidth + c0) * sc + k]) * (1 - wc) + Float(image[(r0 * sourceWidth + c1) * sc + k]) * wc
+                            let bottom = Float(image[(r1 * sourceWidth + c0) * sc + k]) * (1 - wc) + Float(image[(r1 * sourceWidth + c1) * sc + k]) * wc
+                            out[i * width + j] = (top * (1 - wr) + bottom * wr) * scale - shift
+                        }
                     }
                 }
-                for c in 1..<max(channels, 1) {
+                let out = pixels + b * plane
+                for c in sc..<max(channels, 1) {
                     (pixels + (c * n + b) * plane).update(from: out, count: plane)
                 }
             }

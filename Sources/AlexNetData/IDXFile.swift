@@ -36,6 +36,15 @@ public struct IDXFile {
         bytes = Array(data[start..<(start + payload)])
     }
 
+    /// The first four (decompressed) bytes of a file, or nil if it has fewer or cannot be read.
+    static func magic(_ path: String) -> [UInt8]? {
+        guard let file = gzopen(path, "rb") else { return nil }
+        defer { gzclose(file) }
+        var bytes = [UInt8](repeating: 0, count: 4)
+        let read = bytes.withUnsafeMutableBytes { gzread(file, $0.baseAddress, 4) }
+        return read == 4 ? bytes : nil
+    }
+
     /// The whole (decompressed) file.
     static func readAll(_ path: String) throws -> [UInt8] {
         guard let file = gzopen(path, "rb") else { throw DataError("cannot open \(path)") }

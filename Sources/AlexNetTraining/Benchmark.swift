@@ -54,10 +54,12 @@ public enum Benchmark {
         var random = KeyedRandom(options.seed, 0xBE)
         let count = options.batchSize * 2
         let images = LabeledImages(height: 28, width: 28, pixels: (0..<(count * 784)).map { _ in UInt8(random.below(256)) },
-                                   labels: (0..<count).map { _ in UInt8(random.below(options.classes)) })
+                                   labels: (0..<count).map { _ in Int32(random.below(options.classes)) })
         let names = (0..<options.classes).map { "class \($0)" }
         let coordinator = timed.rank == 0
-            ? Coordinator(data: DataSet(name: "synthetic", train: images, test: images, classNames: names), input: plan.spec.input, seed: options.seed)
+            ? Coordinator(data: DataSet(name: "synthetic", format: .idx, train: images, test: images, classNames: names), input: plan.spec.input,
+                          layout: DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1), settings: DataSettings(),
+                          seed: options.seed)
             : nil
         coordinator?.shuffle(epoch: 1)
         let sgd = SGD()

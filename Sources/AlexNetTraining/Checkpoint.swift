@@ -44,6 +44,10 @@ public struct CheckpointManifest: Codable, Sendable {
     public var trainLimit: Int?
     public var testLimit: Int?
     public var trainImages: Int?
+    /// How the data was read and prepared (nil in checkpoints of Fashion-MNIST-only versions:
+    /// IDX, resized).
+    public var dataSettings: DataSettings?
+    public var dataLayout: DataLayout?
 
     var normalization: (mean: Float, std: Float)? {
         guard let pixelMean, let pixelStd else { return nil }
@@ -87,7 +91,8 @@ public enum Checkpoint {
 
     /// Writes a checkpoint of every rank's towers; all ranks of `comm` call it. Keeps the newest
     /// `keep`. Refuses weights that are not finite, so a diverged run never overwrites a good one.
-    static func save(network: Network, manifest: CheckpointManifest, run: String, keep: Int,
+    /// `coordinatorFiles` (name and bytes) are written by rank 0 and checked like the rest.
+    static func save(network: Network, manifest: CheckpointManifest, run: String, keep: Int, coordinatorFiles: [String: Data] = [:],
                      comm: Communicator, reporter: Reporter) throws -> String {
         let path = directory(run: run, step: manifest.step)
         let finite = network.parameters.allSatisfy { p in (0..<p.count).allSatisfy { p.value.pointer[$0].isFinite } }
@@ -129,6 +134,10 @@ public enum Checkpoint {
                                             crc32: UInt32(entry[3 * r + 2]))
                 }
                 do {
+                    for (name, data) in coordinatorFiles.sorted(by: { $0.key < $1.key }) {
+                        try AtomicFile.write(data, to: "\(path)/\(name)")
+                        m.files.append(CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data)))
+                    }
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                     try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
@@ -215,6 +224,17 @@ public enum Checkpoint {
         if FileManager.default.fileExists(atPath: "\(path)/\(manifestName)") { return (path, try validate(path), []) }
         if FileManager.default.fileExists(atPath: "\(path)/checkpoints") { return try newestValid(run: path) }
         throw TrainingError("\(path) is neither a checkpoint (no \(manifestName)) nor a run directory (no checkpoints/); pass a run directory or one of its checkpoints/step-* folders")
+    }
+
+    /// The input statistics a checkpoint's model was trained with.
+    static func statistics(_ path: String, manifest: CheckpointManifest) throws -> InputStatistics {
+        var result = InputStatistics(normalization: manifest.normalization, photo: nil)
+        if manifest.files.contains(where: { $0.name == InputStatistics.fileName }) {
+            let file = "\(path)/\(InputStatistics.fileName)"
+            guard let data = FileManager.default.contents(atPath: file) else { throw TrainingError("\(file) is missing; the checkpoint is incomplete") }
+            result.photo = try InputStatistics.decode(data, source: file)
+        }
+        return result
     }
 
     /// Loads this rank's towers (weights and momentum) into `network`.

@@ -18,7 +18,7 @@ public enum Comparison {
         do {
             let t = options.training
             let session = try Session.open(directory: t.dataDirectory, trainLimit: t.trainLimit, testLimit: t.testLimit,
-                                           communicator: communicator)
+                                           settings: t.data, preset: t.preset, seed: t.seed, communicator: communicator)
             let base = t.runDirectory ?? Trainer.defaultRunDirectory(t, kind: "compare")
             var results: [RunResult] = []
             var unfinished: [String] = []

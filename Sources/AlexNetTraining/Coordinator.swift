@@ -2,31 +2,57 @@ import AlexNetCore
 import AlexNetData
 
 /// Rank 0's data side: it owns the data set, shuffles it with the seed, and assembles each
-/// batch into the network's input before the batch is broadcast.
+/// batch into the network's input (preprocessing and augmentation) before it is broadcast.
 final class Coordinator {
     let data: DataSet
-    private let assembler: BatchAssembler
+    private let input: Shape
     private let seed: UInt64
+    private let pipeline: Pipeline
+    private var prefetcher: Prefetcher?
     private(set) var order: [Int] = []
+    private(set) var epoch = 0
 
-    /// `normalization` is the (mean, std) a model was trained with; by default the training
-    /// set's own.
-    init(data: DataSet, input: Shape, seed: UInt64, normalization: (mean: Float, std: Float)? = nil) {
-        self.data = data
-        self.seed = seed
-        let statistics = normalization ?? data.train.pixelStatistics()
-        assembler = BatchAssembler(sourceHeight: data.train.height, sourceWidth: data.train.width,
-                                   channels: input.channels, height: input.height, width: input.width,
-                                   mean: statistics.mean, std: statistics.std)
+    /// The two ways of making inputs (see `Preprocessing`).
+    enum Pipeline: Sendable {
+        case resize(BatchAssembler)
+        case paper(CropAssembler)
     }
 
-    /// The pixel normalisation in use: `(pixel/255 - mean) / std`.
-    var normalization: (mean: Float, std: Float) { (assembler.mean, assembler.std) }
+    /// `restored` is what a checkpoint's model was trained with; by default the training set's
+    /// own statistics are computed here.
+    init(data: DataSet, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
+         restored: InputStatistics? = nil, maxBatch: Int = 0) {
+        self.data = data
+        self.input = input
+        self.seed = seed
+        switch layout.preprocessing {
+        case .resize:
+            let (mean, std) = restored?.normalization ?? data.train.pixelStatistics()
+            pipeline = .resize(BatchAssembler(sourceHeight: data.train.height, sourceWidth: data.train.width,
+                                              channels: input.channels, height: input.height, width: input.width, mean: mean, std: std))
+        case .paper:
+            let statistics = restored?.photo ?? PhotoStatistics.compute(data.train, meanKind: settings.meanKind)
+            pipeline = .paper(CropAssembler(statistics: statistics, channels: input.channels, height: input.height,
+                                            width: input.width, augmentation: settings.augmentation))
+        }
+        if settings.prefetch && maxBatch > 0 {
+            prefetcher = Prefetcher(pixelCount: maxBatch * input.size, labelCount: maxBatch)
+        }
+    }
+
+    /// What this coordinator normalises with, for checkpoints.
+    var statistics: InputStatistics {
+        switch pipeline {
+        case .resize(let a): return InputStatistics(normalization: (a.mean, a.std), photo: nil)
+        case .paper(let a): return InputStatistics(normalization: nil, photo: a.statistics)
+        }
+    }
 
     /// The epoch's data order: a permutation keyed by (seed, epoch), the same for every model.
     func shuffle(epoch: Int) {
         var random = KeyedRandom(seed, 0x5348_5546, UInt64(epoch))
         order = random.permutation(data.train.count)
+        self.epoch = epoch
     }
 
     /// FNV-1a over the epoch's order, so runs can show that they saw the same data in the same order.
@@ -34,19 +60,57 @@ final class Coordinator {
         order.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
     }
 
-    /// Fills the network's input and labels with training images `order[range]`.
-    func assembleTraining(_ range: Range<Int>, into network: Network) {
-        assemble(order[range], from: data.train, into: network)
+    /// Fills the network's input and labels with training images `order[range]` (augmented),
+    /// from the batch prepared in the background if it is this one; then starts preparing
+    /// `next`, if given.
+    func assembleTraining(_ range: Range<Int>, into network: Network, next: Range<Int>? = nil) {
+        let n = range.count
+        let key = { (r: Range<Int>) in self.epoch << 40 | r.lowerBound }
+        let taken = network.labels.withUnsafeMutableBufferPointer { labels in
+            prefetcher?.take(key: key(range), pixelCount: n * input.size, labelCount: n,
+                             into: network.input.pointer, labels: labels.baseAddress!) ?? false
+        }
+        if !taken {
+            let fill = training(range)
+            network.labels.withUnsafeMutableBufferPointer { fill(network.input.pointer, $0.baseAddress!) }
+        }
+        if let next, let prefetcher, !next.isEmpty {
+            prefetcher.start(key: key(next), training(next))
+        }
     }
 
-    /// Fills the network's input and labels with test images `range`, in file order.
-    func assembleTest(_ range: Range<Int>, into network: Network) {
-        assemble(Array(range)[...], from: data.test, into: network)
+    /// The work of assembling training images `order[range]` of this epoch, with its inputs
+    /// captured now, so that it can run on another thread.
+    private func training(_ range: Range<Int>) -> @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void {
+        let (indices, images, seed, epoch, pipeline) = (order[range], data.train, seed, epoch, pipeline)
+        return { pixels, labels in
+            switch pipeline {
+            case .resize(let a):
+                a.assemble(indices, from: images, pixels: pixels, labels: labels)
+            case .paper(let a):
+                a.assemble(indices, from: images, view: { a.trainingView(seed: seed, epoch: epoch, index: $1) },
+                           pixels: pixels, labels: labels)
+            }
+        }
     }
 
-    private func assemble(_ indices: ArraySlice<Int>, from images: LabeledImages, into network: Network) {
+    /// Views per test image: 10 for the paper's ten patches, else 1.
+    func testViews(tenCrop: Bool) -> Int {
+        if case .paper = pipeline, tenCrop { return 10 }
+        return 1
+    }
+
+    /// Fills the network's input and labels with test images `range`, in file order, as seen
+    /// through test view `view` (0: the centre crop; see `CropAssembler.centreView`).
+    func assembleTest(_ range: Range<Int>, view: Int = 0, into network: Network) {
         network.labels.withUnsafeMutableBufferPointer { labels in
-            assembler.assemble(indices, from: images, pixels: network.input.pointer, labels: labels.baseAddress!)
+            switch pipeline {
+            case .resize(let a):
+                a.assemble(Array(range)[...], from: data.test, pixels: network.input.pointer, labels: labels.baseAddress!)
+            case .paper(let a):
+                let v = a.centreView(view)
+                a.assemble(Array(range)[...], from: data.test, view: { _, _ in v }, pixels: network.input.pointer, labels: labels.baseAddress!)
+            }
         }
     }
 }

@@ -9,11 +9,19 @@ public enum Prediction {
         let reporter = Reporter(speaks: communicator.rank == 0)
         do {
             let (path, manifest) = try Restore.share(checkpoint, classes: nil, comm: communicator, reporter: reporter)
-            guard let preset = Preset(rawValue: manifest.preset), let model = ModelKind(rawValue: manifest.model),
-                  let mean = manifest.pixelMean, let std = manifest.pixelStd else {
-                throw TrainingError("\(path) lacks what predict needs (model or pixel normalisation); it was written by another version")
+            guard let preset = Preset(rawValue: manifest.preset), let model = ModelKind(rawValue: manifest.model) else {
+                throw TrainingError("\(path) holds an unknown model \(manifest.preset)/\(manifest.model); it was written by another version")
             }
-            let plan = try NetworkPlan(spec: preset.spec(classes: manifest.classes), model: model)
+            let layout = manifest.dataLayout ?? DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1)
+            let session = Session(communicator: communicator, data: nil, counts: [0, 0, manifest.classes], layout: layout)
+            var statistics = InputStatistics()
+            try session.onCoordinator {
+                statistics = try Checkpoint.statistics(path, manifest: manifest)
+                guard statistics.normalization != nil || statistics.photo != nil else {
+                    throw TrainingError("\(path) lacks the pixel normalisation predict needs; it was written by another version")
+                }
+            }
+            let plan = try NetworkPlan(spec: layout.spec(preset, classes: manifest.classes), model: model)
             if plan.towers > 1 && plan.towers != communicator.size {
                 throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", exitCode: 2)
             }
@@ -22,7 +30,7 @@ public enum Prediction {
             var failures = 0
             if communicator.rank == 0 {
                 for file in images {
-                    do { decoded.append((file, try ImageFile.decode(path: file, channels: 1))) } catch {
+                    do { decoded.append((file, try ImageFile.decode(path: file, channels: layout.channels))) } catch {
                         reporter.fail("\(error)")
                         failures += 1
                     }
@@ -34,7 +42,7 @@ public enum Prediction {
             let input = plan.spec.input
             let batch = max(1, min(count[0], 64))
             if count[0] > 0 {
-                _ = try Trainer.onTowerRanks(plan: plan, session: Session(communicator: communicator, data: nil, counts: [0, 0, manifest.classes]),
+                _ = try Trainer.onTowerRanks(plan: plan, session: session,
                                              threads: threads, launch: launch, stopped: { _ in false }) { comm, _ in
                     BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? threads : 1)
                     let network = try Network(plan: plan, communicator: comm, maxBatch: batch, seed: manifest.seed)
@@ -43,7 +51,8 @@ public enum Prediction {
                         let n = min(batch, count[0] - first)
                         if comm.rank == 0 {
                             for b in 0..<n {
-                                preprocess(decoded[first + b].image, into: network.input.pointer, sample: b, of: n, input: input, mean: mean, std: std)
+                                preprocess(decoded[first + b].image, into: network.input.pointer, sample: b, of: n, input: input,
+                                           layout: layout, statistics: statistics)
                             }
                         }
                         comm.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: n * input.size * 4), root: 0)
@@ -68,16 +77,29 @@ public enum Prediction {
         }
     }
 
-    /// An image as evaluation sees it: grey, resized bilinearly to the input, normalised, its
-    /// channel repeated; written as sample `b` of `[C, n, H, W]`.
+    /// An image as evaluation sees it, written as sample `b` of `[C, n, H, W]`: resized and
+    /// normalised (`resize`), or its shorter side scaled to S, the centre crop, minus the
+    /// training mean (`paper`).
     static func preprocess(_ image: DecodedImage, into pixels: UnsafeMutablePointer<Float>, sample b: Int, of n: Int,
-                           input: Shape, mean: Float, std: Float) {
-        let single = LabeledImages(height: image.height, width: image.width, pixels: image.pixels, labels: [0])
-        let assembler = BatchAssembler(sourceHeight: image.height, sourceWidth: image.width, channels: 1,
-                                       height: input.height, width: input.width, mean: mean, std: std)
-        var plane = [Float](repeating: 0, count: input.planeSize)
+                           input: Shape, layout: DataLayout, statistics: InputStatistics) {
+        var one = [Float](repeating: 0, count: input.size)
         var label: [Int32] = [0]
-        assembler.assemble([0], from: single, pixels: &plane, labels: &label)
-        for c in 0..<input.channels { (pixels + (c * n + b) * input.planeSize).update(from: plane, count: input.planeSize) }
+        if let photo = statistics.photo {
+            let square = Resample.shorterSideThenCentreCrop(image, size: photo.size)
+            let single = LabeledImages(height: photo.size, width: photo.size, channels: image.channels, pixels: square, labels: [0])
+            let assembler = CropAssembler(statistics: photo, channels: input.channels, height: input.height, width: input.width,
+                                          augmentation: .off)
+            assembler.assemble([0], from: single, view: { _, _ in assembler.testView }, pixels: &one, labels: &label)
+        } else if let (mean, std) = statistics.normalization {
+            let single = LabeledImages(height: image.height, width: image.width, channels: image.channels, pixels: image.pixels, labels: [0])
+            let assembler = BatchAssembler(sourceHeight: image.height, sourceWidth: image.width, channels: input.channels,
+                                           height: input.height, width: input.width, mean: mean, std: std)
+            assembler.assemble([0], from: single, pixels: &one, labels: &label)
+        }
+        one.withUnsafeBufferPointer { source in
+            for c in 0..<input.channels {
+                (pixels + (c * n + b) * input.planeSize).update(from: source.baseAddress! + c * input.planeSize, count: input.planeSize)
+            }
+        }
     }
 }

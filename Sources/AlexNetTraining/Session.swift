@@ -7,42 +7,83 @@ import Foundation
 /// rank cleanly instead of leaving one waiting in a collective.
 public final class Session {
     public let communicator: Communicator
-    /// The data set, on rank 0 only.
+    /// The data set, on rank 0 only, stored as `layout` says.
     public let data: DataSet?
     public let trainCount: Int
     public let testCount: Int
     public let classes: Int
+    public let layout: DataLayout
     let reporter: Reporter
 
     public var isCoordinator: Bool { communicator.rank == 0 }
 
-    init(communicator: Communicator, data: DataSet?, counts: [Int]) {
+    init(communicator: Communicator, data: DataSet?, counts: [Int], layout: DataLayout) {
         self.communicator = communicator
         self.data = data
         trainCount = counts[0]
         testCount = counts[1]
         classes = counts[2]
+        self.layout = layout
         reporter = Reporter(speaks: communicator.rank == 0)
     }
 
     /// Loads the data on rank 0 and shares its size. On failure rank 0 prints the error and
-    /// every rank gets a TrainingError with the same exit code.
-    public static func open(directory: String, trainLimit: Int?, testLimit: Int?, communicator: Communicator) throws -> Session {
+    /// every rank gets a TrainingError with the same exit code. The other ranks wait without
+    /// spinning, so that decoding photos has every core. `preset` sets the stored image size.
+    public static func open(directory: String, trainLimit: Int?, testLimit: Int?, settings: DataSettings = DataSettings(),
+                            preset: Preset, seed: UInt64, communicator: Communicator) throws -> Session {
         var data: DataSet?
-        var header = [0, 0, 0, 0]  // status, train images, test images, classes
+        // status, train images, test images, classes, format, preprocessing, image size, channels
+        var header = [0, 0, 0, 0, 0, 0, 0, 0]
         if communicator.rank == 0 {
             do {
-                let loaded = try FashionMNIST.load(directory: directory, trainLimit: trainLimit, testLimit: testLimit)
+                let (loaded, layout) = try load(directory: directory, trainLimit: trainLimit, testLimit: testLimit,
+                                                settings: settings, preset: preset, seed: seed)
                 data = loaded
-                header = [0, loaded.train.count, loaded.test.count, loaded.classes]
+                header = [0, loaded.train.count, loaded.test.count, loaded.classes,
+                          DataFormat.allCases.firstIndex(of: layout.format)!, Preprocessing.allCases.firstIndex(of: layout.preprocessing)!,
+                          layout.imageSize, layout.channels]
             } catch {
                 Reporter(speaks: true).fail("\(error)")
                 header[0] = 1
             }
         }
-        communicator.broadcast(&header, root: 0)
+        communicator.broadcastIdly(&header, root: 0)
         guard header[0] == 0 else { throw TrainingError.reported(exitCode: 1) }
-        return Session(communicator: communicator, data: data, counts: Array(header[1...]))
+        let layout = DataLayout(format: DataFormat.allCases[header[4]], preprocessing: Preprocessing.allCases[header[5]],
+                                imageSize: header[6], channels: header[7])
+        return Session(communicator: communicator, data: data, counts: Array(header[1...3]), layout: layout)
+    }
+
+    /// Reads the data set and, for the paper's preprocessing, stores every image as an S x S square.
+    static func load(directory: String, trainLimit: Int?, testLimit: Int?, settings: DataSettings, preset: Preset,
+                     seed: UInt64) throws -> (DataSet, DataLayout) {
+        let format = try settings.format ?? DataFormat.detect(directory)
+        let preprocessing = settings.preprocessing(for: format)
+        let side = preset.spec(classes: 1).input.height
+        let size = settings.storedSize(input: side, preprocessing: preprocessing)
+        guard size >= side else {
+            throw DataError("--image-size \(size) is smaller than the \(preset.rawValue) preset's \(side)-pixel input: pass at least \(side)")
+        }
+        if settings.tenCrop && preprocessing != .paper {
+            throw DataError("--ten-crop takes its patches from the paper's preprocessing; add --preprocess paper")
+        }
+        var options = DataLoadOptions()
+        options.format = format
+        options.valFraction = settings.valFraction
+        options.seed = seed
+        options.skipBadImages = settings.skipBadImages
+        options.imageSize = size
+        options.trainLimit = trainLimit
+        options.testLimit = testLimit
+        var data = try DataSource.load(directory: directory, options: options)
+        if preprocessing == .paper && (data.train.height != size || data.train.width != size) {
+            data = DataSet(name: data.name, format: data.format, train: Resample.shorterSideThenCentreCrop(data.train, size: size),
+                           test: Resample.shorterSideThenCentreCrop(data.test, size: size), classNames: data.classNames,
+                           skipped: data.skipped)
+        }
+        let stored = preprocessing == .paper ? size : data.train.height
+        return (data, DataLayout(format: format, preprocessing: preprocessing, imageSize: stored, channels: data.train.channels))
     }
 
     /// Runs `body` on rank 0 and shares whether it succeeded, so that a failure on the

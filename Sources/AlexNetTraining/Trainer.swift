@@ -15,10 +15,16 @@ public enum Trainer {
             if !options.dataDirectoryGiven, let directory = manifest.dataDirectory { options.dataDirectory = directory }
             options.trainLimit = manifest.trainLimit
             options.testLimit = manifest.testLimit
+            if var settings = manifest.dataSettings {
+                (settings.tenCrop, settings.prefetch) = (options.data.tenCrop, options.data.prefetch)
+                options.data = settings
+            }
+            options.seed = manifest.seed
         }
         do {
             let session = try Session.open(directory: options.dataDirectory, trainLimit: options.trainLimit,
-                                           testLimit: options.testLimit, communicator: communicator)
+                                           testLimit: options.testLimit, settings: options.data, preset: options.preset,
+                                           seed: options.seed, communicator: communicator)
             let directory = options.runDirectory ?? defaultRunDirectory(options)
             let result = try train(options, session: session, runDirectory: directory, launch: launch)
             guard session.isCoordinator else { return 0 }
@@ -26,6 +32,11 @@ public enum Trainer {
                 session.reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
                     ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
                 return 130
+            }
+            if let skipped = session.data?.skipped, !skipped.isEmpty {
+                session.reporter.say("skipped \(skipped.count) unreadable image(s) (--skip-bad-images), listed in \(directory)/skipped-images.txt:")
+                for why in skipped.prefix(20) { session.reporter.say("  \(why)") }
+                if skipped.count > 20 { session.reporter.say("  ... and \(skipped.count - 20) more") }
             }
             if let final = result.final {
                 session.reporter.say(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d steps in %@; metrics in %@/metrics.jsonl",
@@ -62,7 +73,7 @@ public enum Trainer {
         }
         let plan: NetworkPlan
         do {
-            plan = try NetworkPlan(spec: options.preset.spec(classes: session.classes), model: options.model)
+            plan = try NetworkPlan(spec: session.layout.spec(options.preset, classes: session.classes), model: options.model)
         } catch {
             reporter.fail("\(error)")
             throw TrainingError.reported(exitCode: 2)
@@ -80,6 +91,9 @@ public enum Trainer {
             }
             metrics = try MetricsLog(directory: runDirectory)
             try writeConfig(options, session: session, launch: launch, to: runDirectory)
+            if let skipped = session.data?.skipped, !skipped.isEmpty {
+                try AtomicFile.write(Data(skipped.map { $0 + "\n" }.joined().utf8), to: "\(runDirectory)/skipped-images.txt")
+            }
         }
 
         let (result, stopped) = try onTowerRanks(plan: plan, session: session, threads: options.threadsForOneTower, launch: launch,
@@ -136,8 +150,12 @@ public enum Trainer {
             throw TrainingError.reported(exitCode: 2)
         }
         let coordinator = session.data.map {
-            Coordinator(data: $0, input: plan.spec.input, seed: options.seed, normalization: restored?.manifest.normalization)
+            Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: options.data, seed: options.seed,
+                        restored: restored.flatMap { try? Checkpoint.statistics($0.path, manifest: $0.manifest) },
+                        maxBatch: network.maxBatch)
         }
+        let statisticsFile = coordinator?.statistics.encoded()
+        if let statisticsFile { try? AtomicFile.write(statisticsFile, to: "\(runDirectory)/\(InputStatistics.fileName)") }
         let batch = network.maxBatch
         let broadcastBatch = BatchBroadcast(network: network, communicator: comm).send
 
@@ -145,6 +163,7 @@ public enum Trainer {
         var result = RunResult(model: plan.model, seed: options.seed, launch: launch,
                                parameters: summary.parametersTotal, forwardFLOPs: summary.flopsTotal)
         reporter.say("training \(plan.spec.name)/\(plan.model.rawValue) on \(session.data?.name ?? "") (\(session.trainCount) train, \(session.testCount) test images, \(session.classes) classes), \(launch)")
+        reporter.say(describe(session.layout, settings: options.data, input: plan.spec.input))
         reporter.say("batch \(options.batchSize), lr \(options.learningRate), momentum \(options.momentum), weight decay \(options.weightDecay), seed \(options.seed), \((options.initialization ?? plan.spec.initialization).rawValue) init")
 
         var schedule = options.initialSchedule
@@ -174,10 +193,11 @@ public enum Trainer {
                 seed: options.seed, batchSize: options.batchSize, epochs: options.epochs, momentum: options.momentum,
                 weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
                 epoch: epoch, stepInEpoch: stepInEpoch, schedule: CheckpointManifest.schedule(schedule), history: result.epochs,
-                pixelMean: coordinator?.normalization.mean, pixelStd: coordinator?.normalization.std,
+                pixelMean: coordinator?.statistics.normalization?.mean, pixelStd: coordinator?.statistics.normalization?.std,
                 classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
-                testLimit: options.testLimit, trainImages: session.trainCount)
+                testLimit: options.testLimit, trainImages: session.trainCount, dataSettings: options.data, dataLayout: session.layout)
             let path = try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
+                                           coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
                                            comm: comm, reporter: reporter)
             reporter.say("checkpoint: \(path)")
         }
@@ -192,7 +212,8 @@ public enum Trainer {
             var (windowLoss, windowCorrect, windowSeen, windowStart) = (0.0, 0, 0, now())
             for s in (epoch == firstEpoch ? firstStep : 0)..<stepsPerEpoch where result.steps < totalSteps {
                 let first = s * batch, n = min(batch, trainCount - first)
-                coordinator?.assembleTraining(first..<(first + n), into: network)
+                let next = s + 1 < stepsPerEpoch && result.steps + 1 < totalSteps ? (first + n)..<min(first + n + batch, trainCount) : nil
+                coordinator?.assembleTraining(first..<(first + n), into: network, next: next)
                 guard broadcastBatch(n) else {
                     result.interrupted = true
                     try checkpoint(epoch: epoch, stepInEpoch: s)
@@ -226,7 +247,7 @@ public enum Trainer {
                 }
             }
             guard let test = evaluate(network: network, coordinator: coordinator, count: session.testCount, broadcast: broadcastBatch,
-                                      seed: options.seed) else {
+                                      seed: options.seed, tenCrop: options.data.tenCrop) else {
                 result.interrupted = true
                 try checkpoint(epoch: epoch, stepInEpoch: stepsPerEpoch)
                 break
@@ -271,8 +292,11 @@ public enum Trainer {
     }
 
     /// Test loss, top-1 and top-5 over `count` test images (no dropout); meaningful on rank 0.
+    /// With `tenCrop`, the softmax is averaged over the paper's ten patches of each image.
     /// Nil when a stop was requested.
-    static func evaluate(network: Network, coordinator: Coordinator?, count: Int, broadcast: (Int) -> Bool, seed: UInt64) -> Evaluation? {
+    static func evaluate(network: Network, coordinator: Coordinator?, count: Int, broadcast: (Int) -> Bool, seed: UInt64,
+                         tenCrop: Bool = false) -> Evaluation? {
+        if tenCrop { return evaluateViews(10, network: network, coordinator: coordinator, count: count, broadcast: broadcast, seed: seed) }
         var (loss, top1, top5) = (0.0, 0, 0)
         let classes = network.plan.classes
         for first in stride(from: 0, to: count, by: network.maxBatch) {
@@ -288,6 +312,54 @@ public enum Trainer {
         }
         let total = Double(max(count, 1))
         return Evaluation(loss: loss / total, top1: Double(top1) / total, top5: Double(top5) / total)
+    }
+
+    /// `evaluate` over `views` test views of each image, the softmax averaged over them.
+    static func evaluateViews(_ views: Int, network: Network, coordinator: Coordinator?, count: Int, broadcast: (Int) -> Bool,
+                              seed: UInt64) -> Evaluation? {
+        var (loss, top1, top5) = (0.0, 0, 0)
+        let classes = network.plan.classes
+        for first in stride(from: 0, to: count, by: network.maxBatch) {
+            let n = min(network.maxBatch, count - first)
+            var probabilities = [Double](repeating: 0, count: classes * n)  // [classes, n], as the logits
+            for view in 0..<views {
+                coordinator?.assembleTest(first..<(first + n), view: view, into: network)
+                guard broadcast(n) else { return nil }
+                network.forward(batch: n, context: StepContext(training: false, step: 0, seed: seed))
+                let logits = network.logitValues(batch: n)
+                for b in 0..<n {
+                    let top = (0..<classes).map { Double(logits[$0 * n + b]) }.max() ?? 0
+                    let weights = (0..<classes).map { exp(Double(logits[$0 * n + b]) - top) }
+                    let total = weights.reduce(0, +)
+                    for k in 0..<classes { probabilities[k * n + b] += weights[k] / total / Double(views) }
+                }
+            }
+            for b in 0..<n {
+                let label = Int(network.labels[b])
+                let column = (0..<classes).map { probabilities[$0 * n + b] }
+                loss -= log(max(column[label], 1e-30))
+                let ranked = column.indices.sorted { column[$0] > column[$1] }
+                if ranked[0] == label { top1 += 1 }
+                if ranked.prefix(5).contains(label) { top5 += 1 }
+            }
+        }
+        let total = Double(max(count, 1))
+        return Evaluation(loss: loss / total, top1: Double(top1) / total, top5: Double(top5) / total)
+    }
+
+    /// One line on how inputs are made.
+    static func describe(_ layout: DataLayout, settings: DataSettings, input: Shape) -> String {
+        let kind = layout.channels == 3 ? "colour" : "grey"
+        switch layout.preprocessing {
+        case .resize:
+            return "data: \(layout.format.rawValue), \(kind); inputs resized to \(input) and normalised (--preprocess resize)"
+        case .paper:
+            let a = settings.augmentation
+            var steps = [a.randomCrop ? "random \(input.height)x\(input.width) crops" : "centre crops"]
+            if a.mirror { steps.append("mirrors") }
+            if a.colourNoise > 0 { steps.append("PCA colour noise \(a.colourNoise)") }
+            return "data: \(layout.format.rawValue), \(kind), stored as \(layout.imageSize)x\(layout.imageSize); \(settings.meanKind.rawValue) mean subtracted; training on \(steps.joined(separator: ", ")); testing on \(settings.tenCrop ? "10 patches" : "the centre crop")"
+        }
     }
 
     /// `runs/<preset>-<model>-<yyyyMMdd-HHmmss>`.

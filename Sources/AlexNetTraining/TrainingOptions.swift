@@ -16,6 +16,8 @@ public struct TrainingOptions: Sendable {
     public var dataDirectory = FashionMNIST.defaultDirectory
     /// Whether `dataDirectory` was given; when resuming, the checkpoint's applies otherwise.
     public var dataDirectoryGiven = true
+    /// How the data is read and prepared.
+    public var data = DataSettings()
     /// Where metrics go; a fresh `runs/<preset>-<model>-<time>` when nil.
     public var runDirectory: String?
     /// Overrides the preset's initialisation.

@@ -9,8 +9,11 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var source: CheckpointOptions
 
-    @Option(help: "Folder holding the Fashion-MNIST IDX files.")
-    var data = FashionMNIST.defaultDirectory
+    @Option(help: "The data to test on (default: the data the checkpoint was trained on), read and prepared as in training.")
+    var data: String?
+
+    @Flag(help: "Test on the paper's ten patches of each image, softmax averaged (needs the paper's preprocessing).")
+    var tenCrop = false
 
     @Option(help: "Use only the first N test images.")
     var testLimit: Int?
@@ -25,7 +28,9 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         var options = TrainingOptions()
-        options.dataDirectory = data
+        options.dataDirectory = data ?? FashionMNIST.defaultDirectory
+        options.dataDirectoryGiven = data != nil
+        options.data.tenCrop = tenCrop
         options.testLimit = testLimit
         options.batchSize = batchSize
         let checkpoint = source.checkpoint

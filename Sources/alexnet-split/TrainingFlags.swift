@@ -9,6 +9,8 @@ import Foundation
 struct TrainingFlags: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
 
+    @OptionGroup(title: "Data") var dataFlags: DataFlags
+
     @Option(help: "Passes over the training set (default 3; when resuming, the checkpoint's).")
     var epochs: Int?
 
@@ -42,7 +44,7 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Seed for weights, data order and dropout.")
     var seed: UInt64 = 1
 
-    @Option(help: "Folder holding the Fashion-MNIST IDX files, gzip or raw (default \(FashionMNIST.defaultDirectory); when resuming, the checkpoint's).")
+    @Option(help: "The data: a folder of IDX files (gzip or raw), of CIFAR-10/100 binary batches, or of class folders of JPEG/PNG photos (train/<class>/*, val/<class>/*). Default \(FashionMNIST.defaultDirectory); when resuming, the checkpoint's.")
     var data: String?
 
     @Option(help: "Where results go (default: runs/<preset>-<model or compare>-<time>).")
@@ -97,6 +99,7 @@ struct TrainingFlags: ParsableArguments {
         o.seed = seed
         o.dataDirectory = data ?? FashionMNIST.defaultDirectory
         o.dataDirectoryGiven = data != nil
+        o.data = dataFlags.settings
         o.runDirectory = runDir
         o.initialization = initialization
         o.logEvery = logEvery

@@ -32,16 +32,16 @@ final class IDXTests: XCTestCase {
     }
 
     /// A 4-image train split and a 2-image test split of 3x2 images.
-    func writeDataSet(gzip: Bool, trainLabels: [UInt8] = [0, 1, 2, 9], trainImages: Int = 4) {
+    func writeDataSet(gzip: Bool, trainLabels: [UInt8] = [0, 1, 2, 9], trainImages: Int = 4, testLabels: [UInt8] = [3, 4]) {
         let suffix = gzip ? ".gz" : ""
         write("train-images-idx3-ubyte" + suffix, idx([trainImages, 3, 2], (0..<(trainImages * 6)).map { UInt8($0) }), gzip: gzip)
         write("train-labels-idx1-ubyte" + suffix, idx([trainLabels.count], trainLabels), gzip: gzip)
         write("t10k-images-idx3-ubyte" + suffix, idx([2, 3, 2], [UInt8](repeating: 7, count: 12)), gzip: gzip)
-        write("t10k-labels-idx1-ubyte" + suffix, idx([2], [3, 4]), gzip: gzip)
+        write("t10k-labels-idx1-ubyte" + suffix, idx([2], testLabels), gzip: gzip)
     }
 
     func expectError(_ words: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try FashionMNIST.load(directory: directory), file: file, line: line) { error in
+        XCTAssertThrowsError(try IDXDataSet.load(directory: directory), file: file, line: line) { error in
             for word in words {
                 XCTAssertTrue("\(error)".contains(word), "\(error) should mention \(word)", file: file, line: line)
             }
@@ -51,21 +51,21 @@ final class IDXTests: XCTestCase {
     func testReadsGzipAndRawFiles() throws {
         for gzip in [true, false] {
             writeDataSet(gzip: gzip)
-            let data = try FashionMNIST.load(directory: directory)
+            let data = try IDXDataSet.load(directory: directory)
             XCTAssertEqual(data.train.count, 4)
             XCTAssertEqual(data.train.height, 3)
             XCTAssertEqual(data.train.width, 2)
             XCTAssertEqual(data.train.pixels, (0..<24).map { UInt8($0) })
             XCTAssertEqual(data.train.labels, [0, 1, 2, 9])
             XCTAssertEqual(data.test.labels, [3, 4])
-            XCTAssertEqual(try FashionMNIST.load(directory: directory, trainLimit: 2).train.labels, [0, 1])
+            XCTAssertEqual(try IDXDataSet.load(directory: directory, trainLimit: 2).train.labels, [0, 1])
             tearDown()
             setUp()
         }
     }
 
     func testMissingDirectoryNamesThePackage() {
-        XCTAssertThrowsError(try FashionMNIST.load(directory: directory + "/absent")) { error in
+        XCTAssertThrowsError(try IDXDataSet.load(directory: directory + "/absent")) { error in
             XCTAssertTrue("\(error)".contains("dataset-fashion-mnist"))
             XCTAssertTrue("\(error)".contains("--data"))
         }
@@ -101,8 +101,23 @@ final class IDXTests: XCTestCase {
     }
 
     func testLabelOutOfRange() {
-        writeDataSet(gzip: true, trainLabels: [0, 1, 12, 3])
-        expectError(["label 12", "index 2"])
+        // The classes are those the training labels name (at least 10): a test label beyond them is an error.
+        writeDataSet(gzip: true, testLabels: [3, 12])
+        expectError(["t10k-labels-idx1-ubyte", "label 12", "index 1"])
+    }
+
+    func testMoreClassesComeFromTheTrainingLabels() throws {
+        writeDataSet(gzip: true, trainLabels: [0, 1, 25, 3], testLabels: [25, 4])  // EMNIST letters have 26
+        let data = try IDXDataSet.load(directory: directory)
+        XCTAssertEqual(data.classes, 26)
+        XCTAssertEqual(data.classNames[25], "25")
+    }
+
+    func testFoundByMagicNumberWhateverTheName() throws {
+        writeDataSet(gzip: false)
+        try FileManager.default.moveItem(atPath: directory + "/train-images-idx3-ubyte", toPath: directory + "/emnist-train-x")
+        XCTAssertEqual(try DataFormat.detect(directory), .idx)
+        XCTAssertEqual(try IDXDataSet.load(directory: directory).train.count, 4)
     }
 
     func testEmptyDataSet() {

@@ -1,0 +1,109 @@
+import AlexNetCore
+import AlexNetData
+import Foundation
+
+/// How inputs are made from stored images.
+public enum Preprocessing: String, CaseIterable, Sendable, Codable {
+    /// The paper's: squares of side S, the mean subtracted, crops (random in training, centre or
+    /// ten patches in testing), mirrors and colour noise. The default for photographs.
+    case paper
+    /// d2l's: the whole image resized bilinearly to the input, normalised by the training
+    /// set's pixel mean and deviation. The default for IDX files.
+    case resize
+}
+
+/// How a run reads and prepares its data; saved in its checkpoints so that eval, predict and
+/// resume prepare images the same way.
+public struct DataSettings: Codable, Sendable, Equatable {
+    /// Nil: detected from what `--data` holds.
+    public var format: DataFormat?
+    /// A single folder of classes: the share of each class held out for testing.
+    public var valFraction: Double?
+    public var skipBadImages = false
+    /// Nil: `paper` for photographs (folders, CIFAR), `resize` for IDX.
+    public var preprocessing: Preprocessing?
+    public var meanKind = MeanKind.pixel
+    public var augmentation = Augmentation()
+    /// S, the side of the stored squares; nil: the input size times 256/227, as in the paper.
+    public var imageSize: Int?
+    /// Test on the paper's ten patches, softmax averaged.
+    public var tenCrop = false
+    /// Prepare the next batch on a background thread.
+    public var prefetch = true
+
+    public init() {}
+
+    /// The preprocessing a data set of `format` gets.
+    public func preprocessing(for format: DataFormat) -> Preprocessing {
+        preprocessing ?? (format.isPhotographic ? .paper : .resize)
+    }
+
+    /// S for an input of `side` pixels: 256 for the paper's 227, in proportion otherwise.
+    public func storedSize(input side: Int, preprocessing: Preprocessing) -> Int {
+        if preprocessing == .resize { return side }
+        return imageSize ?? Int((Double(side) * 256 / 227).rounded())
+    }
+}
+
+/// What the coordinator worked out about the data, shared with every rank and saved in checkpoints.
+public struct DataLayout: Codable, Sendable, Equatable {
+    public var format: DataFormat
+    public var preprocessing: Preprocessing
+    /// The side of the stored images under `paper` (their native size under `resize`).
+    public var imageSize: Int
+    /// Channels of the stored images (1 grey, 3 colour).
+    public var channels: Int
+
+    /// The input shape of `preset` for this data: colour data makes the input colour; grey
+    /// data is repeated over the preset's channels.
+    public func input(of preset: Preset) -> Shape {
+        var shape = preset.spec(classes: 1).input
+        if channels > 1 { shape.channels = channels }
+        return shape
+    }
+
+    public func spec(_ preset: Preset, classes: Int) -> ModelSpec {
+        var spec = preset.spec(classes: classes)
+        spec.input = input(of: preset)
+        return spec
+    }
+}
+
+/// What a model's inputs were normalised with: the training set's pixel mean and deviation
+/// (`resize`), or its photo statistics (`paper`). Saved with every checkpoint, so that eval,
+/// predict and resume use the training set's figures, not recompute them.
+public struct InputStatistics: @unchecked Sendable {
+    public var normalization: (mean: Float, std: Float)?
+    public var photo: PhotoStatistics?
+
+    static let fileName = "statistics.safetensors"
+
+    public init(normalization: (mean: Float, std: Float)? = nil, photo: PhotoStatistics? = nil) {
+        self.normalization = normalization
+        self.photo = photo
+    }
+
+    /// The file that holds `photo`, or nil for `resize` (whose two numbers go in the manifest).
+    func encoded() -> Data? {
+        guard let p = photo else { return nil }
+        return SafeTensors.encode([
+            SafeTensors.Tensor(name: "mean", shape: [p.channels, p.size, p.size], values: p.mean),
+            SafeTensors.Tensor(name: "scale", shape: [1], values: [p.scale]),
+            SafeTensors.Tensor(name: "eigenvalues", shape: [p.channels], values: p.eigenvalues),
+            SafeTensors.Tensor(name: "eigenvectors", shape: [p.channels, p.channels], values: p.eigenvectors),
+        ], metadata: ["mean_kind": p.meanKind.rawValue])
+    }
+
+    /// Reads what `encoded()` wrote.
+    static func decode(_ data: Data, source: String) throws -> PhotoStatistics {
+        let file = try SafeTensors.decode(data, source: source)
+        let tensors = Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0) })
+        guard let mean = tensors["mean"], mean.shape.count == 3, let scale = tensors["scale"]?.values.first,
+              let values = tensors["eigenvalues"], let vectors = tensors["eigenvectors"] else {
+            throw TrainingError("\(source) is not a statistics file of this program; use another checkpoint")
+        }
+        return PhotoStatistics(size: mean.shape[1], channels: mean.shape[0],
+                               meanKind: MeanKind(rawValue: file.metadata["mean_kind"] ?? "") ?? .pixel,
+                               mean: mean.values, scale: scale, eigenvalues: values.values, eigenvectors: vectors.values)
+    }
+}

@@ -1,0 +1,67 @@
+import AlexNetData
+import AlexNetTraining
+import ArgumentParser
+
+extension DataFormat: ExpressibleByArgument {}
+extension Preprocessing: ExpressibleByArgument {}
+extension MeanKind: ExpressibleByArgument {}
+
+/// How the data is read and prepared: shared by train and compare.
+struct DataFlags: ParsableArguments {
+    @Option(help: "idx, cifar10, cifar100 or folder (default: detected from what --data holds).")
+    var format: DataFormat?
+
+    @Option(help: "For a single folder of class folders: the share of each class held out for testing, seeded.")
+    var valFraction: Double?
+
+    @Flag(help: "Leave out image files that cannot be read, and list them at the end, instead of stopping.")
+    var skipBadImages = false
+
+    @Option(help: "paper (stored squares of side S, mean subtracted, random crops, mirrors, colour noise; the default for photos) or resize (d2l's whole-image resize; the default for IDX).")
+    var preprocess: Preprocessing?
+
+    @Option(help: "With --preprocess paper: subtract the mean image (pixel), one mean per channel (channel), or nothing (none).")
+    var mean: MeanKind = .pixel
+
+    @Option(help: "With --preprocess paper: S, the side photos are scaled to (shorter side) and centre-cropped to (default: the input times 256/227, as the paper's 256 for 227).")
+    var imageSize: Int?
+
+    @Flag(help: "Train on the centre crop instead of random crops.")
+    var noRandomCrop = false
+
+    @Flag(help: "Do not mirror training images.")
+    var noMirror = false
+
+    @Option(help: "Standard deviation of the PCA colour noise's alphas (the paper's 0.1; 0 turns it off).")
+    var colourNoise: Float = 0.1
+
+    @Flag(help: "Test on the paper's ten patches (4 corners and the centre, each mirrored), softmax averaged.")
+    var tenCrop = false
+
+    @Flag(help: "Assemble each batch in the loop instead of on a background thread.")
+    var noPrefetch = false
+
+    func validate() throws {
+        if let valFraction, !(valFraction > 0 && valFraction < 1) {
+            throw ValidationError("--val-fraction must be between 0 and 1, e.g. 0.1 (got \(valFraction))")
+        }
+        if let imageSize, imageSize < 1 { throw ValidationError("--image-size must be positive (got \(imageSize))") }
+        guard colourNoise.isFinite, colourNoise >= 0 else { throw ValidationError("--colour-noise must be 0 or more (got \(colourNoise))") }
+    }
+
+    var settings: DataSettings {
+        var s = DataSettings()
+        s.format = format
+        s.valFraction = valFraction
+        s.skipBadImages = skipBadImages
+        s.preprocessing = preprocess
+        s.meanKind = mean
+        s.imageSize = imageSize
+        s.augmentation.randomCrop = !noRandomCrop
+        s.augmentation.mirror = !noMirror
+        s.augmentation.colourNoise = colourNoise
+        s.tenCrop = tenCrop
+        s.prefetch = !noPrefetch
+        return s
+    }
+}
