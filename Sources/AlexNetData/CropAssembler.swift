@@ -27,6 +27,13 @@ public struct CropView: Sendable, Equatable {
     public var x: Int, y: Int
     public var mirrored: Bool
     public var noise: [Float]
+
+    public init(x: Int, y: Int, mirrored: Bool, noise: [Float]) {
+        self.x = x
+        self.y = y
+        self.mirrored = mirrored
+        self.noise = noise
+    }
 }
 
 /// The paper's preprocessing (§2, §4.1) from stored `S x S` squares to the network's input:

@@ -54,6 +54,13 @@ public struct DataLayout: Codable, Sendable, Equatable {
     /// Channels of the stored images (1 grey, 3 colour).
     public var channels: Int
 
+    public init(format: DataFormat, preprocessing: Preprocessing, imageSize: Int, channels: Int) {
+        self.format = format
+        self.preprocessing = preprocessing
+        self.imageSize = imageSize
+        self.channels = channels
+    }
+
     /// The input shape of `preset` for this data: colour data makes the input colour; grey
     /// data is repeated over the preset's channels.
     public func input(of preset: Preset) -> Shape {

@@ -22,9 +22,10 @@ public enum Export {
         guard let preset = Preset(rawValue: manifest.preset), let kind = ModelKind(rawValue: manifest.model) else {
             throw TrainingError("\(path) holds an unknown model \(manifest.preset)/\(manifest.model)")
         }
-        let plan = try NetworkPlan(spec: preset.spec(classes: manifest.classes), model: kind)
+        let spec = manifest.dataLayout?.spec(preset, classes: manifest.classes) ?? preset.spec(classes: manifest.classes)
+        let plan = try NetworkPlan(spec: spec, model: kind)
         let stages = try plan.stages(ranks: 1)
-        let files = try manifest.files.map { file -> [String: SafeTensors.Tensor] in
+        let files = try manifest.files.filter { $0.name.hasPrefix("tower") }.map { file -> [String: SafeTensors.Tensor] in
             let filePath = "\(path)/\(file.name)"
             let data = try Data(contentsOf: URL(fileURLWithPath: filePath))
             return Dictionary(uniqueKeysWithValues: try SafeTensors.decode(data, source: filePath).tensors.map { ($0.name, $0) })
@@ -89,10 +90,11 @@ public enum Export {
             def forward(self, x):
                 return torch.cat([self.lrn(t) for t in x.chunk(self.towers, dim=1)], dim=1)
 
-        # \(model.plan.spec.name)/\(model.plan.model.rawValue), \(model.plan.classes) classes. Inputs are [N, *INPUT_SIZE]: images resized
-        # bilinearly (align_corners=False), then (pixels / 255 - PIXEL_MEAN) / PIXEL_STD.
+        # \(model.plan.spec.name)/\(model.plan.model.rawValue), \(model.plan.classes) classes. Inputs are [N, *INPUT_SIZE]: \(model.manifest.dataLayout?.preprocessing == .paper
+            ? "photos with their shorter side\n# scaled to \(model.manifest.dataLayout!.imageSize) (antialiased bilinear), the centre crop, minus the mean in the checkpoint's statistics.safetensors, divided by its scale."
+            : "images resized\n# bilinearly (align_corners=False), then (pixels / 255 - PIXEL_MEAN) / PIXEL_STD.")
         INPUT_SIZE = (\(model.plan.spec.input.channels), \(model.plan.spec.input.height), \(model.plan.spec.input.width))
-        PIXEL_MEAN, PIXEL_STD = \(model.manifest.pixelMean ?? .nan), \(model.manifest.pixelStd ?? .nan)
+        PIXEL_MEAN, PIXEL_STD = \(model.manifest.pixelMean.map { "\($0)" } ?? "None"), \(model.manifest.pixelStd.map { "\($0)" } ?? "None")
         model = nn.Sequential(
         \(modules.map { "    " + $0 + "," }.joined(separator: "\n"))
         )

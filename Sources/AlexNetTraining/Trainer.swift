@@ -287,8 +287,9 @@ public enum Trainer {
         try? AtomicFile.write(Data(plot.svg.utf8), to: path)
     }
 
-    struct Evaluation {
-        var loss: Double, top1: Double, top5: Double
+    /// Test loss, top-1 and top-5 accuracy.
+    public struct Evaluation: Sendable {
+        public var loss: Double, top1: Double, top5: Double
     }
 
     /// Test loss, top-1 and top-5 over `count` test images (no dropout); meaningful on rank 0.

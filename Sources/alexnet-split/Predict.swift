@@ -4,7 +4,7 @@ import ArgumentParser
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the top-5 classes, with probabilities, of PNG or JPEG images under a checkpoint's model.",
-        discussion: "Images of any size or colour are turned grey, resized and normalised as in evaluation.")
+        discussion: "Images of any size or colour are prepared as the checkpoint's run tested its data: for photos, the shorter side scaled to S, the centre crop and the mean subtracted; for IDX-trained models, grey, resized and normalised.")
 
     @OptionGroup var source: CheckpointOptions
 
