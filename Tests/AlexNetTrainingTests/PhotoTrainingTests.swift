@@ -56,7 +56,7 @@ final class PhotoTrainingTests: XCTestCase {
                 }
             }
         }
-        func run(_ name: String, prefetch: Bool) throws -> [Data] {
+        func run(_ name: String, prefetch: Bool, stopAt: Int? = nil) throws -> [Data] {
             var o = TrainingOptions()
             o.preset = .tiny
             o.epochs = 2
@@ -66,10 +66,26 @@ final class PhotoTrainingTests: XCTestCase {
             o.runDirectory = "\(root)/\(name)"
             o.dumpWeightsPrefix = "\(root)/\(name)-weights"
             o.data.prefetch = prefetch
+            if let stopAt {  // stop in mid-epoch 2, then resume from the checkpoint before it
+                o.maxSteps = stopAt
+                o.checkpointEvery = 2
+                o.dumpWeightsPrefix = nil
+                XCTAssertEqual(Trainer.runSimulated(o), 0)
+                try FileManager.default.removeItem(atPath: "\(root)/\(name)/checkpoints/" + String(format: "step-%07d", stopAt))
+                o = TrainingOptions()
+                o.preset = .tiny
+                o.resume = "\(root)/\(name)"
+                o.epochsGiven = false
+                o.dataDirectoryGiven = false
+                o.logEvery = 1000
+                o.dumpWeightsPrefix = "\(root)/\(name)-weights"
+            }
             XCTAssertEqual(Trainer.runSimulated(o), 0)
             return try (0..<2).map { try Data(contentsOf: URL(fileURLWithPath: "\(root)/\(name)-weights-tower\($0).safetensors")) }
         }
-        XCTAssertEqual(try run("prefetch", prefetch: true), try run("inline", prefetch: false), "bit-identical weights")
+        let whole = try run("prefetch", prefetch: true)
+        XCTAssertEqual(whole, try run("inline", prefetch: false), "bit-identical weights")
+        XCTAssertEqual(whole, try run("resumed", prefetch: true, stopAt: 9), "resumed in mid-epoch: the same crops, mirrors and noise")
         let statistics = try XCTUnwrap(FileManager.default.contents(atPath: "\(root)/prefetch/statistics.safetensors"))
         XCTAssertEqual(try SafeTensors.decode(statistics, source: "statistics").tensors.first { $0.name == "mean" }?.shape, [3, 17, 17],
                        "the mean image of the stored 17x17 squares (15 x 256/227), cached with the run")
