@@ -1,3 +1,4 @@
+import AlexNetData
 import Foundation
 import XCTest
 
@@ -50,14 +51,33 @@ final class ReliabilityTests: XCTestCase {
     }
 
     /// A data folder of raw IDX files, with `change` applied to one of them.
-    func dataFolder(_ name: String, images: Int = 4, labels: [UInt8] = [0, 1, 2, 3], imagesFile: Data? = nil) -> String {
+    func dataFolder(_ name: String, images: Int = 4, labels: [UInt8] = [0, 1, 2, 3], testLabels: [UInt8] = [4, 5], imagesFile: Data? = nil) -> String {
         let folder = "\(base)/\(name)"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: folder + "/train-images-idx3-ubyte",
                                        contents: imagesFile ?? idx([images, 28, 28], [UInt8](repeating: 7, count: images * 784)))
         FileManager.default.createFile(atPath: folder + "/train-labels-idx1-ubyte", contents: idx([labels.count], labels))
         FileManager.default.createFile(atPath: folder + "/t10k-images-idx3-ubyte", contents: idx([2, 28, 28], [UInt8](repeating: 9, count: 1568)))
-        FileManager.default.createFile(atPath: folder + "/t10k-labels-idx1-ubyte", contents: idx([2], [4, 5]))
+        FileManager.default.createFile(atPath: folder + "/t10k-labels-idx1-ubyte", contents: idx([2], testLabels))
+        return folder
+    }
+
+    /// `photos/{train,val}/{a,b}/` of small PNGs, plus a truncated PNG (or an empty class).
+    func photoFolderWithABadFile(emptyClass: Bool = false) throws -> String {
+        let folder = "\(base)/photos-\(emptyClass ? "empty" : "broken")"
+        for split in ["train", "val"] {
+            for name in ["a", "b"] {
+                try FileManager.default.createDirectory(atPath: "\(folder)/\(split)/\(name)", withIntermediateDirectories: true)
+                try ImageEncoder.writePNG([UInt8](repeating: name == "a" ? 30 : 200, count: 8 * 8 * 3), width: 8, height: 8, channels: 3,
+                                          to: "\(folder)/\(split)/\(name)/0.png")
+            }
+        }
+        if emptyClass {
+            try FileManager.default.createDirectory(atPath: "\(folder)/train/empty", withIntermediateDirectories: true)
+        } else {
+            let png = try Data(contentsOf: URL(fileURLWithPath: "\(folder)/train/a/0.png"))
+            try png.prefix(30).write(to: URL(fileURLWithPath: "\(folder)/train/a/broken.png"))
+        }
         return folder
     }
 
@@ -68,7 +88,9 @@ final class ReliabilityTests: XCTestCase {
             ("IDX with wrong dimensions", dataFolder("dims", imagesFile: idx([4 * 784], [UInt8](repeating: 1, count: 4 * 784))), ["dimensions"]),
             ("IDX with a truncated payload", dataFolder("short", imagesFile: idx([4, 28, 28], [UInt8](repeating: 1, count: 1000))), ["truncated"]),
             ("image and label counts disagree", dataFolder("counts", labels: [0, 1, 2]), ["4 images", "3 labels"]),
-            ("label out of range", dataFolder("range", labels: [0, 1, 42, 3]), ["label 42"]),
+            ("test label out of range", dataFolder("range", testLabels: [4, 42]), ["t10k-labels-idx1-ubyte", "label 42"]),
+            ("corrupt photo in an image folder", try photoFolderWithABadFile(), ["broken.png", "--skip-bad-images"]),
+            ("empty class folder", try photoFolderWithABadFile(emptyClass: true), ["train/empty", "no image files"]),
             ("empty data set", dataFolder("empty", images: 0, labels: []), ["no images"]),
         ]
         for (name, folder, words) in cases {
