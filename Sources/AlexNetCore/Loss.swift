@@ -36,3 +36,12 @@ public func topClasses(logits: UnsafePointer<Float>, classes: Int, batch n: Int,
     let order = (0..<classes).sorted { logits[$0 * n + b] > logits[$1 * n + b] || (logits[$0 * n + b] == logits[$1 * n + b] && $0 < $1) }
     return Array(order.prefix(k))
 }
+
+/// The softmax of sample `b`'s logits, in double precision, from class-major logits `[classes, n]`.
+public func softmaxProbabilities(logits: [Float], classes: Int, batch n: Int, sample b: Int) -> [Double] {
+    let column = (0..<classes).map { Double(logits[$0 * n + b]) }
+    let top = column.max() ?? 0
+    let weights = column.map { exp($0 - top) }
+    let total = weights.reduce(0, +)
+    return weights.map { $0 / total }
+}

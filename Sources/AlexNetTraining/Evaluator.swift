@@ -28,13 +28,7 @@ public enum Evaluator {
             coordinator.assembleTest(first..<(first + n), view: view, into: network)
             network.forward(batch: n, context: StepContext(training: false, step: 0, seed: seed))
             let logits = network.logitValues(batch: n)
-            for b in 0..<n {
-                let column = (0..<classes).map { Double(logits[$0 * n + b]) }
-                let top = column.max() ?? 0
-                let weights = column.map { exp($0 - top) }
-                let total = weights.reduce(0, +)
-                result.append(weights.map { $0 / total })
-            }
+            for b in 0..<n { result.append(softmaxProbabilities(logits: logits, classes: classes, batch: n, sample: b)) }
         }
         return result
     }

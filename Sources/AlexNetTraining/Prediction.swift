@@ -59,13 +59,10 @@ public enum Prediction {
                         network.forward(batch: n, context: StepContext(training: false, step: 0, seed: manifest.seed))
                         let logits = network.logitValues(batch: n)
                         for b in 0..<n where comm.rank == 0 {
-                            let column = (0..<manifest.classes).map { Double(logits[$0 * n + b]) }
-                            let top = column.max() ?? 0
-                            let weights = column.map { exp($0 - top) }
-                            let total = weights.reduce(0, +)
-                            let best = weights.indices.sorted { weights[$0] > weights[$1] }.prefix(5)
+                            let p = softmaxProbabilities(logits: logits, classes: manifest.classes, batch: n, sample: b)
+                            let best = p.indices.sorted { p[$0] > p[$1] }.prefix(5)
                             reporter.say("\(decoded[first + b].name): " + best.map {
-                                String(format: "%@ %.1f%%", names[$0], 100 * weights[$0] / total)
+                                String(format: "%@ %.1f%%", names[$0], 100 * p[$0])
                             }.joined(separator: ", "))
                         }
                     }

@@ -329,10 +329,8 @@ public enum Trainer {
                 network.forward(batch: n, context: StepContext(training: false, step: 0, seed: seed))
                 let logits = network.logitValues(batch: n)
                 for b in 0..<n {
-                    let top = (0..<classes).map { Double(logits[$0 * n + b]) }.max() ?? 0
-                    let weights = (0..<classes).map { exp(Double(logits[$0 * n + b]) - top) }
-                    let total = weights.reduce(0, +)
-                    for k in 0..<classes { probabilities[k * n + b] += weights[k] / total / Double(views) }
+                    let p = softmaxProbabilities(logits: logits, classes: classes, batch: n, sample: b)
+                    for k in 0..<classes { probabilities[k * n + b] += p[k] / Double(views) }
                 }
             }
             for b in 0..<n {
