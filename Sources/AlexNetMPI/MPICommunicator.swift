@@ -7,6 +7,14 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
     private let world = cmpi_comm_world()
+    /// Ends the job when a collective hangs (a host or the network gone); nil without a limit.
+    private let watchdog: CollectiveWatchdog?
+    /// Whether the towers have exchanged activations yet: until then a broadcast may wait for as
+    /// long as rank 0 takes to load and prepare the data, so only later ones are timed.
+    private var towersStarted = false
+
+    /// Seconds a collective may take before the job is ended, unless the user says otherwise.
+    public static let defaultCollectiveTimeout = 60.0
 
     /// Whether this process was started by mpirun (or another Open MPI launcher).
     public static var launchedByMPI: Bool {
@@ -26,7 +34,12 @@ public final class MPICommunicator: Communicator {
     /// the kernel's cross-memory attach: measured here, that cut a paper-preset run's system time
     /// from 15 s to 4 s and the ranks' waiting from 34 to 6 ms per step, and it avoids CMA's
     /// ptrace failures in containers.
-    public init() {
+    ///
+    /// `collectiveTimeout` (seconds; 0 for none) bounds how long an all-gather, reduce-scatter,
+    /// sum, barrier, or a broadcast once the towers have started, may take: past it, the job
+    /// is ended with one error line (CollectiveWatchdog). Broadcasts that wait idly (while rank 0
+    /// trains a one-tower model alone) are never timed.
+    public init(collectiveTimeout: Double = MPICommunicator.defaultCollectiveTimeout) {
         setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0)
         MPI_Init(nil, nil)
         var r: Int32 = 0, s: Int32 = 0
@@ -34,12 +47,27 @@ public final class MPICommunicator: Communicator {
         MPI_Comm_size(world, &s)
         rank = Int(r)
         size = Int(s)
+        watchdog = collectiveTimeout > 0 && size > 1
+            ? CollectiveWatchdog(timeout: collectiveTimeout, rank: rank,
+                                 launcherDetection: CollectiveWatchdog.launcherDetection(environment: ProcessInfo.processInfo.environment)) { code in
+                fflush(stdout)
+                MPI_Abort(cmpi_comm_world(), code)
+            }
+            : nil
     }
+
+    /// The run whose last checkpoint the watchdog's error message names.
+    public func setRunDirectory(_ path: String?) { watchdog?.setRunDirectory(path) }
 
     /// Shuts MPI down; call once, after the last collective.
     public func finalize() { MPI_Finalize() }
 
     public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {
+        guard let watchdog, towersStarted else { return broadcastUntimed(bytes, root: root) }
+        watchdog.time(.broadcast) { broadcastUntimed(bytes, root: root) }
+    }
+
+    private func broadcastUntimed(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {
         guard let base = bytes.baseAddress else { return }
         var offset = 0
         while offset < bytes.count {  // MPI counts are 32-bit
@@ -64,30 +92,42 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
-        MPI_Allgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world)
+        towersStarted = true
+        timed(.allGather) {
+            MPI_Allgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world)
+        }
     }
 
     /// For two ranks, one Sendrecv plus a local add: 5x faster here than MPI_Reduce_scatter_block
     /// (DESIGN.md §4), and the same bits, since a+b == b+a.
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        towersStarted = true
         guard size == 2 else {
-            MPI_Reduce_scatter_block(send, receive, Int32(count), cmpi_float(), cmpi_sum(), world)
+            timed(.reduceScatter) { MPI_Reduce_scatter_block(send, receive, Int32(count), cmpi_float(), cmpi_sum(), world) }
             return
         }
         let other = 1 - rank
-        MPI_Sendrecv(send + other * count, Int32(count), cmpi_float(), Int32(other), 7,
-                     receive, Int32(count), cmpi_float(), Int32(other), 7, world, cmpi_status_ignore())
+        timed(.reduceScatter) {
+            MPI_Sendrecv(send + other * count, Int32(count), cmpi_float(), Int32(other), 7,
+                         receive, Int32(count), cmpi_float(), Int32(other), 7, world, cmpi_status_ignore())
+        }
         let own = send + rank * count
         for i in 0..<count { receive[i] += own[i] }
     }
 
     public func sum(_ values: [Double]) -> [Double] {
         var result = [Double](repeating: 0, count: values.count)
-        MPI_Allreduce(values, &result, Int32(values.count), cmpi_double(), cmpi_sum(), world)
+        timed(.sum) { MPI_Allreduce(values, &result, Int32(values.count), cmpi_double(), cmpi_sum(), world) }
         return result
     }
 
-    public func barrier() { MPI_Barrier(world) }
+    public func barrier() { timed(.barrier) { MPI_Barrier(world) } }
+
+    @inline(__always) @discardableResult
+    private func timed<T>(_ collective: CollectiveWatchdog.Collective, _ body: () -> T) -> T {
+        guard let watchdog else { return body() }
+        return watchdog.time(collective, body)
+    }
 
     public func abort(exitCode: Int32) -> Never {
         fflush(stdout)

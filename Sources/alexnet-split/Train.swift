@@ -52,6 +52,6 @@ struct Train: ParsableCommand {
             options.runDirectory = url.deletingLastPathComponent().lastPathComponent == "checkpoints"
                 ? url.deletingLastPathComponent().deletingLastPathComponent().path : resume
         }
-        try flags.launch(towers: options.model.towers) { Trainer.run(options, communicator: $0, launch: $1) }
+        try flags.launch(towers: options.model.towers, runDirectory: options.runDirectory) { Trainer.run(options, communicator: $0, launch: $1) }
     }
 }

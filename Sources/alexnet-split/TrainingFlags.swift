@@ -65,6 +65,9 @@ struct TrainingFlags: ParsableArguments {
     @Flag(help: "Run both towers as threads of this process instead of one per MPI rank.")
     var simulate = false
 
+    @Option(help: "Under mpirun, end the job with an error when one MPI collective has waited this many seconds (a host or the network between the ranks gone); 0 waits forever.")
+    var collectiveTimeout = MPICommunicator.defaultCollectiveTimeout
+
     func validate() throws {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
         guard lrPatience >= 1 else { throw ValidationError("--lr-patience must be at least 1 (got \(lrPatience))") }
@@ -76,6 +79,9 @@ struct TrainingFlags: ParsableArguments {
         guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
         guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be 0 or more (got \(weightDecay))") }
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1 (got \(logEvery))") }
+        guard collectiveTimeout.isFinite, collectiveTimeout >= 0 else {
+            throw ValidationError("--collective-timeout must be a number of seconds, or 0 for no limit (got \(collectiveTimeout))")
+        }
         for (name, value) in [("--train-limit", trainLimit), ("--test-limit", testLimit)] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1 (got \(value))") }
         }
@@ -110,7 +116,8 @@ struct TrainingFlags: ParsableArguments {
 
     /// Runs `body` on every rank: under mpirun one process per rank, otherwise (or with
     /// --simulate) `towers` threads of this process. Throws the exit code if it is not 0.
-    func launch(towers: Int, _ body: @escaping (Communicator, String) -> Int32) throws {
+    /// `runDirectory`, when known, is named in the error of a collective that times out.
+    func launch(towers: Int, runDirectory: String? = nil, _ body: @escaping (Communicator, String) -> Int32) throws {
         StopRequest.install()
         let code: Int32
         if simulate || !MPICommunicator.launchedByMPI {
@@ -119,7 +126,8 @@ struct TrainingFlags: ParsableArguments {
             }
             code = Trainer.simulate(towers: towers, body)
         } else {
-            let communicator = MPICommunicator()
+            let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout)
+            communicator.setRunDirectory(runDirectory ?? self.runDir)
             code = body(communicator, "\(communicator.size) MPI ranks, one tower each")
             communicator.finalize()
         }
