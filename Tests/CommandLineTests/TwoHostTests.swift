@@ -56,7 +56,7 @@ final class TwoHostTests: XCTestCase {
             handle.write(Data(row.utf8))
             handle.closeFile()
         } else {
-            FileManager.default.createFile(atPath: path, contents: Data(row.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(row.utf8))
         }
     }
 
