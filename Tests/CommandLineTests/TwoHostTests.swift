@@ -85,7 +85,7 @@ final class TwoHostTests: XCTestCase {
         }
     }
 
-    /// The link goes down once the first checkpoint is on disk: the job ends in bounded time,
+    /// The link goes down once the first checkpoint is complete: the job ends in bounded time,
     /// with one error line naming the cause and the fix, and the checkpoint resumes.
     func testLostHostEndsTheJobAndTheCheckpointResumes() throws {
         try requireTwoHosts()
@@ -93,7 +93,7 @@ final class TwoHostTests: XCTestCase {
         let result = try acrossHosts(["train", "--preset", "tiny", "--epochs", "300", "--train-limit", "3200", "--test-limit", "32",
                                       "--batch-size", "32", "--checkpoint-every", "20", "--log-every", "100000",
                                       "--collective-timeout", "5", "--run-dir", run],
-                                     cutLinkWhen: run + "/checkpoints", timeout: 120)
+                                     cutLinkWhen: run + "/checkpoints/step-0000020/manifest.json", timeout: 120)
         XCTAssertFalse(result.timedOut)
         XCTAssertTrue(result.error.contains("two-hosts: link down"), result.error)
         XCTAssertNotEqual(result.status, 0)
@@ -115,7 +115,7 @@ final class TwoHostTests: XCTestCase {
         let resumed = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--resume", run, "--epochs", "1"], timeout: 60)
         XCTAssertEqual(resumed.status, 0, resumed.error)
         XCTAssertTrue(resumed.output.contains("resumed from \(run)/checkpoints/step-"), resumed.output)
-        report("a host vanishes (its network link goes down)", "two-hosts.sh run --cut-link-when RUN/checkpoints -- … --collective-timeout 5", result,
+        report("a host vanishes (its network link goes down)", "two-hosts.sh run --cut-link-when RUN/checkpoints/step-0000020/manifest.json -- … --collective-timeout 5", result,
                String(format: "mpirun exited %.1f s after the link went down; the last checkpoint resumed", measured ?? -1))
     }
 
@@ -129,7 +129,8 @@ final class TwoHostTests: XCTestCase {
                                                       "--test-limit", "32", "--batch-size", "32", "--checkpoint-every", "20",
                                                       "--log-every", "100000", "--collective-timeout", "5", "--run-dir", run],
                                            timeout: 90, interrupt: (0, { _ in
-            guard FileManager.default.fileExists(atPath: run + "/checkpoints"),
+            // Once the first checkpoint is complete (its manifest comes last).
+            guard FileManager.default.fileExists(atPath: run + "/checkpoints/step-0000020/manifest.json"),
                   let victim = CheckpointCommandTests.ranks(marker: run).first(where: { $0.rank == 1 }) else { return false }
             kill(victim.pid, SIGSTOP)
             stopped = victim.pid
