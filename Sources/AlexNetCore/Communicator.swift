@@ -22,6 +22,14 @@ public protocol Communicator: AnyObject {
     func sum(_ values: [Double]) -> [Double]
     /// Returns when every rank has called it.
     func barrier()
+    /// Splits this communicator (a collective): ranks that pass the same `color` form a new
+    /// communicator, ranked by `key` (ties by rank here), as `MPI_Comm_split`.
+    func split(color: Int, key: Int) -> Communicator
+    /// Rank `r` receives `counts[r]` bytes of `send` (meaningful on `root` only), taken at offset
+    /// `counts[0..<r].sum()`, into the start of `receive`; every rank passes the same `counts`.
+    func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int)
+    /// Block `j` of `send` (`count` floats) goes to rank `j`; block `i` of `receive` comes from rank `i`.
+    func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
     /// Ends every rank at once with `exitCode`: the way out when ranks can no longer agree.
     func abort(exitCode: Int32) -> Never
 }
@@ -55,5 +63,14 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func sum(_ values: [Double]) -> [Double] { values }
     public func barrier() {}
+    public func split(color: Int, key: Int) -> Communicator { SingleProcessCommunicator() }
+    public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        if counts[0] > 0, let source = send.baseAddress, let target = receive.baseAddress, source != UnsafeRawPointer(target) {
+            target.copyMemory(from: source, byteCount: counts[0])
+        }
+    }
+    public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
+    }
     public func abort(exitCode: Int32) -> Never { exit(exitCode) }
 }

@@ -10,6 +10,9 @@ public final class InProcessGroup {
     fileprivate var board: [UnsafeRawPointer?]
     fileprivate var doubles: [[Double]]
     fileprivate let gate: Gate
+    /// `split`'s (color, key) per rank, and the sub-groups made from them.
+    fileprivate var splitRequests: [(color: Int, key: Int)]
+    fileprivate var subgroups: [Int: InProcessGroup] = [:]
 
     public init(size: Int) {
         precondition(size >= 1)
@@ -17,6 +20,7 @@ public final class InProcessGroup {
         board = Array(repeating: nil, count: size)
         doubles = Array(repeating: [], count: size)
         gate = Gate(parties: size)
+        splitRequests = Array(repeating: (0, 0), count: size)
     }
 
     /// The communicator of simulated rank `rank`.
@@ -120,6 +124,44 @@ final class InProcessCommunicator: Communicator {
     }
 
     func barrier() { group.gate.wait() }
+
+    /// Every rank posts its (color, key); rank 0 makes one sub-group per color; each rank takes
+    /// its place in its color's group, ordered by key, then by rank, as MPI_Comm_split orders.
+    func split(color: Int, key: Int) -> Communicator {
+        group.splitRequests[rank] = (color, key)
+        group.gate.wait()
+        if rank == 0 {
+            var made: [Int: InProcessGroup] = [:]
+            for c in Set(group.splitRequests.map(\.color)) {
+                made[c] = InProcessGroup(size: group.splitRequests.filter { $0.color == c }.count)
+            }
+            group.subgroups = made
+        }
+        group.gate.wait()
+        let members = (0..<size).filter { group.splitRequests[$0].color == color }
+            .sorted { (group.splitRequests[$0].key, $0) < (group.splitRequests[$1].key, $1) }
+        let child = group.subgroups[color]!.communicator(rank: members.firstIndex(of: rank)!)
+        group.gate.wait()  // nobody posts a new split before everyone has read this one
+        return child
+    }
+
+    func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        group.board[rank] = rank == root ? UnsafeRawPointer(send.baseAddress) : nil
+        group.gate.wait()
+        let offset = counts[..<rank].reduce(0, +)
+        if counts[rank] > 0, let source = group.board[root], source + offset != UnsafeRawPointer(receive.baseAddress!) {
+            receive.baseAddress!.copyMemory(from: source + offset, byteCount: counts[rank])
+        }
+        group.gate.wait()
+    }
+
+    func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        exchange(UnsafeRawPointer(send)) { board in
+            for r in 0..<size {
+                (receive + r * count).update(from: board[r]!.assumingMemoryBound(to: Float.self) + rank * count, count: count)
+            }
+        }
+    }
 
     func abort(exitCode: Int32) -> Never {
         fflush(stdout)

@@ -35,7 +35,8 @@ public final class TimedCommunicator: Communicator {
     public var separateWaiting: Bool
     public private(set) var communicationSeconds = 0.0
     public private(set) var waitingSeconds = 0.0
-    /// Bytes this rank sent or received per kind of collective.
+    /// Bytes this rank received from other ranks, per kind of collective (a broadcast's or a
+    /// scatter's root receives none): summed over ranks, the traffic of the whole job.
     public private(set) var bytes: [String: Int] = [:]
 
     public init(_ inner: Communicator, separateWaiting: Bool = true) {
@@ -65,23 +66,36 @@ public final class TimedCommunicator: Communicator {
     }
 
     public func broadcast(_ data: UnsafeMutableRawBufferPointer, root: Int) {
-        timed("broadcast", data.count) { inner.broadcast(data, root: root) }
+        timed("broadcast", rank == root ? 0 : data.count) { inner.broadcast(data, root: root) }
     }
 
     public func broadcastIdly(_ data: UnsafeMutableRawBufferPointer, root: Int) { inner.broadcastIdly(data, root: root) }
 
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
-        timed("all-gather", count * size * 4) { inner.allGather(send, count: count, into: receive) }
+        timed("all-gather", count * (size - 1) * 4) { inner.allGather(send, count: count, into: receive) }
     }
 
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
-        timed("reduce-scatter", count * size * 4) { inner.reduceScatterSum(send, count: count, into: receive) }
+        timed("reduce-scatter", count * (size - 1) * 4) { inner.reduceScatterSum(send, count: count, into: receive) }
     }
 
     public func sum(_ values: [Double]) -> [Double] {
         var result: [Double] = []
-        timed("sum", values.count * 8) { result = inner.sum(values) }
+        timed("sum", values.count * (size - 1) * 8) { result = inner.sum(values) }
         return result
+    }
+
+    /// The sub-communicator, measured separately (its own counters).
+    public func split(color: Int, key: Int) -> Communicator {
+        TimedCommunicator(inner.split(color: color, key: key), separateWaiting: separateWaiting)
+    }
+
+    public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        timed("scatter", rank == root ? 0 : counts[rank]) { inner.scatter(send, counts: counts, into: receive, root: root) }
+    }
+
+    public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        timed("all-to-all", count * (size - 1) * 4) { inner.allToAll(send, count: count, into: receive) }
     }
 
     public func barrier() { inner.barrier() }

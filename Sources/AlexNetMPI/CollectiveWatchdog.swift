@@ -21,7 +21,7 @@ import Synchronization
 final class CollectiveWatchdog: @unchecked Sendable {
     /// The collectives it can name.
     enum Collective: Int {
-        case none, broadcast, allGather, reduceScatter, sum, barrier
+        case none, broadcast, allGather, reduceScatter, sum, barrier, scatter, allToAll
 
         var name: String {
             switch self {
@@ -31,6 +31,8 @@ final class CollectiveWatchdog: @unchecked Sendable {
             case .reduceScatter: "reduce-scatter"
             case .sum: "all-reduce"
             case .barrier: "barrier"
+            case .scatter: "scatter"
+            case .allToAll: "all-to-all"
             }
         }
     }

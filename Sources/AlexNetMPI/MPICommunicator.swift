@@ -2,12 +2,15 @@ import AlexNetCore
 import CMPI
 import Foundation
 
-/// The Communicator over Open MPI's MPI_COMM_WORLD: one tower per process.
+/// The Communicator over Open MPI's MPI_COMM_WORLD (one tower per process), or over a
+/// communicator split from it (`split`: the ranks of one replica, or a tower's twins).
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
-    private let world = cmpi_comm_world()
+    /// The MPI communicator this object speaks through: MPI_COMM_WORLD unless made by `split`.
+    private let world: MPI_Comm
     /// Ends the job when a collective hangs (a host or the network gone); nil without a limit.
+    /// Communicators split from this one share it.
     private let watchdog: CollectiveWatchdog?
     /// Whether the towers have exchanged activations yet: until then a broadcast may wait for as
     /// long as rank 0 takes to load and prepare the data, so only later ones are timed.
@@ -42,6 +45,7 @@ public final class MPICommunicator: Communicator {
     public init(collectiveTimeout: Double = MPICommunicator.defaultCollectiveTimeout) {
         setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0)
         MPI_Init(nil, nil)
+        world = cmpi_comm_world()
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(world, &r)
         MPI_Comm_size(world, &s)
@@ -127,6 +131,43 @@ public final class MPICommunicator: Communicator {
     private func timed<T>(_ collective: CollectiveWatchdog.Collective, _ body: () -> T) -> T {
         guard let watchdog else { return body() }
         return watchdog.time(collective, body)
+    }
+
+    // MARK: replicas (split, scatter, all-to-all)
+
+    private init(splitFrom parent: MPI_Comm, color: Int, key: Int, watchdog: CollectiveWatchdog?) {
+        var comm: MPI_Comm? = nil
+        MPI_Comm_split(parent, Int32(color), Int32(key), &comm)
+        world = comm!
+        self.watchdog = watchdog
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(world, &r)
+        MPI_Comm_size(world, &s)
+        rank = Int(r)
+        size = Int(s)
+    }
+
+    /// MPI_Comm_split. The new communicator lives until MPI_Finalize.
+    public func split(color: Int, key: Int) -> Communicator {
+        MPICommunicator(splitFrom: world, color: color, key: key, watchdog: watchdog)
+    }
+
+    public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        let counts32 = counts.map { Int32($0) }
+        var offsets: [Int32] = [], offset: Int32 = 0
+        for c in counts32 { offsets.append(offset); offset += c }
+        let scatter = {
+            MPI_Scatterv(send.baseAddress, counts32, offsets, cmpi_byte(), receive.baseAddress, counts32[self.rank], cmpi_byte(),
+                         Int32(root), self.world)
+        }
+        // Like a broadcast: timed once the towers have started.
+        guard let watchdog, towersStarted else { _ = scatter(); return }
+        _ = watchdog.time(.scatter) { scatter() }
+    }
+
+    public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
+        towersStarted = true
+        timed(.allToAll) { MPI_Alltoall(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world) }
     }
 
     public func abort(exitCode: Int32) -> Never {
