@@ -28,7 +28,8 @@ public final class ReLU: Stage {
 ///
 /// The features are `groups` towers one after the other; tower `firstTower + g`'s mask is drawn
 /// from a generator keyed by (seed, step, layerIndex, tower), so a tower sees the same mask
-/// whichever process holds it.
+/// whichever process holds it; a sample's column of it is chosen by its place in the step's
+/// global batch, so replicas that share a batch draw the masks one replica would.
 public final class Dropout: Stage {
     public let layerName: String
     public let layerIndex: Int
@@ -55,14 +56,21 @@ public final class Dropout: Stage {
             mask.pointer.update(repeating: 1, count: count)
             return
         }
-        let perGroup = count / groups
+        let perGroup = count / groups, featuresPerGroup = features / groups
         let scale = 1 / (1 - rate)
         // Keep a unit when 24 random bits fall below (1-rate) * 2^24.
         let threshold = UInt64((1 - Double(rate)) * 16_777_216)
+        // The stream is laid out [feature, sample of the global batch]; a replica draws its samples' columns.
+        let total = context.globalBatch ?? n, offset = context.sampleOffset
+        precondition(offset >= 0 && offset + n <= total, "samples \(offset)..<\(offset + n) outside a batch of \(total)")
         for g in 0..<groups {
             var random = KeyedRandom(context.seed, UInt64(context.step), UInt64(layerIndex), UInt64(firstTower + g))
             let m = mask.pointer + g * perGroup
-            for i in 0..<perGroup { m[i] = (random.next() >> 40) < threshold ? scale : 0 }
+            for f in 0..<featuresPerGroup {
+                random.skip(offset)
+                for b in 0..<n { m[f * n + b] = (random.next() >> 40) < threshold ? scale : 0 }
+                random.skip(total - offset - n)
+            }
         }
         for i in 0..<count { output[i] = input[i] * mask.pointer[i] }
     }

@@ -30,6 +30,11 @@ public struct KeyedRandom {
         return KeyedRandom.mix(state)
     }
 
+    /// Moves `count` numbers ahead in the stream, as `count` calls of `next()` would.
+    public mutating func skip(_ count: Int) {
+        state &+= UInt64(count) &* 0x9E37_79B9_7F4A_7C15
+    }
+
     /// Uniform in [0, 1), with 53 random bits.
     public mutating func uniform() -> Double {
         Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)

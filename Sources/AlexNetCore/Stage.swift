@@ -27,11 +27,18 @@ public struct StepContext: Sendable {
     public var step: Int
     /// Run seed; keys the dropout masks.
     public var seed: UInt64
+    /// With replicas: where this rank's samples start within the step's global batch, and that
+    /// batch's size (nil: this rank has the whole batch). Dropout keys each sample's mask by its
+    /// place in the global batch, so a sample is masked alike however many replicas share it.
+    public var sampleOffset: Int
+    public var globalBatch: Int?
 
-    public init(training: Bool, step: Int, seed: UInt64) {
+    public init(training: Bool, step: Int, seed: UInt64, sampleOffset: Int = 0, globalBatch: Int? = nil) {
         self.training = training
         self.step = step
         self.seed = seed
+        self.sampleOffset = sampleOffset
+        self.globalBatch = globalBatch
     }
 }
 
