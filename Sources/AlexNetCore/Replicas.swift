@@ -134,7 +134,7 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
     public var gradientAllReduce = 0
     /// The stop flag to every rank, the shares to the replicas' tower-0 ranks, each share to its pair.
     public var batchHandOut = 0
-    /// The step's loss and correct count, summed over replicas (R > 1).
+    /// The step's loss and correct count, summed over replicas (R > 1; training and inference).
     public var metrics = 0
 
     public init() {}
@@ -169,8 +169,8 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
                     v.gradientAllReduce += t * replicas * 2 * (replicas - 1) * block * 4
                 }
             }
-            v.metrics = ranks * (ranks - 1) * 2 * 8
         }
+        if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }
         let image = plan.spec.input.size * 4 + 4
         let first = ReplicaLayout.share(0, of: batch, perReplica: perReplica).count
         v.batchHandOut = (ranks - 1) * 4 + (batch - first) * image + (t - 1) * batch * image

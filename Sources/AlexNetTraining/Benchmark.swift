@@ -17,6 +17,8 @@ public struct BenchmarkOptions: Sendable {
     /// Meet at a barrier before each collective, so that waiting for the other rank is told
     /// apart from moving data. Adds one barrier's latency per collective.
     public var separateWaiting = true
+    /// Replicas of the split model when simulated (under mpirun: the ranks / 2).
+    public var replicas = 1
     public init() {}
 }
 
@@ -34,6 +36,11 @@ public struct BenchmarkReport: Sendable {
     public var coordinatorSeconds: Double
     public var bytesPerStep: [String: Int]
     public var peakMemoryPerRank: [Int]
+    /// Replicas of the model, and the bytes that crossed between ranks per step, all ranks
+    /// together, by kind: measured, and predicted from the model's table.
+    public var replicas = 1
+    public var traffic = CommunicationVolume()
+    public var predictedTraffic = CommunicationVolume()
 
     public var medianStep: Double { stepSeconds.sorted()[stepSeconds.count / 2] }
     public var imagesPerSecond: Double { Double(batchSize) / medianStep }
@@ -44,11 +51,19 @@ public enum Benchmark {
     /// Runs the benchmark on this rank; rank 0 gets the report, other ranks nil.
     public static func run(_ options: BenchmarkOptions, communicator: Communicator, launch: String) throws -> BenchmarkReport? {
         let plan = try NetworkPlan(spec: options.preset.spec(classes: options.classes), model: options.model)
+        if plan.towers > 1 && communicator.size % plan.towers != 0 {
+            throw PlanError("the \(plan.model.rawValue) model has \(plan.towers) towers, one per rank, but this run has \(communicator.size) rank(s): use `mpirun -np \(plan.towers)` (or -np \(plan.towers)R for R replicas), or --simulate")
+        }
         let timed = TimedCommunicator(plan.towers == 1 && communicator.size > 1 ? SingleProcessCommunicator() : communicator,
                                       separateWaiting: options.separateWaiting)
         if plan.towers == 1 && communicator.size > 1 && communicator.rank != 0 { return nil }
         BLAS.setThreads(timed.size == 1 ? options.threads : 1)
-        let network = try Network(plan: plan, communicator: timed, maxBatch: options.batchSize, seed: options.seed)
+        // Replicas: the towers meet on their pair; the world hands out shares and sums metrics.
+        let layout = ReplicaLayout(world: timed, towers: plan.towers)
+        guard options.batchSize % layout.replicas == 0 else {
+            throw PlanError("--batch-size \(options.batchSize) does not split evenly over \(layout.replicas) replicas: use a multiple of \(layout.replicas)")
+        }
+        let network = try Network(plan: plan, communicator: layout.pair, maxBatch: options.batchSize / layout.replicas, seed: options.seed)
 
         // Synthetic 28x28 grey images, assembled by the real coordinator path on rank 0.
         var random = KeyedRandom(options.seed, 0xBE)
@@ -63,30 +78,33 @@ public enum Benchmark {
             : nil
         coordinator?.shuffle(epoch: 1)
         let sgd = SGD()
-        let n = options.batchSize, inputBytes = plan.spec.input.size * n * 4
+        let n = options.batchSize
+        // The training loop's own hand-out and step (ReplicaTraining), so what is measured is what trains.
+        let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n)
+        let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator]
         var stepSeconds: [Double] = [], coordinatorSeconds = 0.0
         for step in 0..<(options.warmup + options.steps) {
             if step == options.warmup {
                 network.times.reset()
-                timed.reset()
+                counters.forEach { $0?.reset() }
             }
-            let start = monotonicSeconds()
-            coordinator?.assembleTraining((step % 2 * n)..<(step % 2 * n + n), into: network)
-            let assembled = monotonicSeconds()
-            timed.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: inputBytes), root: 0)
-            network.labels.withUnsafeMutableBytes { timed.broadcast($0, root: 0) }
-            network.run(batch: n, context: StepContext(training: !options.inference, step: step, seed: options.seed))
+            let start = monotonicSeconds(), assembling = replicas.assemblySeconds
+            guard let share = replicas.handOut((step % 2 * n)..<(step % 2 * n + n)) else { throw TrainingError("stopped at your request") }
+            replicas.step(share, step: step, seed: options.seed, training: !options.inference)
             if !options.inference { sgd.update(network.parameters) }
             if step >= options.warmup {
                 stepSeconds.append(monotonicSeconds() - start)
-                coordinatorSeconds += assembled - start
+                coordinatorSeconds += replicas.assemblySeconds - assembling
             }
         }
         var memory = [Double](repeating: 0, count: timed.size)
         memory[timed.rank] = Double(peakResidentBytes())
         memory = timed.inner.sum(memory)
+        let traffic = measuredTraffic(layout, steps: options.steps)
         guard timed.rank == 0 else { return nil }
 
+        // Rank 0's collectives on the world, its pair and its twins (one object when R = 1).
+        let distinct = counters.compactMap { $0 }.reduce(into: [TimedCommunicator]()) { list, c in if !list.contains(where: { $0 === c }) { list.append(c) } }
         let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
         // Training: forward, input gradient and weight gradient, except conv1's input gradient.
         let forward = Double(summary.flopsTotal)
@@ -100,9 +118,26 @@ public enum Benchmark {
         return BenchmarkReport(
             title: "\(plan.spec.name)/\(plan.model.rawValue) \(options.inference ? "inference" : "training")",
             launch: launch, batchSize: n, stepSeconds: stepSeconds, flopsPerImage: flops, stages: stages,
-            communicationSeconds: timed.communicationSeconds / measured, waitingSeconds: timed.waitingSeconds / measured,
-            coordinatorSeconds: coordinatorSeconds / measured,
-            bytesPerStep: timed.bytes.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory.map { Int($0) })
+            communicationSeconds: distinct.map(\.communicationSeconds).reduce(0, +) / measured,
+            waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
+            bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory.map { Int($0) },
+            replicas: layout.replicas, traffic: traffic,
+            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference))
+    }
+
+    /// Bytes received per step by kind, summed over every rank (a collective over the world).
+    static func measuredTraffic(_ layout: ReplicaLayout, steps: Int) -> CommunicationVolume {
+        guard let world = layout.world as? TimedCommunicator else { return CommunicationVolume() }
+        let pair = layout.pair as? TimedCommunicator, twins = layout.twins as? TimedCommunicator
+        let split = layout.pair !== layout.world
+        func of(_ c: TimedCommunicator?, _ kind: String) -> Double { Double(c?.bytes[kind] ?? 0) }
+        let mine = [of(pair, "all-gather"), of(pair, "reduce-scatter"), of(twins, "all-to-all") + of(twins, "all-gather"),
+                    of(world, "broadcast") + (split ? of(pair, "broadcast") : 0) + of(twins, "scatter"),
+                    split ? of(world, "all-gather") : 0]
+        let all = world.inner.sumInRankOrder(mine).map { Int($0) / steps }
+        var v = CommunicationVolume()
+        (v.activationAllGathers, v.reduceScatters, v.gradientAllReduce, v.batchHandOut, v.metrics) = (all[0], all[1], all[2], all[3], all[4])
+        return v
     }
 
     /// Peak resident memory of this process (VmHWM), in bytes.
@@ -117,9 +152,11 @@ public enum Benchmark {
         let towers = options.model.towers
         guard towers > 1 else { return try run(options, communicator: SingleProcessCommunicator(), launch: "one process, \(options.threads) BLAS thread(s)") }
         let box = ReportBox()
-        InProcessGroup(size: towers).run { communicator in
+        let launch = options.replicas == 1 ? "\(towers) towers simulated as threads of one process"
+            : "\(towers * options.replicas) ranks (\(options.replicas) replicas of the \(towers) towers) simulated as threads of one process"
+        InProcessGroup(size: towers * options.replicas).run { communicator in
             do {
-                let report = try run(options, communicator: communicator, launch: "\(towers) towers simulated as threads of one process")
+                let report = try run(options, communicator: communicator, launch: launch)
                 if communicator.rank == 0 { box.set(.success(report)) }
             } catch {
                 if communicator.rank == 0 { box.set(.failure(error)) }
@@ -149,6 +186,7 @@ extension BenchmarkReport {
                    communicationSeconds * 1e3, 100 * communicationSeconds / medianStep, waitingSeconds * 1e3,
                    100 * waitingSeconds / medianStep, coordinatorSeconds * 1e3, 100 * coordinatorSeconds / medianStep),
             "bytes per step on rank 0: " + bytesPerStep.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f MiB", $0.key, Double($0.value) / 1048576) }.joined(separator: ", "),
+            "traffic per step, all ranks together, measured (predicted from the model's table): " + trafficLine,
             "peak memory per rank: " + peakMemoryPerRank.map { String(format: "%.0f MiB", Double($0) / 1048576) }.joined(separator: ", "),
             "",
             "per stage on rank 0 (ms per step):",
@@ -169,9 +207,30 @@ extension BenchmarkReport {
             "\"step_ms\":[\(stepSeconds.map { "\($0 * 1e3)" }.joined(separator: ","))]",
             "\"communication_ms\":\(communicationSeconds * 1e3)", "\"waiting_ms\":\(waitingSeconds * 1e3)",
             "\"coordinator_ms\":\(coordinatorSeconds * 1e3)",
+            "\"replicas\":\(replicas)", "\"traffic_bytes\":\(Self.json(traffic))", "\"predicted_traffic_bytes\":\(Self.json(predictedTraffic))",
             "\"peak_memory_bytes\":[\(peakMemoryPerRank.map(String.init).joined(separator: ","))]",
             "\"stages\":[\(stageJSON.joined(separator: ","))]",
         ]
         return "{" + fields.joined(separator: ",") + "}"
+    }
+}
+
+extension BenchmarkReport {
+    /// Kinds of traffic with their measured and predicted bytes per step.
+    public var trafficByKind: [(kind: String, measured: Int, predicted: Int)] {
+        let (m, p) = (traffic, predictedTraffic)
+        return [("activation all-gathers", m.activationAllGathers, p.activationAllGathers),
+                ("reduce-scatters", m.reduceScatters, p.reduceScatters),
+                ("gradient all-reduce", m.gradientAllReduce, p.gradientAllReduce),
+                ("batch hand-out", m.batchHandOut, p.batchHandOut), ("metrics", m.metrics, p.metrics)]
+    }
+
+    var trafficLine: String {
+        trafficByKind.map { String(format: "%@ %.3f MiB (%.3f)", $0.kind, Double($0.measured) / 1048576, Double($0.predicted) / 1048576) }
+            .joined(separator: ", ")
+    }
+
+    static func json(_ v: CommunicationVolume) -> String {
+        "{\"activation_all_gathers\":\(v.activationAllGathers),\"reduce_scatters\":\(v.reduceScatters),\"gradient_all_reduce\":\(v.gradientAllReduce),\"batch_hand_out\":\(v.batchHandOut),\"metrics\":\(v.metrics)}"
     }
 }

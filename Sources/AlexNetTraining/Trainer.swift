@@ -78,8 +78,9 @@ public enum Trainer {
             reporter.fail("\(error)")
             throw TrainingError.reported(exitCode: 2)
         }
-        if plan.towers > 1 && plan.towers != communicator.size {
-            reporter.fail("the \(plan.model.rawValue) model has \(plan.towers) towers, one per rank, but this run has \(communicator.size) rank(s): use `mpirun -np \(plan.towers)`, or --simulate to run both towers in one process")
+        // Two ranks per replica of the split model, and a batch that splits over the replicas (ReplicaTraining.swift).
+        if let problem = replicaProblem(plan: plan, ranks: communicator.size, options: options) {
+            reporter.fail(problem)
             throw TrainingError.reported(exitCode: 2)
         }
         var metrics: MetricsLog?
@@ -141,9 +142,11 @@ public enum Trainer {
                      restored: (path: String, manifest: CheckpointManifest)?) throws -> RunResult {
         let reporter = session.reporter
         BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
+        // Replicas: the towers meet on their pair, each replica computes its share of the batch.
+        let layout = ReplicaLayout(world: comm, towers: plan.towers)
         let network: Network
         do {
-            network = try Network(plan: plan, communicator: comm, maxBatch: min(options.batchSize, session.trainCount),
+            network = try Network(plan: plan, communicator: layout.pair, maxBatch: min(options.batchSize / layout.replicas, session.trainCount),
                                   seed: options.seed, initialization: options.initialization)
         } catch {
             reporter.fail("\(error)")
@@ -156,8 +159,8 @@ public enum Trainer {
         }
         let statisticsFile = coordinator?.statistics.encoded()
         if let statisticsFile { try? AtomicFile.write(statisticsFile, to: "\(runDirectory)/\(InputStatistics.fileName)") }
-        let batch = network.maxBatch
-        let broadcastBatch = BatchBroadcast(network: network, communicator: comm).send
+        let batch = min(options.batchSize, session.trainCount)
+        let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize)
 
         let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
         var result = RunResult(model: plan.model, seed: options.seed, launch: launch,
@@ -196,10 +199,13 @@ public enum Trainer {
                 pixelMean: coordinator?.statistics.normalization?.mean, pixelStd: coordinator?.statistics.normalization?.std,
                 classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
                 testLimit: options.testLimit, trainImages: session.trainCount, dataSettings: options.data, dataLayout: session.layout)
-            let path = try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
-                                           coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
-                                           comm: comm, reporter: reporter)
-            reporter.say("checkpoint: \(path)")
+            // Twins hold the same weights: replica 0's pair writes the tower files.
+            let path = try replicas.onFirstReplica {
+                try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
+                                    coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
+                                    comm: layout.pair, reporter: reporter)
+            }
+            if let path { reporter.say("checkpoint: \(path)") }
         }
 
         let started = now(), stepsAtStart = result.steps
@@ -213,13 +219,12 @@ public enum Trainer {
             for s in (epoch == firstEpoch ? firstStep : 0)..<stepsPerEpoch where result.steps < totalSteps {
                 let first = s * batch, n = min(batch, trainCount - first)
                 let next = s + 1 < stepsPerEpoch && result.steps + 1 < totalSteps ? (first + n)..<min(first + n + batch, trainCount) : nil
-                coordinator?.assembleTraining(first..<(first + n), into: network, next: next)
-                guard broadcastBatch(n) else {
+                guard let share = replicas.handOut(first..<(first + n), next: next) else {
                     result.interrupted = true
                     try checkpoint(epoch: epoch, stepInEpoch: s)
                     break epochs
                 }
-                let (loss, correct) = network.run(batch: n, context: StepContext(training: true, step: result.steps, seed: options.seed))
+                let (loss, correct) = replicas.step(share, step: result.steps, seed: options.seed)
                 guard loss.isFinite else {
                     reporter.fail("the loss became \(loss.isNaN ? "NaN" : "infinite") at step \(result.steps + 1) (epoch \(epoch)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
                     throw TrainingError.reported(exitCode: 3)
@@ -246,8 +251,10 @@ public enum Trainer {
                     try checkpoint(epoch: epoch, stepInEpoch: s + 1)
                 }
             }
-            guard let test = evaluate(network: network, coordinator: coordinator, count: session.testCount, broadcast: broadcastBatch,
-                                      seed: options.seed, tenCrop: options.data.tenCrop) else {
+            guard let test = replicas.evaluateOnFirstReplica({
+                evaluate(network: network, coordinator: coordinator, count: session.testCount, broadcast: $0, seed: options.seed,
+                         tenCrop: options.data.tenCrop)
+            }) else {
                 result.interrupted = true
                 try checkpoint(epoch: epoch, stepInEpoch: stepsPerEpoch)
                 break
@@ -271,7 +278,7 @@ public enum Trainer {
         }
         result.seconds = now() - started
         result.imagesPerSecond = Double(trainedImages) / max(trainingSeconds, 1e-9)
-        if let prefix = options.dumpWeightsPrefix, !result.interrupted {
+        if let prefix = options.dumpWeightsPrefix, !result.interrupted, layout.replica == 0 {
             let tensors = network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
             try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors")
         }
@@ -385,16 +392,20 @@ public enum Trainer {
 
     /// Runs every rank as a thread of this process: the simulation mode.
     public static func runSimulated(_ options: TrainingOptions) -> Int32 {
-        simulate(towers: options.model.towers) { communicator, launch in run(options, communicator: communicator, launch: launch) }
+        simulate(towers: options.model.towers, replicas: options.replicas ?? 1) { communicator, launch in
+            run(options, communicator: communicator, launch: launch)
+        }
     }
 
-    /// Runs `body` on `towers` simulated ranks (or in this thread for one tower) and returns
-    /// rank 0's exit code.
-    public static func simulate(towers: Int, _ body: @escaping (Communicator, String) -> Int32) -> Int32 {
+    /// Runs `body` on `towers * replicas` simulated ranks (or in this thread for one tower) and
+    /// returns rank 0's exit code.
+    public static func simulate(towers: Int, replicas: Int = 1, _ body: @escaping (Communicator, String) -> Int32) -> Int32 {
         guard towers > 1 else { return body(SingleProcessCommunicator(), "in one process") }
         let result = ExitCodeBox()
-        InProcessGroup(size: towers).run { communicator in
-            let code = body(communicator, "\(towers) towers simulated as threads of one process")
+        let launch = replicas == 1 ? "\(towers) towers simulated as threads of one process"
+            : "\(towers * replicas) ranks (\(replicas) replicas of the \(towers) towers) simulated as threads of one process"
+        InProcessGroup(size: towers * replicas).run { communicator in
+            let code = body(communicator, launch)
             if communicator.rank == 0 { result.set(code) }
         }
         return result.value

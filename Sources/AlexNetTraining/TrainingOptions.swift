@@ -46,6 +46,9 @@ public struct TrainingOptions: Sendable {
     public var checkpoints = true
     /// A run directory or checkpoint to continue from.
     public var resume: String?
+    /// Replicas of the split model (`--replicas`): 2R simulated ranks; under mpirun nil means
+    /// the ranks / 2, and a value that disagrees is an error.
+    public var replicas: Int?
 
     /// The schedule these options start with.
     public var initialSchedule: LearningRateSchedule {

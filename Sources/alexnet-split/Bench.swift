@@ -35,6 +35,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Run both towers as threads of this process.")
     var simulate = false
 
+    @Option(help: "Replicas of the split model with --simulate (2R threads); under mpirun it is the ranks / 2.")
+    var replicas = 1
+
     @Flag(help: "Run every tower in this process as grouped layers (no communication).")
     var oneProcess = false
 
@@ -50,6 +53,11 @@ struct Bench: ParsableCommand {
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         guard !(simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
+        guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
+        guard replicas == 1 || modelOptions.model.towers > 1 else { throw ValidationError("--replicas applies to the split model") }
+        guard batchSize % replicas == 0 else {
+            throw ValidationError("--batch-size \(batchSize) does not split evenly over \(replicas) replicas: use a multiple of \(replicas)")
+        }
     }
 
     func run() throws {
@@ -63,6 +71,7 @@ struct Bench: ParsableCommand {
         options.classes = classes
         options.threads = threads
         options.separateWaiting = !noWaitSplit
+        options.replicas = replicas
         let report: BenchmarkReport?
         do {
             if oneProcess {
@@ -73,7 +82,9 @@ struct Bench: ParsableCommand {
             } else {
                 let communicator = MPICommunicator()
                 defer { communicator.finalize() }
-                report = try Benchmark.run(options, communicator: communicator, launch: "\(communicator.size) MPI ranks, one tower each")
+                let size = communicator.size
+                report = try Benchmark.run(options, communicator: communicator, launch: size > 2 && size % 2 == 0
+                    ? "\(size) MPI ranks: \(size / 2) replicas of the 2 towers, one tower per rank" : "\(size) MPI ranks, one tower each")
             }
         } catch {
             throw ValidationError("\(error)")

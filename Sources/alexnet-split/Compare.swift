@@ -22,6 +22,9 @@ struct Compare: ParsableCommand {
         guard flags.modelOptions.model == .split else {
             throw ValidationError("compare trains all three models; leave out --model")
         }
+        if let replicas = flags.replicas, replicas != 1 {
+            throw ValidationError("compare runs one replica of each model; leave out --replicas")
+        }
     }
 
     func run() throws {

@@ -68,6 +68,9 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Under mpirun, end the job with an error when one MPI collective has waited this many seconds (a host or the network between the ranks gone); 0 waits forever.")
     var collectiveTimeout = MPICommunicator.defaultCollectiveTimeout
 
+    @Option(help: "Replicas of the split model, each given its share of every batch (with --simulate: 2R threads; under mpirun it is the ranks / 2).")
+    var replicas: Int?
+
     func validate() throws {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
         guard lrPatience >= 1 else { throw ValidationError("--lr-patience must be at least 1 (got \(lrPatience))") }
@@ -84,6 +87,16 @@ struct TrainingFlags: ParsableArguments {
         }
         for (name, value) in [("--train-limit", trainLimit), ("--test-limit", testLimit)] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1 (got \(value))") }
+        }
+        if let replicas {
+            guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
+            guard replicas == 1 || modelOptions.model.towers > 1 else {
+                throw ValidationError("--replicas applies to the split model; the \(modelOptions.model.rawValue) model runs on one rank")
+            }
+            guard batchSize % replicas == 0 else {
+                let lower = batchSize / replicas * replicas
+                throw ValidationError("--batch-size \(batchSize) does not split evenly over \(replicas) replicas: use a multiple of \(replicas), such as \(lower > 0 ? "\(lower) or " : "")\(lower + replicas)")
+            }
         }
     }
 
@@ -111,11 +124,12 @@ struct TrainingFlags: ParsableArguments {
         o.logEvery = logEvery
         o.trainLimit = trainLimit
         o.testLimit = testLimit
+        o.replicas = replicas
         return o
     }
 
     /// Runs `body` on every rank: under mpirun one process per rank, otherwise (or with
-    /// --simulate) `towers` threads of this process. Throws the exit code if it is not 0.
+    /// --simulate) `towers` threads of this process, times `--replicas`. Throws the exit code if it is not 0.
     /// `runDirectory`, when known, is named in the error of a collective that times out.
     func launch(towers: Int, runDirectory: String? = nil, _ body: @escaping (Communicator, String) -> Int32) throws {
         StopRequest.install()
@@ -124,11 +138,14 @@ struct TrainingFlags: ParsableArguments {
             if !simulate {
                 print("note: not started by mpirun, so both towers run as threads of this process (as with --simulate); for one tower per process, run `mpirun -np 2 alexnet-split ...`")
             }
-            code = Trainer.simulate(towers: towers, body)
+            code = Trainer.simulate(towers: towers, replicas: replicas ?? 1, body)
         } else {
             let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout)
             communicator.setRunDirectory(runDirectory ?? self.runDir)
-            code = body(communicator, "\(communicator.size) MPI ranks, one tower each")
+            let size = communicator.size
+            code = body(communicator, towers > 1 && size > towers && size % towers == 0
+                ? "\(size) MPI ranks: \(size / towers) replicas of the \(towers) towers, one tower per rank"
+                : "\(size) MPI ranks, one tower each")
             communicator.finalize()
         }
         if code != 0 { throw ExitCode(code) }

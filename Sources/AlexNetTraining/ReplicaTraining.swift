@@ -1,0 +1,191 @@
+import AlexNetCore
+import Foundation
+
+/// The training side of R replicas of the split model (`ReplicaLayout`): the batch hand-out,
+/// the step (local share, gradients summed among twins, metrics summed on the world), and
+/// what only replica 0 does (evaluate, write checkpoints and weights). With one replica every
+/// method is the plain two-rank path, collective for collective.
+final class ReplicaTraining {
+    let layout: ReplicaLayout
+    let network: Network
+    private let coordinator: Coordinator?
+    /// Images per replica: the global batch size divided by the replicas.
+    let perReplica: Int
+    private let reduction: OrderedAllReduce
+    private let wholeBatch: BatchBroadcast
+    private var control: [Int32] = [0]
+    /// On the coordinator: the shares of replicas 1..<R, one after the other.
+    private let staging: Buffer?
+    private var stagingLabels: [Int32]
+    /// Seconds the coordinator spent assembling batches (for `bench`).
+    private(set) var assemblySeconds = 0.0
+
+    init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int) {
+        self.layout = layout
+        self.network = network
+        self.coordinator = coordinator
+        perReplica = batchSize / layout.replicas
+        reduction = OrderedAllReduce(communicator: layout.twins)
+        wholeBatch = BatchBroadcast(network: network, communicator: layout.pair)
+        let others = coordinator != nil && layout.replicas > 1 ? (layout.replicas - 1) * perReplica : 0
+        staging = others > 0 ? Buffer(count: others * network.plan.spec.input.size) : nil
+        stagingLabels = Array(repeating: 0, count: others)
+    }
+
+    var replicas: Int { layout.replicas }
+
+    /// Assembles training images `range` of the epoch's order (one global batch) on the
+    /// coordinator and hands each replica its share; nil when every rank must stop. `next`, the
+    /// next global batch if there is one, lets the coordinator prepare it in the background.
+    func handOut(_ range: Range<Int>, next: Range<Int>? = nil) -> ReplicaShare? {
+        let n = range.count
+        guard replicas > 1 else {
+            assemble(range, next: next)
+            return wholeBatch.send(n) ? ReplicaShare(offset: 0, count: n, batch: n) : nil
+        }
+        control[0] = StopRequest.isRequested ? 1 : 0
+        layout.world.broadcast(&control, root: 0)
+        if control[0] != 0 {
+            StopRequest.reachedBoundary()
+            return nil
+        }
+        let imageBytes = network.plan.spec.input.size * 4
+        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: n, perReplica: perReplica) }
+        let mine = shares[layout.replica]
+        if layout.tower == 0 {
+            // The coordinator assembles each share in turn (its own last, into its input) and
+            // scatters the others to the replicas' tower-0 ranks.
+            if coordinator != nil, let staging {
+                // The order of assembly (replicas 1..<R, then 0), so each call can name the next for prefetching.
+                let sequence = assemblyOrder(range)
+                let following = next.flatMap { assemblyOrder($0).first }
+                var at = 0
+                for (i, share) in shares.dropFirst().filter({ !$0.isEmpty }).enumerated() {
+                    assemble(sequence[i], next: sequence[i + 1])
+                    (staging.pointer + at * network.plan.spec.input.size).update(from: network.input.pointer, count: share.count * network.plan.spec.input.size)
+                    for i in 0..<share.count { stagingLabels[at + i] = network.labels[i] }
+                    at += share.count
+                }
+                assemble(sequence[sequence.count - 1], next: following)
+            }
+            let counts = shares.enumerated().map { $0.offset == 0 ? 0 : $0.element.count }
+            layout.twins.scatter(UnsafeRawBufferPointer(start: staging?.pointer, count: staging == nil ? 0 : counts.reduce(0, +) * imageBytes),
+                                 counts: counts.map { $0 * imageBytes },
+                                 into: UnsafeMutableRawBufferPointer(start: network.input.pointer, count: mine.count * imageBytes), root: 0)
+            stagingLabels.withUnsafeBytes { send in
+                network.labels.withUnsafeMutableBytes { receive in
+                    layout.twins.scatter(send, counts: counts.map { $0 * 4 }, into: receive, root: 0)
+                }
+            }
+        }
+        if !mine.isEmpty {
+            layout.pair.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: mine.count * imageBytes), root: 0)
+            network.labels.withUnsafeMutableBytes { layout.pair.broadcast(UnsafeMutableRawBufferPointer(rebasing: $0[0..<(mine.count * 4)]), root: 0) }
+        }
+        return ReplicaShare(offset: mine.lowerBound, count: mine.count, batch: n)
+    }
+
+    /// The shares of global batch `range` as ranges of the epoch's order, in the order the
+    /// coordinator assembles them: replicas 1..<R (those with images), then replica 0.
+    private func assemblyOrder(_ range: Range<Int>) -> [Range<Int>] {
+        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: range.count, perReplica: perReplica) }
+        return (shares.dropFirst().filter { !$0.isEmpty } + [shares[0]]).map {
+            (range.lowerBound + $0.lowerBound)..<(range.lowerBound + $0.upperBound)
+        }
+    }
+
+    /// The coordinator fills its network's input with training images `range` of the epoch's
+    /// order, and starts preparing `next` in the background.
+    private func assemble(_ range: Range<Int>, next: Range<Int>?) {
+        guard let coordinator else { return }
+        let start = monotonicSeconds()
+        coordinator.assembleTraining(range, into: network, next: next)
+        assemblySeconds += monotonicSeconds() - start
+    }
+
+    /// Forward and backward on this replica's share, then (R > 1) the gradient of the mean loss
+    /// over the global batch, summed among twins, and the global batch's mean loss and correct
+    /// count. Every rank returns the same loss, so all agree when it is not finite.
+    @discardableResult
+    func step(_ share: ReplicaShare, step: Int, seed: UInt64, training: Bool = true) -> (loss: Double, correct: Int) {
+        guard replicas > 1 else {
+            return network.run(batch: share.count, context: StepContext(training: training, step: step, seed: seed))
+        }
+        var local = (loss: 0.0, correct: 0)
+        if share.count > 0 {
+            local = network.run(batch: share.count, context: StepContext(training: training, step: step, seed: seed,
+                                                                         sampleOffset: share.offset, globalBatch: share.batch))
+        }
+        if training {
+            // Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the
+            // gradient of the global batch's mean loss.
+            let weight = Float(Double(share.count) / Double(share.batch))
+            for p in network.parameters {
+                if share.count == 0 {
+                    p.gradient.zero()
+                } else if weight != 1 {
+                    for i in 0..<p.count { p.gradient.pointer[i] *= weight }
+                }
+                reduction.sum(p.gradient.pointer, count: p.count)
+            }
+        }
+        // Both towers of a pair hold the same logits: tower 0 speaks for its replica.
+        let speaks = layout.tower == 0 && share.count > 0
+        let total = layout.world.sumInRankOrder([speaks ? local.loss * Double(share.count) : 0, speaks ? Double(local.correct) : 0])
+        return (total[0] / Double(share.batch), Int(total[1]))
+    }
+
+    /// Runs `evaluate` on replica 0 (its pair, with the pair's own hand-out) and shares the
+    /// result with every rank, which the learning-rate schedule reads; nil when stopped.
+    func evaluateOnFirstReplica(_ evaluate: (_ broadcast: (Int) -> Bool) -> Trainer.Evaluation?) -> Trainer.Evaluation? {
+        guard replicas > 1 else { return evaluate(wholeBatch.send) }
+        var shared = [1.0, 0, 0, 0]  // stopped, loss, top-1, top-5
+        if layout.replica == 0, let e = evaluate(wholeBatch.send) { shared = [0, e.loss, e.top1, e.top5] }
+        // The other replicas wait without spinning a core that replica 0 needs.
+        layout.world.broadcastIdly(&shared, root: 0)
+        if shared[0] != 0 {
+            StopRequest.reachedBoundary()
+            return nil
+        }
+        return Trainer.Evaluation(loss: shared[1], top1: shared[2], top5: shared[3])
+    }
+
+    /// Runs `write` on replica 0's ranks only (twins hold the same weights) and ends every rank
+    /// with the same error if it failed there. Returns `write`'s value on replica 0.
+    func onFirstReplica<T>(_ write: () throws -> T) throws -> T? {
+        guard replicas > 1 else { return try write() }
+        var status: [Int32] = [0]
+        var value: T?, failure: Error?
+        if layout.replica == 0 {
+            do { value = try write() } catch {
+                failure = error
+                status[0] = (error as? TrainingError)?.exitCode ?? 1
+            }
+        }
+        layout.world.broadcastIdly(&status, root: 0)
+        if let failure { throw failure }
+        if status[0] != 0 { throw TrainingError.reported(exitCode: status[0]) }
+        return value
+    }
+}
+
+extension Trainer {
+    /// Why `ranks` ranks cannot run `plan` with these options, as one line naming the fix; nil
+    /// when they can. Every rank reaches the same answer, so every rank stops.
+    static func replicaProblem(plan: NetworkPlan, ranks: Int, options: TrainingOptions) -> String? {
+        guard plan.towers > 1 else { return nil }
+        let t = plan.towers
+        guard ranks % t == 0 else {
+            return "the \(plan.model.rawValue) model has \(t) towers, one per rank, but this run has \(ranks) rank(s): use `mpirun -np \(t)` (or -np \(t)R for R replicas), or --simulate to run both towers in one process"
+        }
+        let replicas = ranks / t
+        if let asked = options.replicas, asked != replicas {
+            return "--replicas \(asked) needs \(t * asked) ranks, but this run has \(ranks): under mpirun the replicas are the ranks / \(t), so use `mpirun -np \(t * asked)` or leave out --replicas"
+        }
+        guard options.batchSize % replicas == 0 else {
+            let lower = options.batchSize / replicas * replicas
+            return "the global batch of \(options.batchSize) images (--batch-size\(options.resume != nil ? ", from the checkpoint" : "")) does not split evenly over \(replicas) replicas: use a multiple of \(replicas), such as \(lower > 0 ? "\(lower) or " : "")\(lower + replicas)"
+        }
+        return nil
+    }
+}
