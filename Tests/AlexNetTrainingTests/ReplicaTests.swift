@@ -1,0 +1,145 @@
+import AlexNetCore
+import AlexNetTraining
+import Foundation
+import XCTest
+
+/// Replicas of the split model (`--simulate --replicas R`): the same global batch and seed
+/// give the weights of one replica; checkpoints resume bit for bit; `bench`'s measured
+/// traffic is the prediction from the model's table.
+final class ReplicaTests: XCTestCase {
+    var base = ""
+
+    override func setUp() {
+        base = NSTemporaryDirectory() + "replicas-\(getpid())-\(abs(name.hashValue))"
+        try? FileManager.default.removeItem(atPath: base)
+        StopRequest.clear()
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: base) }
+
+    /// Tiny split model (dropout on), batch 16; 76 images make 5 steps, the last of 12 images,
+    /// which 2 replicas share 8 + 4 and 4 replicas 4 + 4 + 4 + 0.
+    func options(_ run: String, replicas: Int) -> TrainingOptions {
+        var o = TrainingOptions()
+        o.preset = .tiny
+        o.epochs = 1
+        o.batchSize = 16
+        o.learningRate = 0.05
+        o.trainLimit = 76
+        o.testLimit = 20
+        o.logEvery = 1000
+        o.checkpoints = false
+        o.replicas = replicas
+        o.runDirectory = "\(base)/\(run)"
+        o.dumpWeightsPrefix = "\(base)/\(run)-weights"
+        return o
+    }
+
+    func tensors(_ run: String) throws -> [String: [Float]] {
+        var all: [String: [Float]] = [:]
+        for tower in 0..<2 {
+            let path = "\(base)/\(run)-weights-tower\(tower).safetensors"
+            for t in try SafeTensors.decode(Data(contentsOf: URL(fileURLWithPath: path)), source: path).tensors {
+                all["tower\(tower).\(t.name)"] = t.values
+            }
+        }
+        return all
+    }
+
+    /// Largest |a - b| over the tensor, relative to its largest |a|.
+    func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+        let scale = Double(a.map { abs($0) }.max() ?? 0)
+        return Double(zip(a, b).map { abs($0 - $1) }.max() ?? 0) / max(scale, 1e-30)
+    }
+
+    func testTwoAndFourReplicasGiveTheWeightsOfOne() throws {
+        XCTAssertEqual(Trainer.runSimulated(options("one", replicas: 1)), 0)
+        let one = try tensors("one")
+        XCTAssertEqual(one.count, 32, "two towers, 8 layers, weight and bias")
+
+        // The same run, stopped after one step: training must have moved the weights far more than the tolerance.
+        var early = options("early", replicas: 1)
+        early.maxSteps = 1
+        XCTAssertEqual(Trainer.runSimulated(early), 0)
+        let moved = try tensors("early").map { relativeDifference(one[$0.key]!, $0.value) }.max() ?? 0
+        XCTAssertGreaterThan(moved, 1e-3)
+
+        for replicas in [2, 4] {
+            let run = "r\(replicas)"
+            XCTAssertEqual(Trainer.runSimulated(options(run, replicas: replicas)), 0)
+            let many = try tensors(run)
+            XCTAssertEqual(Set(many.keys), Set(one.keys))
+            for (name, values) in one {
+                let difference = relativeDifference(values, many[name]!)
+                XCTAssertLessThanOrEqual(difference, 1e-5, "\(replicas) replicas: \(name)")
+            }
+            // The logged loss of the whole batch, combined over the replicas.
+            let logged = try String(contentsOfFile: "\(base)/\(run)/metrics.jsonl", encoding: .utf8)
+            let reference = try String(contentsOfFile: "\(base)/one/metrics.jsonl", encoding: .utf8)
+            XCTAssertEqual(try trainLoss(logged), try trainLoss(reference), accuracy: 1e-6)
+        }
+    }
+
+    func trainLoss(_ metrics: String) throws -> Double {
+        let line = try XCTUnwrap(metrics.split(separator: "\n").first { $0.contains("\"kind\":\"epoch\"") })
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        return try XCTUnwrap(object?["train_loss"] as? Double)
+    }
+
+    func testStoppedAndResumedReplicasEndBitIdentical() throws {
+        func withCheckpoints(_ run: String) -> TrainingOptions {
+            var o = options(run, replicas: 2)
+            o.trainLimit = 156  // 10 steps per epoch, the last of 12 images
+            o.epochs = 2
+            o.checkpoints = true
+            o.checkpointEvery = 3
+            return o
+        }
+        XCTAssertEqual(Trainer.runSimulated(withCheckpoints("whole")), 0)
+        var stopped = withCheckpoints("stopped")
+        stopped.maxSteps = 7  // ends in mid-epoch 1; its newest checkpoint is at step 6
+        stopped.dumpWeightsPrefix = nil
+        XCTAssertEqual(Trainer.runSimulated(stopped), 0)
+        let newest = try Checkpoint.newestValid(run: "\(base)/stopped")
+        XCTAssertEqual(newest.manifest.step, 6)
+        XCTAssertEqual(newest.manifest.files.map(\.name), ["tower0.safetensors", "tower1.safetensors"],
+                       "replica 0's pair writes the two tower files; the twins hold the same weights")
+
+        var resumed = withCheckpoints("stopped")
+        resumed.resume = "\(base)/stopped"
+        resumed.epochsGiven = false
+        resumed.dumpWeightsPrefix = "\(base)/resumed-weights"
+        XCTAssertEqual(Trainer.runSimulated(resumed), 0)
+        for tower in 0..<2 {
+            let a = try Data(contentsOf: URL(fileURLWithPath: "\(base)/whole-weights-tower\(tower).safetensors"))
+            let b = try Data(contentsOf: URL(fileURLWithPath: "\(base)/resumed-weights-tower\(tower).safetensors"))
+            XCTAssertTrue(a == b, "tower \(tower): resumed replicas must end with the uninterrupted run's weights")
+        }
+    }
+
+    func testBenchMeasuresThePredictedTraffic() throws {
+        for (replicas, inference) in [(1, false), (2, false), (3, false), (2, true)] {
+            var o = BenchmarkOptions()
+            o.preset = .tiny
+            o.batchSize = 12
+            o.steps = 2
+            o.warmup = 1
+            o.replicas = replicas
+            o.inference = inference
+            let report = try XCTUnwrap(try Benchmark.runSimulated(o))
+            XCTAssertEqual(report.replicas, replicas)
+            XCTAssertEqual(report.traffic, report.predictedTraffic, "\(replicas) replicas, inference \(inference)")
+            XCTAssertGreaterThan(report.traffic.activationAllGathers, 0)
+            XCTAssertEqual(report.traffic.gradientAllReduce > 0, replicas > 1 && !inference)
+            XCTAssertEqual(report.traffic.reduceScatters > 0, !inference)
+        }
+        // The prediction, by hand, for the tiny table: 2 towers, batch 12.
+        // Gathers (per-rank input sizes, as `summary --preset tiny` prints): conv3 6x3x3 = 54, fc6 4, fc7 8, fc8 8,
+        // and the logits 5 (10 classes), which have no reduce-scatter.
+        let plan = try NetworkPlan(spec: Preset.tiny.spec(classes: 10), model: .split)
+        let one = try CommunicationVolume.predicted(plan: plan, replicas: 1, batch: 12)
+        XCTAssertEqual(one.activationAllGathers, 2 * (54 + 4 + 8 + 8 + 5) * 12 * 4)
+        XCTAssertEqual(one.reduceScatters, 2 * (54 + 4 + 8 + 8) * 12 * 4)
+        XCTAssertEqual(one.batchHandOut, 4 + 12 * (2 * 15 * 15 * 4 + 4))
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import XCTest
+
+/// Replicas through the binary: `mpirun -np 4` (two replicas, oversubscribed on this machine)
+/// equals `--simulate --replicas 2` bit for bit; bad layouts end every rank with one error line.
+final class ReplicaCommandTests: XCTestCase {
+    func temporaryDirectory(_ name: String) -> String {
+        let path = NSTemporaryDirectory() + "\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    func losses(_ directory: String) throws -> [String] {
+        let text = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
+        return text.split(separator: "\n").flatMap { line in
+            line.split(separator: ",").filter { $0.contains("loss") }.map(String.init)
+        }
+    }
+
+    func testFourMPIRanksAreBitIdenticalToTwoSimulatedReplicas() throws {
+        let base = temporaryDirectory("replica-equivalence")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        // 300 images in batches of 32: the last batch (12) leaves replica 1 without images.
+        let common = ["train", "--preset", "tiny", "--train-limit", "300", "--test-limit", "50", "--batch-size", "32",
+                      "--epochs", "2", "--max-steps", "12", "--log-every", "1", "--seed", "5", "--checkpoint-every", "5"]
+        let mpi = try CommandRunner.mpi(ranks: 4, common + ["--run-dir", base + "/mpi", "--dump-weights", base + "/mpi/w"])
+        XCTAssertFalse(mpi.timedOut)
+        XCTAssertEqual(mpi.status, 0, mpi.error)
+        XCTAssertTrue(mpi.output.contains("4 MPI ranks: 2 replicas"), mpi.output)
+        let simulated = try CommandRunner.alexnet(common + ["--simulate", "--replicas", "2", "--run-dir", base + "/sim",
+                                                            "--dump-weights", base + "/sim/w"])
+        XCTAssertEqual(simulated.status, 0, simulated.error)
+        XCTAssertTrue(simulated.output.contains("2 replicas of the 2 towers) simulated"), simulated.output)
+
+        let mpiLosses = try losses(base + "/mpi")
+        XCTAssertGreaterThanOrEqual(mpiLosses.count, 12)
+        XCTAssertEqual(mpiLosses, try losses(base + "/sim"))
+        for tower in 0..<2 {
+            let a = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower\(tower).safetensors"))
+            let b = try Data(contentsOf: URL(fileURLWithPath: "\(base)/sim/w-tower\(tower).safetensors"))
+            XCTAssertGreaterThan(a.count, 1000)
+            XCTAssertTrue(a == b, "tower \(tower) weights differ between mpirun -np 4 and --simulate --replicas 2")
+        }
+        // Only replica 0 writes weights and checkpoints: two tower files, no more.
+        let files = try FileManager.default.contentsOfDirectory(atPath: base + "/mpi").filter { $0.hasSuffix(".safetensors") }
+        XCTAssertEqual(files.sorted(), ["w-tower0.safetensors", "w-tower1.safetensors"])
+        let checkpoint = base + "/mpi/checkpoints/step-0000010"
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoint).sorted(),
+                       ["manifest.json", "tower0.safetensors", "tower1.safetensors"])
+    }
+
+    func assertOneLineError(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertFalse(result.timedOut, "hung", file: file, line: line)
+        XCTAssertNotEqual(result.status, 0, file: file, line: line)
+        let errors = result.error.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        XCTAssertEqual(errors.count, 1, "exactly one error line, from rank 0: \(result.error)", file: file, line: line)
+        for word in words {
+            XCTAssertTrue(result.error.contains(word), "error should mention \(word): \(result.error)", file: file, line: line)
+        }
+        XCTAssertFalse(result.error.contains("Fatal error") || result.error.contains("Stack dump"), result.error, file: file, line: line)
+    }
+
+    func testOddRankCountsAndUndividedBatchesAreRefused() throws {
+        let quick = ["train", "--preset", "tiny", "--train-limit", "64", "--test-limit", "10", "--max-steps", "1", "--no-checkpoints"]
+        let five = try CommandRunner.mpi(ranks: 5, quick, timeout: 60)
+        assertOneLineError(five, mentions: ["5 rank", "-np 2R", "--simulate"])
+        let undivided = try CommandRunner.mpi(ranks: 4, quick + ["--batch-size", "31"], timeout: 60)
+        assertOneLineError(undivided, mentions: ["31", "2 replicas", "30 or 32"])
+        let disagreeing = try CommandRunner.mpi(ranks: 4, quick + ["--replicas", "3", "--batch-size", "30"], timeout: 60)
+        assertOneLineError(disagreeing, mentions: ["--replicas 3", "-np 6"])
+        let simulated = try CommandRunner.alexnet(quick + ["--simulate", "--replicas", "3", "--batch-size", "32"], timeout: 30)
+        assertOneLineError(simulated, mentions: ["--batch-size 32", "3 replicas", "30 or 33"])
+        let oneTower = try CommandRunner.alexnet(quick + ["--simulate", "--replicas", "2", "--model", "unsplit"], timeout: 30)
+        assertOneLineError(oneTower, mentions: ["--replicas", "split model"])
+    }
+}
