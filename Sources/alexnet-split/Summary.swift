@@ -11,8 +11,15 @@ struct Summary: ParsableCommand {
     @Option(help: "Number of classes (10 for Fashion-MNIST, 1000 for ImageNet).")
     var classes = 10
 
+    @Flag(help: "Print instead the predicted bytes between ranks per training step, by kind, for 2, 4 and 8 ranks (1, 2 and 4 replicas of the split model).")
+    var traffic = false
+
+    @Option(help: "Global batch for --traffic.")
+    var batchSize = 128
+
     func validate() throws {
         guard classes >= 2 else { throw ValidationError("--classes must be at least 2 (got \(classes))") }
+        guard batchSize >= 4 && batchSize % 4 == 0 else { throw ValidationError("--batch-size for --traffic must be a multiple of 4 (got \(batchSize))") }
     }
 
     func run() throws {
@@ -24,6 +31,21 @@ struct Summary: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        print(ModelSummary(plan: plan, stages: stages).text)
+        guard traffic else { return print(ModelSummary(plan: plan, stages: stages).text) }
+        guard plan.towers > 1 else { throw ValidationError("--traffic is for the split model") }
+        print(try Self.trafficTable(plan: plan, batch: batchSize))
+    }
+
+    /// The markdown table of `CommunicationVolume.predicted` for 1, 2 and 4 replicas, in MiB.
+    static func trafficTable(plan: NetworkPlan, batch: Int) throws -> String {
+        var lines = ["| ranks | replicas x images | activation all-gathers | reduce-scatters | gradient all-reduce | batch hand-out | metrics | total | per rank |",
+                     "|---|---|---|---|---|---|---|---|---|"]
+        for replicas in [1, 2, 4] {
+            let v = try CommunicationVolume.predicted(plan: plan, replicas: replicas, batch: batch)
+            let ranks = replicas * plan.towers
+            let mib = { (bytes: Int) in String(format: bytes == 0 ? "0" : bytes < 10_486 ? "%.4f" : "%.2f", Double(bytes) / 1048576) }
+            lines.append("| \(ranks) | \(replicas) x \(batch / replicas) | \(mib(v.activationAllGathers)) | \(mib(v.reduceScatters)) | \(mib(v.gradientAllReduce)) | \(mib(v.batchHandOut)) | \(mib(v.metrics)) | \(mib(v.total)) | \(mib(v.total / ranks)) |")
+        }
+        return "\(plan.spec.name)/split, batch \(batch), \(plan.classes) classes: MiB received per training step, all ranks together\n" + lines.joined(separator: "\n")
     }
 }
