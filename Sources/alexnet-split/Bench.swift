@@ -51,6 +51,7 @@ struct Bench: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        guard (2...256).contains(classes) else { throw ValidationError("--classes must be in 2...256 for bench's synthetic byte labels (got \(classes))") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         guard !(simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
