@@ -59,11 +59,12 @@ final class ReplicaTraining {
                 // The order of assembly (replicas 1..<R, then 0), so each call can name the next for prefetching.
                 let sequence = assemblyOrder(range)
                 let following = next.flatMap { assemblyOrder($0).first }
-                var at = 0
-                for (i, share) in shares.dropFirst().filter({ !$0.isEmpty }).enumerated() {
-                    assemble(sequence[i], next: sequence[i + 1])
-                    (staging.pointer + at * network.plan.spec.input.size).update(from: network.input.pointer, count: share.count * network.plan.spec.input.size)
-                    for i in 0..<share.count { stagingLabels[at + i] = network.labels[i] }
+                let imageSize = network.plan.spec.input.size
+                var at = 0  // images staged so far
+                for (k, share) in sequence.dropLast().enumerated() {
+                    assemble(share, next: sequence[k + 1])
+                    (staging.pointer + at * imageSize).update(from: network.input.pointer, count: share.count * imageSize)
+                    for b in 0..<share.count { stagingLabels[at + b] = network.labels[b] }
                     at += share.count
                 }
                 assemble(sequence[sequence.count - 1], next: following)
