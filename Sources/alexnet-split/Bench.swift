@@ -84,6 +84,9 @@ struct Bench: ParsableCommand {
                 let communicator = MPICommunicator()
                 defer { communicator.finalize() }
                 let size = communicator.size
+                if replicas != 1 && size != 2 * replicas {
+                    throw PlanError("--replicas \(replicas) needs \(2 * replicas) ranks, but this run has \(size): under mpirun the replicas are the ranks / 2, so use `mpirun -np \(2 * replicas)` or leave out --replicas")
+                }
                 report = try Benchmark.run(options, communicator: communicator, launch: size > 2 && size % 2 == 0
                     ? "\(size) MPI ranks: \(size / 2) replicas of the 2 towers, one tower per rank" : "\(size) MPI ranks, one tower each")
             }
