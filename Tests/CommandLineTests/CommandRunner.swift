@@ -102,3 +102,34 @@ private final class DataBox: @unchecked Sendable {
     func append(_ more: Data) { lock.withLock { data.append(more) } }
     var string: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
 }
+
+/// Helpers that several command-line test classes share.
+extension XCTestCase {
+    /// A fresh, empty folder under the temporary directory.
+    func temporaryDirectory(_ name: String) -> String {
+        let path = NSTemporaryDirectory() + "\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The loss fields of a run's metrics.jsonl as written, so that comparisons are of the exact printed doubles.
+    func losses(_ directory: String) throws -> [String] {
+        let text = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
+        return text.split(separator: "\n").flatMap { line in
+            line.split(separator: ",").filter { $0.contains("loss") }.map(String.init)
+        }
+    }
+
+    /// A clean failure: not hung, a non-zero exit, exactly one `error:` line mentioning `words`, no trap.
+    func assertOneLineError(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertFalse(result.timedOut, "hung", file: file, line: line)
+        XCTAssertNotEqual(result.status, 0, file: file, line: line)
+        let errors = result.error.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        XCTAssertEqual(errors.count, 1, "exactly one error line, from rank 0: \(result.error)", file: file, line: line)
+        for word in words {
+            XCTAssertTrue(result.error.contains(word), "error should mention \(word): \(result.error)", file: file, line: line)
+        }
+        XCTAssertFalse(result.error.contains("Fatal error") || result.error.contains("Stack dump"), result.error, file: file, line: line)
+    }
+}

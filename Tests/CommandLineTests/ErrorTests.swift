@@ -3,17 +3,6 @@ import XCTest
 
 /// Bad input: a clear one-line error, a non-zero exit, and no rank left waiting.
 final class ErrorTests: XCTestCase {
-    func assertOneLineError(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertFalse(result.timedOut, "hung", file: file, line: line)
-        XCTAssertNotEqual(result.status, 0, file: file, line: line)
-        let errors = result.error.split(separator: "\n").filter { $0.hasPrefix("error:") }
-        XCTAssertEqual(errors.count, 1, "exactly one error line, from rank 0: \(result.error)", file: file, line: line)
-        for word in words {
-            XCTAssertTrue(result.error.contains(word), "error should mention \(word): \(result.error)", file: file, line: line)
-        }
-        XCTAssertFalse(result.error.contains("Fatal error") || result.error.contains("Stack dump"), result.error, file: file, line: line)
-    }
-
     func testMissingDataDirectoryNamesThePackageAndTheOption() throws {
         let simulated = try CommandRunner.alexnet(["train", "--simulate", "--data", "/nonexistent/fmnist"], timeout: 60)
         assertOneLineError(simulated, mentions: ["dataset-fashion-mnist", "--data", "/nonexistent/fmnist"])

@@ -3,21 +3,6 @@ import XCTest
 
 /// DESIGN.md §5: `mpirun -np 2` and `--simulate` give bit-identical losses and final weights.
 final class MPIEquivalenceTests: XCTestCase {
-    func temporaryDirectory(_ name: String) -> String {
-        let path = NSTemporaryDirectory() + "\(name)-\(getpid())"
-        try? FileManager.default.removeItem(atPath: path)
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
-    func losses(_ directory: String) throws -> [String] {
-        // The loss fields as written, so that the comparison is of the exact printed doubles.
-        let text = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
-        return text.split(separator: "\n").flatMap { line in
-            line.split(separator: ",").filter { $0.contains("loss") }.map(String.init)
-        }
-    }
-
     func testMPIRunIsBitIdenticalToSimulation() throws {
         let base = temporaryDirectory("mpi-equivalence")
         defer { try? FileManager.default.removeItem(atPath: base) }

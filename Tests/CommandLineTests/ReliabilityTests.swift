@@ -33,11 +33,7 @@ final class ReliabilityTests: XCTestCase {
     }
 
     func assertCleanFailure(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertFalse(result.timedOut, "hung", file: file, line: line)
-        XCTAssertNotEqual(result.status, 0, file: file, line: line)
-        XCTAssertEqual(result.error.split(separator: "\n").filter { $0.hasPrefix("error:") }.count, 1, result.error, file: file, line: line)
-        for word in words { XCTAssertTrue(result.error.contains(word), "\(word) in \(result.error)", file: file, line: line) }
-        XCTAssertFalse(result.error.contains("Fatal error") || result.error.contains("Stack dump"), file: file, line: line)
+        assertOneLineError(result, mentions: words, file: file, line: line)
         let left = (try? FileManager.default.subpathsOfDirectory(atPath: base))?.filter { $0.contains(".tmp-") } ?? []
         XCTAssertEqual(left, [], "no half-written file", file: file, line: line)
     }

@@ -4,20 +4,6 @@ import XCTest
 /// Replicas through the binary: `mpirun -np 4` (two replicas, oversubscribed on this machine)
 /// equals `--simulate --replicas 2` bit for bit; bad layouts end every rank with one error line.
 final class ReplicaCommandTests: XCTestCase {
-    func temporaryDirectory(_ name: String) -> String {
-        let path = NSTemporaryDirectory() + "\(name)-\(getpid())"
-        try? FileManager.default.removeItem(atPath: path)
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
-    func losses(_ directory: String) throws -> [String] {
-        let text = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
-        return text.split(separator: "\n").flatMap { line in
-            line.split(separator: ",").filter { $0.contains("loss") }.map(String.init)
-        }
-    }
-
     func testFourMPIRanksAreBitIdenticalToTwoSimulatedReplicas() throws {
         let base = temporaryDirectory("replica-equivalence")
         defer { try? FileManager.default.removeItem(atPath: base) }
@@ -48,17 +34,6 @@ final class ReplicaCommandTests: XCTestCase {
         let checkpoint = base + "/mpi/checkpoints/step-0000010"
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoint).sorted(),
                        ["manifest.json", "tower0.safetensors", "tower1.safetensors"])
-    }
-
-    func assertOneLineError(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertFalse(result.timedOut, "hung", file: file, line: line)
-        XCTAssertNotEqual(result.status, 0, file: file, line: line)
-        let errors = result.error.split(separator: "\n").filter { $0.hasPrefix("error:") }
-        XCTAssertEqual(errors.count, 1, "exactly one error line, from rank 0: \(result.error)", file: file, line: line)
-        for word in words {
-            XCTAssertTrue(result.error.contains(word), "error should mention \(word): \(result.error)", file: file, line: line)
-        }
-        XCTAssertFalse(result.error.contains("Fatal error") || result.error.contains("Stack dump"), result.error, file: file, line: line)
     }
 
     func testOddRankCountsAndUndividedBatchesAreRefused() throws {

@@ -34,13 +34,6 @@ final class TwoHostTests: XCTestCase {
         return try CommandRunner.run("/bin/bash", script + ["--"] + mpirun + arguments, timeout: TimeInterval(timeout + 60))
     }
 
-    func losses(_ directory: String) throws -> [String] {
-        let text = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
-        return text.split(separator: "\n").flatMap { line in
-            line.split(separator: ",").filter { $0.contains("loss") }.map(String.init)
-        }
-    }
-
     func errorLines(_ result: CommandResult) -> [String] {
         result.error.split(separator: "\n").map(String.init).filter { $0.hasPrefix("error:") }
     }
