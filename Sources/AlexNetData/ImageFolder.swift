@@ -77,11 +77,7 @@ public enum ImageFolder {
             }
             perClass.append(files.map { Item(path: (folder as NSString).appendingPathComponent($0), label: Int32(label)) })
         }
-        var result: [Item] = []
-        for index in 0..<(perClass.map(\.count).max() ?? 0) {
-            for files in perClass where index < files.count { result.append(files[index]) }
-        }
-        return result
+        return interleave(perClass.flatMap { $0 }, classes: classNames.count)
     }
 
     /// A seeded split: `fraction` of each class's files (at least one, when it has two) for testing.
@@ -100,6 +96,7 @@ public enum ImageFolder {
         return (interleave(train, classes: classes), interleave(test, classes: classes))
     }
 
+    /// The first item of each class, then the second, and so on.
     private static func interleave(_ items: [Item], classes: Int) -> [Item] {
         let perClass = (0..<classes).map { label in items.filter { $0.label == label } }
         var result: [Item] = []

@@ -121,6 +121,17 @@ extension XCTestCase {
         }
     }
 
+    /// Both towers' `--dump-weights` files under `prefixA` and `prefixB` are byte for byte the same
+    /// (and not trivially small).
+    func assertSameTowerWeights(_ prefixA: String, _ prefixB: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        for tower in 0..<2 {
+            let a = try Data(contentsOf: URL(fileURLWithPath: "\(prefixA)-tower\(tower).safetensors"))
+            let b = try Data(contentsOf: URL(fileURLWithPath: "\(prefixB)-tower\(tower).safetensors"))
+            XCTAssertGreaterThan(a.count, 1000, file: file, line: line)
+            XCTAssertTrue(a == b, "tower \(tower) weights differ: \(what)", file: file, line: line)
+        }
+    }
+
     /// A clean failure: not hung, a non-zero exit, exactly one `error:` line mentioning `words`, no trap.
     func assertOneLineError(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertFalse(result.timedOut, "hung", file: file, line: line)

@@ -19,12 +19,7 @@ final class MPIEquivalenceTests: XCTestCase {
         let mpiLosses = try losses(base + "/mpi"), simulatedLosses = try losses(base + "/sim")
         XCTAssertGreaterThanOrEqual(mpiLosses.count, 12)
         XCTAssertEqual(mpiLosses, simulatedLosses)
-        for tower in 0..<2 {
-            let a = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower\(tower).safetensors"))
-            let b = try Data(contentsOf: URL(fileURLWithPath: "\(base)/sim/w-tower\(tower).safetensors"))
-            XCTAssertGreaterThan(a.count, 1000)
-            XCTAssertTrue(a == b, "tower \(tower) weights differ between MPI and simulation")
-        }
+        try assertSameTowerWeights(base + "/mpi/w", base + "/sim/w", "between MPI and simulation")
         // The towers hold different kernels.
         let t0 = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower0.safetensors"))
         let t1 = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower1.safetensors"))

@@ -47,11 +47,7 @@ final class PhotoFolderCommandTests: XCTestCase {
         XCTAssertTrue(mpi.output.contains("top-5"), mpi.output)
         let simulated = try CommandRunner.alexnet(common + ["--simulate", "--run-dir", "\(root)/sim", "--dump-weights", "\(root)/sim/w"], timeout: 300)
         XCTAssertEqual(simulated.status, 0, simulated.error)
-        for tower in 0..<2 {
-            let a = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mpi/w-tower\(tower).safetensors"))
-            let b = try Data(contentsOf: URL(fileURLWithPath: "\(root)/sim/w-tower\(tower).safetensors"))
-            XCTAssertTrue(a == b, "photo augmentation on the coordinator keeps MPI and simulation bit-identical (tower \(tower))")
-        }
+        try assertSameTowerWeights(root + "/mpi/w", root + "/sim/w", "photo augmentation on the coordinator keeps MPI and simulation bit-identical")
 
         let eval = try CommandRunner.mpi(ranks: 2, ["eval", "--checkpoint", "\(root)/mpi", "--ten-crop"], timeout: 120)
         XCTAssertEqual(eval.status, 0, eval.error)

@@ -22,12 +22,7 @@ final class ReplicaCommandTests: XCTestCase {
         let mpiLosses = try losses(base + "/mpi")
         XCTAssertGreaterThanOrEqual(mpiLosses.count, 12)
         XCTAssertEqual(mpiLosses, try losses(base + "/sim"))
-        for tower in 0..<2 {
-            let a = try Data(contentsOf: URL(fileURLWithPath: "\(base)/mpi/w-tower\(tower).safetensors"))
-            let b = try Data(contentsOf: URL(fileURLWithPath: "\(base)/sim/w-tower\(tower).safetensors"))
-            XCTAssertGreaterThan(a.count, 1000)
-            XCTAssertTrue(a == b, "tower \(tower) weights differ between mpirun -np 4 and --simulate --replicas 2")
-        }
+        try assertSameTowerWeights(base + "/mpi/w", base + "/sim/w", "between mpirun -np 4 and --simulate --replicas 2")
         // Only replica 0 writes weights and checkpoints: two tower files, no more.
         let files = try FileManager.default.contentsOfDirectory(atPath: base + "/mpi").filter { $0.hasSuffix(".safetensors") }
         XCTAssertEqual(files.sorted(), ["w-tower0.safetensors", "w-tower1.safetensors"])
