@@ -162,7 +162,7 @@ public enum Trainer {
         let batch = min(options.batchSize, session.trainCount)
         let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize)
 
-        let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
+        let summary = try ModelSummary(plan: plan)
         var result = RunResult(model: plan.model, seed: options.seed, launch: launch,
                                parameters: summary.parametersTotal, forwardFLOPs: summary.flopsTotal)
         reporter.say("training \(plan.spec.name)/\(plan.model.rawValue) on \(session.data?.name ?? "") (\(session.trainCount) train, \(session.testCount) test images, \(session.classes) classes), \(launch)")
