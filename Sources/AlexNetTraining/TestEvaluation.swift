@@ -11,9 +11,11 @@ extension Trainer {
         public static func topK(classes: Int) -> Int { min(5, classes) }
         /// How reports name that figure: "top-5", or "top-3" with 3 classes.
         public static func topName(classes: Int) -> String { "top-\(topK(classes: classes))" }
-        /// The line that says so when there are fewer than 5 classes; nil otherwise.
+        /// The line that says so when there are 5 classes or fewer; nil otherwise.
         public static func topNote(classes: Int) -> String? {
-            classes >= 5 ? nil : "note: \(classes) classes, so top-5 is reported as top-\(classes), which every image passes"
+            if classes > 5 { return nil }
+            return classes == 5 ? "note: 5 classes, so every image passes top-5"
+                : "note: \(classes) classes, so top-5 is reported as top-\(classes), which every image passes"
         }
     }
 
