@@ -42,7 +42,7 @@ public struct NetworkPlan: Sendable {
 
     public init(spec: ModelSpec, model: ModelKind) throws {
         guard spec.classes >= 2 else {
-            throw PlanError("\(spec.classes) class(es): a classifier needs at least 2; give data with 2 or more classes")
+            throw PlanError("\(spec.classes == 1 ? "1 class" : "\(spec.classes) classes"): a classifier needs at least 2; give data with 2 or more classes")
         }
         self.spec = spec
         self.model = model

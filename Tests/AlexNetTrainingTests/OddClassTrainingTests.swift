@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 
 /// The split model on an odd number of classes: fc8's towers hold ceil(C/2) and floor(C/2)
-/// classes. Replicas, checkpoints and export follow the uneven split.
+/// classes. Replicas and checkpoints follow the uneven split (the export: `ExportTests`).
 final class OddClassTrainingTests: XCTestCase {
     var base = ""
 
@@ -16,24 +16,6 @@ final class OddClassTrainingTests: XCTestCase {
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: base) }
-
-    /// `data/{train,val}/class<k>/` of 20x20 colour PNGs, `train` and `val` per class, each
-    /// class a different mean colour over noise. Returns the data folder.
-    func writeClassFolder(classes: Int, train: Int, val: Int) throws -> String {
-        var random = KeyedRandom(UInt64(classes))
-        for (split, count) in [("train", train), ("val", val)] {
-            for label in 0..<classes {
-                let folder = "\(base)/data/\(split)/class\(label)"
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                let tint = (0..<3).map { 40 + (label * 70 + $0 * 90) % 160 }
-                for i in 0..<count {
-                    let pixels = (0..<(20 * 20 * 3)).map { UInt8(tint[$0 % 3] + random.below(60)) }
-                    try ImageEncoder.writePNG(pixels, width: 20, height: 20, channels: 3, to: "\(folder)/\(i).png")
-                }
-            }
-        }
-        return "\(base)/data"
-    }
 
     /// The tiny split model on `data`, batch 10.
     func options(_ run: String, data: String) -> TrainingOptions {
@@ -58,7 +40,7 @@ final class OddClassTrainingTests: XCTestCase {
     }
 
     func testReplicasOnFiveClassesGiveTheWeightsOfOne() throws {
-        let data = try writeClassFolder(classes: 5, train: 6, val: 2)  // 30 images: 3 steps of 10
+        let data = try writeColourClassFolder(at: base + "/data", classes: 5, train: 6, val: 2)  // 30 images: 3 steps of 10
         var one = options("one", data: data)
         one.checkpoints = false
         XCTAssertEqual(Trainer.runSimulated(one), 0)
@@ -83,7 +65,7 @@ final class OddClassTrainingTests: XCTestCase {
     }
 
     func testSevenClassCheckpointResumesBitIdentical() throws {
-        let data = try writeClassFolder(classes: 7, train: 6, val: 1)  // 42 images: 5 steps an epoch, the last of 2
+        let data = try writeColourClassFolder(at: base + "/data", classes: 7, train: 6, val: 1)  // 42 images: 5 steps an epoch, the last of 2
         var whole = options("whole", data: data)
         whole.checkpointEvery = 2
         XCTAssertEqual(Trainer.runSimulated(whole), 0)
@@ -110,24 +92,22 @@ final class OddClassTrainingTests: XCTestCase {
             XCTAssertTrue(a == b, "tower \(tower): the resumed run ends with the uninterrupted run's weights")
         }
     }
+}
 
-    func testExportMergesFiveClassTowersIntoOneLinear() throws {
-        let data = try writeClassFolder(classes: 5, train: 4, val: 2)
-        var o = options("run", data: data)
-        o.epochs = 1
-        XCTAssertEqual(Trainer.runSimulated(o), 0)
-        let checkpoint = try Checkpoint.newestValid(run: "\(base)/run").path
-        let model = try Export.model(checkpoint: checkpoint)
-        let tensors = Dictionary(uniqueKeysWithValues: model.tensors.map { ($0.name, $0) })
-        XCTAssertEqual(tensors["20.weight"]?.shape, [5, 16], "fc8 merged: 3 + 2 rows")
-        XCTAssertEqual(tensors["20.bias"]?.shape, [5])
-        // Tower 0's rows first, then tower 1's: the order of the gathered logits.
-        let towers = try (0..<2).map { tower -> [String: SafeTensors.Tensor] in
-            let path = "\(checkpoint)/tower\(tower).safetensors"
-            let file = try SafeTensors.decode(Data(contentsOf: URL(fileURLWithPath: path)), source: path)
-            return Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0) })
+/// `root/{train,val}/class<k>/` of 20x20 colour PNGs, `train` and `val` per class, each class a
+/// different mean colour over noise. Returns `root`.
+func writeColourClassFolder(at root: String, classes: Int, train: Int, val: Int) throws -> String {
+    var random = KeyedRandom(UInt64(classes))
+    for (split, count) in [("train", train), ("val", val)] {
+        for label in 0..<classes {
+            let folder = "\(root)/\(split)/class\(label)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let tint = (0..<3).map { 40 + (label * 70 + $0 * 90) % 160 }
+            for i in 0..<count {
+                let pixels = (0..<(20 * 20 * 3)).map { UInt8(tint[$0 % 3] + random.below(60)) }
+                try ImageEncoder.writePNG(pixels, width: 20, height: 20, channels: 3, to: "\(folder)/\(i).png")
+            }
         }
-        XCTAssertEqual(tensors["20.weight"]?.values, towers[0]["fc8.weight"]!.values + towers[1]["fc8.weight"]!.values)
-        XCTAssertTrue(Export.pytorchCode(model, file: "m.safetensors").contains("nn.Linear(16, 5)"))
     }
+    return root
 }

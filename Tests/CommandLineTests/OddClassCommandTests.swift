@@ -101,4 +101,13 @@ final class OddClassCommandTests: XCTestCase {
                                                    ranks: 4, simulated: ["--replicas", "2"])
         XCTAssertTrue(output.contains("4 MPI ranks: 2 replicas"), output)
     }
+
+    /// One class folder is no classifier: one error line from rank 0, every rank ends.
+    func testOneClassIsRefusedWithOneLine() throws {
+        let data = try writeColourJPEGs(classes: 1, train: 4, val: 1)
+        let result = try CommandRunner.mpi(ranks: 2, ["train", "--preset", "tiny", "--data", data, "--epochs", "1",
+                                                      "--run-dir", "\(root)/run"], timeout: 60)
+        assertOneLineError(result, mentions: ["1 class", "at least 2"])
+        XCTAssertEqual(result.status, 2)
+    }
 }
