@@ -15,6 +15,10 @@ public protocol Communicator: AnyObject {
     func broadcastIdly(_ bytes: UnsafeMutableRawBufferPointer, root: Int)
     /// Concatenates every rank's `count` floats, in rank order, into `receive` (`count * size`).
     func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
+    /// The all-gather of blocks of different sizes (MPI_Allgatherv): rank `r` sends `counts[r]`
+    /// floats, and every rank receives them all, in rank order, into `receive` (`counts.sum()`
+    /// floats); every rank passes the same `counts`.
+    func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>)
     /// Sums the ranks' `send` buffers (`count * size` each) and leaves block `rank` of the sum,
     /// `count` floats, in `receive`.
     func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
@@ -57,6 +61,9 @@ public final class SingleProcessCommunicator: Communicator {
     public func broadcastIdly(_ bytes: UnsafeMutableRawBufferPointer, root: Int) {}
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
+    }
+    public func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>) {
+        allGather(send, count: counts[0], into: receive)
     }
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }

@@ -103,6 +103,16 @@ final class InProcessCommunicator: Communicator {
         }
     }
 
+    func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>) {
+        exchange(UnsafeRawPointer(send)) { board in
+            var offset = 0
+            for r in 0..<size {
+                (receive + offset).update(from: board[r]!.assumingMemoryBound(to: Float.self), count: counts[r])
+                offset += counts[r]
+            }
+        }
+    }
+
     func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         exchange(UnsafeRawPointer(send)) { board in
             let offset = rank * count

@@ -31,7 +31,7 @@ public final class Network {
         self.plan = plan
         self.communicator = communicator
         self.maxBatch = maxBatch
-        stagePlans = try plan.stages(ranks: communicator.size)
+        stagePlans = try plan.stages(ranks: communicator.size, rank: communicator.rank)
         let scratch = Scratch()
         let groups = plan.towers / communicator.size
         let firstTower = communicator.rank * groups
@@ -56,7 +56,8 @@ public final class Network {
             case .flatten:
                 return Flatten(layerName: stage.layer, input: stage.input)
             case let .gather(mode):
-                return CrossTowerGather(layerName: stage.layer, localShape: stage.input, backward: mode, communicator: communicator)
+                return CrossTowerGather(layerName: stage.layer, localShape: stage.input, rankChannels: stage.rankChannels,
+                                        backward: mode, communicator: communicator)
             }
         }
         input = Buffer(count: plan.spec.input.size * maxBatch)
@@ -69,7 +70,8 @@ public final class Network {
     }
 
     /// Draws every tower's weights from a generator keyed by (seed, layer, tower), so a tower
-    /// starts the same whichever rank or process holds it.
+    /// starts the same whichever rank or process holds it. Tower t's rows follow tower t-1's,
+    /// however many each holds (the class layer's towers may differ by one).
     private func initializeWeights(seed: UInt64, initialization: Initialization) {
         for (stage, stagePlan) in zip(stages, stagePlans) {
             let weight: Parameter, bias: Parameter, receptive: Int
@@ -79,12 +81,15 @@ public final class Network {
                 (weight, bias, receptive) = (linear.weight, linear.bias, 1)
             } else { continue }
             let layer = plan.layers[stagePlan.layerIndex]
-            let rows = layer.outputsPerTower, rowLength = weight.shape.dropFirst().reduce(1, *)
-            let fanOut = rows * plan.towers * receptive
-            for block in 0..<towersHere {
-                var random = KeyedRandom(seed, UInt64(layer.index), UInt64(firstTower + block))
-                let w = weight.value.pointer + block * rows * rowLength
-                let b = bias.value.pointer + block * rows
+            let rowLength = weight.shape.dropFirst().reduce(1, *)
+            let fanOut = layer.totalOutputs * receptive
+            var row = 0
+            for tower in firstTower..<(firstTower + towersHere) {
+                let rows = layer.towerOutputs[tower]
+                var random = KeyedRandom(seed, UInt64(layer.index), UInt64(tower))
+                let w = weight.value.pointer + row * rowLength
+                let b = bias.value.pointer + row
+                row += rows
                 switch initialization {
                 case .paper:
                     for i in 0..<rows * rowLength { w[i] = Float(0.01 * random.normal()) }

@@ -75,6 +75,11 @@ public final class TimedCommunicator: Communicator {
         timed("all-gather", count * (size - 1) * 4) { inner.allGather(send, count: count, into: receive) }
     }
 
+    /// Counted with the even all-gathers: the same traffic, other ranks' blocks received.
+    public func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>) {
+        timed("all-gather", (counts.reduce(0, +) - counts[rank]) * 4) { inner.allGather(send, counts: counts, into: receive) }
+    }
+
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         timed("reduce-scatter", count * (size - 1) * 4) { inner.reduceScatterSum(send, count: count, into: receive) }
     }

@@ -154,19 +154,23 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
         let t = plan.towers, ranks = t * replicas
         guard t > 1 else { return v }
         let perReplica = (batch + replicas - 1) / replicas
-        let stages = try plan.stages(ranks: t)
-        for stage in stages {
+        let towerStages = try (0..<t).map { try plan.stages(ranks: t, rank: $0) }
+        for stage in towerStages[0] {
             guard case let .gather(mode) = stage.op else { continue }
-            // Every rank of every pair receives the other towers' blocks, for every image once.
-            v.activationAllGathers += t * (t - 1) * stage.input.size * batch * 4
-            if training, mode == .sum { v.reduceScatters += t * (t - 1) * stage.input.size * batch * 4 }
+            // Every rank of every pair receives the other towers' blocks, for every image once:
+            // all ranks together, (t - 1) times the gathered whole, even or not.
+            v.activationAllGathers += (t - 1) * stage.output.size * batch * 4
+            if training, mode == .sum { v.reduceScatters += (t - 1) * stage.output.size * batch * 4 }
         }
         if training && replicas > 1 {
-            for stage in stages where stage.parameterCount > 0 {
-                let bias = stage.output.channels
-                for count in [stage.parameterCount - bias, bias] {
-                    let block = (count + replicas - 1) / replicas
-                    v.gradientAllReduce += t * replicas * 2 * (replicas - 1) * block * 4
+            // Each tower's twins sum that tower's gradients (the class layer's towers may differ).
+            for stages in towerStages {
+                for stage in stages where stage.parameterCount > 0 {
+                    let bias = stage.output.channels
+                    for count in [stage.parameterCount - bias, bias] {
+                        let block = (count + replicas - 1) / replicas
+                        v.gradientAllReduce += replicas * 2 * (replicas - 1) * block * 4
+                    }
                 }
             }
         }

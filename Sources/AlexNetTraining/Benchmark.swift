@@ -105,7 +105,7 @@ public enum Benchmark {
 
         // Rank 0's collectives on the world, its pair and its twins (one object when R = 1).
         let distinct = counters.compactMap { $0 }.reduce(into: [TimedCommunicator]()) { list, c in if !list.contains(where: { $0 === c }) { list.append(c) } }
-        let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
+        let summary = try ModelSummary(plan: plan)
         // Training: forward, input gradient and weight gradient, except conv1's input gradient.
         let forward = Double(summary.flopsTotal)
         let firstLayer = Double(summary.rows.first?.flopsTotal ?? 0)

@@ -46,7 +46,8 @@ public enum CheckpointEvaluation {
                 reporter.say("stopped at your request")
                 return 130
             }
-            reporter.say(String(format: "test top-1 %.2f%%, top-5 %.2f%%, loss %.4f (%d images%@)", 100 * result.top1, 100 * result.top5,
+            if let note = Trainer.Evaluation.topNote(classes: plan.classes) { reporter.say(note) }
+            reporter.say(String(format: "test top-1 %.2f%%, \(Trainer.Evaluation.topName(classes: plan.classes)) %.2f%%, loss %.4f (%d images%@)", 100 * result.top1, 100 * result.top5,
                                 result.loss, session.testCount, settings.tenCrop ? ", 10 patches each" : ""))
             return 0
         } catch {

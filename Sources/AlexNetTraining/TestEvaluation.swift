@@ -3,9 +3,20 @@ import Foundation
 
 /// Testing during and after training: the centre crop, or the paper's ten patches averaged.
 extension Trainer {
-    /// Test loss, top-1 and top-5 accuracy.
+    /// Test loss, top-1 and top-5 accuracy (top-k with k = min(5, classes): `topK`).
     public struct Evaluation: Sendable {
         public var loss: Double, top1: Double, top5: Double
+
+        /// The k of the "top-5" figure: 5, or every class when there are fewer.
+        public static func topK(classes: Int) -> Int { min(5, classes) }
+        /// How reports name that figure: "top-5", or "top-3" with 3 classes.
+        public static func topName(classes: Int) -> String { "top-\(topK(classes: classes))" }
+        /// The line that says so when there are 5 classes or fewer; nil otherwise.
+        public static func topNote(classes: Int) -> String? {
+            if classes > 5 { return nil }
+            return classes == 5 ? "note: 5 classes, so every image passes top-5"
+                : "note: \(classes) classes, so top-5 is reported as top-\(classes), which every image passes"
+        }
     }
 
     /// Test loss, top-1 and top-5 over `count` test images (no dropout); meaningful on rank 0.
@@ -23,7 +34,7 @@ extension Trainer {
             let result = network.run(batch: n, context: StepContext(training: false, step: 0, seed: seed))
             loss += result.loss * Double(n)
             top1 += result.correct
-            for b in 0..<n where topClasses(logits: network.logits, classes: classes, batch: n, sample: b, k: 5).contains(Int(network.labels[b])) {
+            for b in 0..<n where topClasses(logits: network.logits, classes: classes, batch: n, sample: b, k: Evaluation.topK(classes: classes)).contains(Int(network.labels[b])) {
                 top5 += 1
             }
         }
@@ -55,7 +66,7 @@ extension Trainer {
                 loss -= log(max(column[label], 1e-30))
                 let ranked = column.indices.sorted { column[$0] > column[$1] }
                 if ranked[0] == label { top1 += 1 }
-                if ranked.prefix(5).contains(label) { top5 += 1 }
+                if ranked.prefix(Evaluation.topK(classes: classes)).contains(label) { top5 += 1 }
             }
         }
         let total = Double(max(count, 1))

@@ -39,7 +39,7 @@ public enum Trainer {
                 if skipped.count > 20 { session.reporter.say("  ... and \(skipped.count - 20) more") }
             }
             if let final = result.final {
-                session.reporter.say(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d steps in %@; metrics in %@/metrics.jsonl",
+                session.reporter.say(String(format: "test accuracy %.2f%% (\(Evaluation.topName(classes: session.classes)) %.2f%%) after %d steps in %@; metrics in %@/metrics.jsonl",
                                             100 * final.testTop1, 100 * final.testTop5, result.steps,
                                             formatDuration(result.seconds), directory))
             }
@@ -162,11 +162,12 @@ public enum Trainer {
         let batch = min(options.batchSize, session.trainCount)
         let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize)
 
-        let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
+        let summary = try ModelSummary(plan: plan)
         var result = RunResult(model: plan.model, seed: options.seed, launch: launch,
                                parameters: summary.parametersTotal, forwardFLOPs: summary.flopsTotal)
         reporter.say("training \(plan.spec.name)/\(plan.model.rawValue) on \(session.data?.name ?? "") (\(session.trainCount) train, \(session.testCount) test images, \(session.classes) classes), \(launch)")
         reporter.say(describe(session.layout, settings: options.data, input: plan.spec.input))
+        if let note = Evaluation.topNote(classes: plan.classes) { reporter.say(note) }
         reporter.say("batch \(options.batchSize), lr \(options.learningRate), momentum \(options.momentum), weight decay \(options.weightDecay), seed \(options.seed), \((options.initialization ?? plan.spec.initialization).rawValue) init")
 
         var schedule = options.initialSchedule
@@ -264,7 +265,7 @@ public enum Trainer {
                                      testTop1: test.top1, testTop5: test.top5, seconds: now() - epochStart,
                                      dataOrder: coordinator?.orderChecksum ?? 0)
             result.epochs.append(record)
-            reporter.say(String(format: "epoch %d/%d done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %@",
+            reporter.say(String(format: "epoch %d/%d done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% \(Evaluation.topName(classes: plan.classes)) %.2f%% | %@",
                                 epoch, options.epochs, formatDuration(record.seconds), record.trainLoss, 100 * record.trainAccuracy,
                                 test.loss, 100 * test.top1, 100 * test.top5, schedule.summary))
             metrics?.record(["kind": "epoch", "epoch": epoch, "step": result.steps, "train_loss": record.trainLoss,

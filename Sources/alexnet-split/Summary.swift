@@ -24,14 +24,14 @@ struct Summary: ParsableCommand {
 
     func run() throws {
         let plan: NetworkPlan
-        let stages: [StagePlan]
+        let summary: ModelSummary
         do {
             plan = try NetworkPlan(spec: modelOptions.preset.spec(classes: classes), model: modelOptions.model)
-            stages = try plan.stages(ranks: plan.towers)
+            summary = try ModelSummary(plan: plan)
         } catch {
             throw ValidationError("\(error)")
         }
-        guard traffic else { return print(ModelSummary(plan: plan, stages: stages).text) }
+        guard traffic else { return print(summary.text) }
         guard plan.towers > 1 else { throw ValidationError("--traffic is for the split model") }
         print(try Self.trafficTable(plan: plan, batch: batchSize))
     }

@@ -1,8 +1,8 @@
 import AlexNetCore
 import XCTest
 
-/// The collectives that replicas add (split, scatter, all-to-all) and the ordered sums built
-/// on them, in-process with six ranks, against their definitions.
+/// The collectives that replicas add (split, scatter, all-to-all), the logits' all-gather with
+/// per-rank counts on the sub-communicators, and the ordered sums built on them, in-process with six ranks, against their definitions.
 final class ReplicaCommunicatorTests: XCTestCase {
     func testSplitScatterAndAllToAllMatchTheirDefinitions() {
         let size = 6
@@ -11,6 +11,7 @@ final class ReplicaCommunicatorTests: XCTestCase {
         var places = [[Int]](repeating: [], count: size)
         var scattered = [[UInt8]](repeating: [], count: size)
         var exchanged = [[Float]](repeating: [], count: size)
+        var pairLogits = [[Float]](repeating: [], count: size)
         group.run { world in
             let r = world.rank
             // Layout of 3 replicas of 2 towers: pairs (r/2) ranked by tower, twins (r%2) ranked by replica.
@@ -29,7 +30,12 @@ final class ReplicaCommunicatorTests: XCTestCase {
             let blocks = (0..<twins.size).flatMap { j in [Float(10 * twins.rank + j), Float(-j)] }
             var gathered = [Float](repeating: 0, count: blocks.count)
             twins.allToAll(blocks, count: 2, into: &gathered)
+            // The logits' all-gather within each pair: tower 0 holds 3 classes, tower 1 two.
+            let classes = [3, 2], pair = layout.pair
+            var logits = [Float](repeating: .nan, count: 5)
+            pair.allGather((0..<classes[pair.rank]).map { Float(100 * r + $0) }, counts: classes, into: &logits)
             lock.withLock {
+                pairLogits[r] = logits
                 places[r] = [layout.replica, layout.tower, layout.pair.rank, layout.pair.size, layout.twins.rank, layout.twins.size,
                              reversed.rank, reversed.size]
                 scattered[r] = received
@@ -43,6 +49,8 @@ final class ReplicaCommunicatorTests: XCTestCase {
             XCTAssertEqual(scattered[r], (0..<r).map { UInt8(offset + $0) }, "rank \(r)")
             let twinRank = r / 2
             XCTAssertEqual(exchanged[r], (0..<3).flatMap { i in [Float(10 * i + twinRank), Float(-twinRank)] }, "rank \(r)")
+            let tower0 = Float(100 * (r / 2 * 2)), tower1 = tower0 + 100
+            XCTAssertEqual(pairLogits[r], [tower0, tower0 + 1, tower0 + 2, tower1, tower1 + 1], "rank \(r): its own pair's logits")
         }
     }
 
