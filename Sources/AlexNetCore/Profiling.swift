@@ -85,6 +85,13 @@ public final class TimedCommunicator: Communicator {
         return result
     }
 
+    public func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
+        guard !idly else { return inner.maximum(values, idly: true) }
+        var result: [Int32] = []
+        timed("maximum", values.count * (size - 1) * 4) { result = inner.maximum(values, idly: false) }
+        return result
+    }
+
     /// The sub-communicator, measured separately (its own counters).
     public func split(color: Int, key: Int) -> Communicator {
         TimedCommunicator(inner.split(color: color, key: key), separateWaiting: separateWaiting)
@@ -99,5 +106,4 @@ public final class TimedCommunicator: Communicator {
     }
 
     public func barrier() { inner.barrier() }
-    public func abort(exitCode: Int32) -> Never { inner.abort(exitCode: exitCode) }
 }

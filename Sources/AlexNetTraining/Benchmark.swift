@@ -97,9 +97,7 @@ public enum Benchmark {
                 coordinatorSeconds += replicas.assemblySeconds - assembling
             }
         }
-        var memory = [Double](repeating: 0, count: timed.size)
-        memory[timed.rank] = Double(peakResidentBytes())
-        memory = timed.inner.sum(memory)
+        let memory = try timed.inner.agreeEach(.success(peakResidentBytes()))
         let traffic = measuredTraffic(layout, steps: options.steps)
         guard timed.rank == 0 else { return nil }
 
@@ -120,7 +118,7 @@ public enum Benchmark {
             launch: launch, batchSize: n, stepSeconds: stepSeconds, flopsPerImage: flops, stages: stages,
             communicationSeconds: distinct.map(\.communicationSeconds).reduce(0, +) / measured,
             waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
-            bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory.map { Int($0) },
+            bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
             predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference))
     }

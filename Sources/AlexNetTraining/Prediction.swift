@@ -13,7 +13,7 @@ public enum Prediction {
                 throw TrainingError("\(path) holds an unknown model \(manifest.preset)/\(manifest.model); it was written by another version")
             }
             let layout = manifest.dataLayout ?? DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1)
-            let session = Session(communicator: communicator, data: nil, counts: [0, 0, manifest.classes], layout: layout)
+            let session = Session(communicator: communicator, data: nil, shape: Session.Shape(classes: manifest.classes, layout: layout))
             var statistics = InputStatistics()
             try session.onCoordinator {
                 statistics = try Checkpoint.statistics(path, manifest: manifest)
@@ -36,8 +36,7 @@ public enum Prediction {
                     }
                 }
             }
-            var count = [decoded.count]
-            communicator.broadcast(&count, root: 0)
+            let count = [try communicator.agree(decider: 0) { decoded.count }]
             let names = manifest.classNames ?? (0..<manifest.classes).map { "class \($0)" }
             let input = plan.spec.input
             let batch = max(1, min(count[0], 64))

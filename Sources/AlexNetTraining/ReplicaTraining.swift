@@ -138,35 +138,27 @@ final class ReplicaTraining {
 
     /// Runs `evaluate` on replica 0 (its pair, with the pair's own hand-out) and shares the
     /// result with every rank, which the learning-rate schedule reads; nil when stopped.
-    func evaluateOnFirstReplica(_ evaluate: (_ broadcast: (Int) -> Bool) -> Trainer.Evaluation?) -> Trainer.Evaluation? {
+    func evaluateOnFirstReplica(_ evaluate: (_ broadcast: (Int) -> Bool) -> Trainer.Evaluation?) throws -> Trainer.Evaluation? {
         guard replicas > 1 else { return evaluate(wholeBatch.send) }
-        var shared = [1.0, 0, 0, 0]  // stopped, loss, top-1, top-5
-        if layout.replica == 0, let e = evaluate(wholeBatch.send) { shared = [0, e.loss, e.top1, e.top5] }
         // The other replicas wait without spinning a core that replica 0 needs.
-        layout.world.broadcastIdly(&shared, root: 0)
-        if shared[0] != 0 {
-            StopRequest.reachedBoundary()
-            return nil
-        }
-        return Trainer.Evaluation(loss: shared[1], top1: shared[2], top5: shared[3])
+        let shared = try layout.world.agree(layout.replica == 0 ? .success(Finished(evaluation: evaluate(wholeBatch.send))) : nil,
+                                            decider: 0, idly: true)
+        if shared.evaluation == nil { StopRequest.reachedBoundary() }
+        return shared.evaluation
+    }
+
+    /// An evaluation, or nil when it was stopped.
+    private struct Finished: Codable {
+        var evaluation: Trainer.Evaluation?
     }
 
     /// Runs `write` on replica 0's ranks only (twins hold the same weights) and ends every rank
     /// with the same error if it failed there. Returns `write`'s value on replica 0.
     func onFirstReplica<T>(_ write: () throws -> T) throws -> T? {
         guard replicas > 1 else { return try write() }
-        var status: [Int32] = [0]
-        var value: T?, failure: Error?
-        if layout.replica == 0 {
-            do { value = try write() } catch {
-                failure = error
-                status[0] = (error as? TrainingError)?.exitCode ?? 1
-            }
-        }
-        layout.world.broadcastIdly(&status, root: 0)
-        if let failure { throw failure }
-        if status[0] != 0 { throw TrainingError.reported(exitCode: status[0]) }
-        return value
+        let outcome: Result<T?, Error> = layout.replica == 0 ? Result { try write() } : .success(nil)
+        try layout.world.agree(outcome.map { _ in () }, idly: true)
+        return try outcome.get()
     }
 }
 

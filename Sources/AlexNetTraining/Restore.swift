@@ -6,28 +6,14 @@ enum Restore {
     /// Rank 0 resolves `path` (a run folder or a checkpoint folder) and checks it against the
     /// data's classes; every rank gets the checkpoint's folder and manifest, or the same error.
     static func share(_ path: String, classes: Int?, comm: Communicator, reporter: Reporter) throws -> (path: String, manifest: CheckpointManifest) {
-        var payload = Data()
-        var header = [0, 0]  // status, payload bytes
-        if comm.rank == 0 {
-            do {
-                let found = try Checkpoint.resolve(path)
-                for why in found.skipped { reporter.say("note: skipped a damaged checkpoint: \(why)") }
-                if let classes, found.manifest.classes != classes {
-                    throw TrainingError("\(found.path) was trained on \(found.manifest.classes) classes, but this data set has \(classes); pass the --data it was trained on")
-                }
-                payload = try JSONEncoder().encode(Shared(path: found.path, manifest: found.manifest))
-                header = [0, payload.count]
-            } catch {
-                reporter.fail("\(error)")
-                header[0] = 1
+        let shared = try comm.agree(decider: 0) {
+            let found = try Checkpoint.resolve(path)
+            for why in found.skipped { reporter.say("note: skipped a damaged checkpoint: \(why)") }
+            if let classes, found.manifest.classes != classes {
+                throw TrainingError("\(found.path) was trained on \(found.manifest.classes) classes, but this data set has \(classes); pass the --data it was trained on")
             }
+            return Shared(path: found.path, manifest: found.manifest)
         }
-        comm.broadcast(&header, root: 0)
-        guard header[0] == 0 else { throw TrainingError.reported(exitCode: 1) }
-        var bytes = [UInt8](payload)
-        if comm.rank != 0 { bytes = [UInt8](repeating: 0, count: header[1]) }
-        comm.broadcast(&bytes, root: 0)
-        let shared = try JSONDecoder().decode(Shared.self, from: Data(bytes))
         return (shared.path, shared.manifest)
     }
 
@@ -45,11 +31,9 @@ enum Restore {
 
     /// Every rank loads its towers; any failure ends every rank.
     static func load(_ path: String, into network: Network, comm: Communicator, reporter: Reporter) throws {
-        var failed = 0.0
-        do { try Checkpoint.load(path, into: network) } catch {
-            fputs("error: \(error)\n", stderr)
-            failed = 1
-        }
-        if comm.sum([failed])[0] != 0 { throw TrainingError.reported(exitCode: 1) }
+        let outcome = Result { try Checkpoint.load(path, into: network) }
+        // Rank 0's error is printed by its reporter; another rank's by that rank.
+        if case .failure(let error) = outcome, comm.rank != 0 { fputs("error: rank \(comm.rank): \(error)\n", stderr) }
+        try comm.agree(outcome)
     }
 }

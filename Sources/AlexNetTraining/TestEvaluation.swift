@@ -4,7 +4,7 @@ import Foundation
 /// Testing during and after training: the centre crop, or the paper's ten patches averaged.
 extension Trainer {
     /// Test loss, top-1 and top-5 accuracy.
-    public struct Evaluation: Sendable {
+    public struct Evaluation: Codable, Sendable {
         public var loss: Double, top1: Double, top5: Double
     }
 

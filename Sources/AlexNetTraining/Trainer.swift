@@ -117,23 +117,13 @@ public enum Trainer {
             return (value, stopped(value))
         }
         let alone = "rank 0 alone with \(threads) BLAS threads (the other \(communicator.size - 1) rank(s) sleep)"
-        var status: [Int32] = [0, 0]  // exit code, stopped
         guard session.isCoordinator else {
-            communicator.broadcastIdly(&status, root: 0)
-            if status[0] != 0 { throw TrainingError.reported(exitCode: status[0]) }
-            return (nil, status[1] != 0)
+            return (nil, try communicator.agree(nil as Result<Bool, Error>?, decider: 0, idly: true))
         }
         session.reporter.say("note: the \(plan.model.rawValue) model has one tower, so it runs on \(alone)")
-        do {
-            let value = try body(SingleProcessCommunicator(), alone)
-            status[1] = stopped(value) ? 1 : 0
-            communicator.broadcastIdly(&status, root: 0)
-            return (value, stopped(value))
-        } catch {
-            status[0] = (error as? TrainingError)?.exitCode ?? 1
-            communicator.broadcastIdly(&status, root: 0)
-            throw error
-        }
+        let outcome = Result { try body(SingleProcessCommunicator(), alone) }
+        let wasStopped = try communicator.agree(outcome.map(stopped), decider: 0, idly: true)
+        return (try outcome.get(), wasStopped)
     }
 
     /// The epochs and steps themselves, over the ranks that hold the towers.
@@ -251,7 +241,7 @@ public enum Trainer {
                     try checkpoint(epoch: epoch, stepInEpoch: s + 1)
                 }
             }
-            guard let test = replicas.evaluateOnFirstReplica({
+            guard let test = try replicas.evaluateOnFirstReplica({
                 evaluate(network: network, coordinator: coordinator, count: session.testCount, broadcast: $0, seed: options.seed,
                          tenCrop: options.data.tenCrop)
             }) else {
