@@ -17,8 +17,10 @@ public final class Network {
     public var labels: [Int32]
     private let outputs: [Buffer]
     private let gradients: [Buffer]
-    /// Every trainable tensor of this rank, in stage order.
+    /// Every trainable tensor of this rank, in stage order: views into `arena`.
     public let parameters: [Parameter]
+    /// The values, gradients and momenta of `parameters`, one block each.
+    public let arena: ParameterArena
     /// Time spent in each stage, for `bench`.
     public let times: StageTimes
 
@@ -63,7 +65,8 @@ public final class Network {
         labels = Array(repeating: 0, count: maxBatch)
         outputs = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
         gradients = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
-        parameters = stages.flatMap(\.parameters)
+        arena = ParameterArena(stages.flatMap(\.parameters))
+        parameters = arena.parameters
         times = StageTimes(stages: stages.count)
         initializeWeights(seed: seed, initialization: initialization ?? plan.spec.initialization)
     }

@@ -162,13 +162,11 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
             if training, mode == .sum { v.reduceScatters += t * (t - 1) * stage.input.size * batch * 4 }
         }
         if training && replicas > 1 {
-            for stage in stages where stage.parameterCount > 0 {
-                let bias = stage.output.channels
-                for count in [stage.parameterCount - bias, bias] {
-                    let block = (count + replicas - 1) / replicas
-                    v.gradientAllReduce += t * replicas * 2 * (replicas - 1) * block * 4
-                }
-            }
+            // One ordered sum over each tower's whole gradient arena: every rank receives
+            // 2 blocks of ceil(count/R) floats (the last block padded with zeros).
+            let count = stages.map(\.parameterCount).reduce(0, +)
+            let block = (count + replicas - 1) / replicas
+            v.gradientAllReduce = t * replicas * 2 * (replicas - 1) * block * 4
         }
         if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }
         let image = plan.spec.input.size * 4 + 4

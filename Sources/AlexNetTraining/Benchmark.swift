@@ -91,7 +91,7 @@ public enum Benchmark {
             let start = monotonicSeconds(), assembling = replicas.assemblySeconds
             guard let share = replicas.handOut((step % 2 * n)..<(step % 2 * n + n)) else { throw TrainingError("stopped at your request") }
             replicas.step(share, step: step, seed: options.seed, training: !options.inference)
-            if !options.inference { sgd.update(network.parameters) }
+            if !options.inference { sgd.update(network.arena) }
             if step >= options.warmup {
                 stepSeconds.append(monotonicSeconds() - start)
                 coordinatorSeconds += replicas.assemblySeconds - assembling

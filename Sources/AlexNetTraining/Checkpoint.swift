@@ -123,8 +123,7 @@ public enum Checkpoint {
 
     /// Ends every rank with exit code 3 when any rank's weights are not finite.
     private static func refuseNonFinite(_ network: Network, step: Int, comm: Communicator, reporter: Reporter) throws {
-        let finite = network.parameters.allSatisfy { p in (0..<p.count).allSatisfy { p.value.pointer[$0].isFinite } }
-        guard try comm.agreeEach(.success(finite)).allSatisfy({ $0 }) else {
+        guard try comm.agreeEach(.success(network.arena.valuesAreFinite)).allSatisfy({ $0 }) else {
             reporter.fail("the weights are no longer finite at step \(step); no checkpoint was written over the last good one")
             throw TrainingError.reported(exitCode: 3)
         }

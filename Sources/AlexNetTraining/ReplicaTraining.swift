@@ -119,16 +119,15 @@ final class ReplicaTraining {
         }
         if training {
             // Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the
-            // gradient of the global batch's mean loss.
+            // gradient of the global batch's mean loss. One ordered sum over the whole arena.
             let weight = Float(Double(share.count) / Double(share.batch))
-            for p in network.parameters {
-                if share.count == 0 {
-                    p.gradient.zero()
-                } else if weight != 1 {
-                    for i in 0..<p.count { p.gradient.pointer[i] *= weight }
-                }
-                reduction.sum(p.gradient.pointer, count: p.count)
+            let arena = network.arena
+            if share.count == 0 {
+                arena.gradients.zero()
+            } else if weight != 1 {
+                arena.scaleGradients(by: weight)
             }
+            reduction.sum(arena.gradients.pointer, count: arena.count)
         }
         // Both towers of a pair hold the same logits: tower 0 speaks for its replica.
         let speaks = layout.tower == 0 && share.count > 0

@@ -219,7 +219,7 @@ public enum Trainer {
                     reporter.fail("the loss became \(loss.isNaN ? "NaN" : "infinite") at step \(result.steps + 1) (epoch \(epoch)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
                     throw TrainingError.reported(exitCode: 3)
                 }
-                sgd.update(network.parameters)
+                sgd.update(network.arena)
                 result.steps += 1
                 epochLoss += loss * Double(n); epochCorrect += correct; epochSeen += n
                 windowLoss += loss * Double(n); windowCorrect += correct; windowSeen += n

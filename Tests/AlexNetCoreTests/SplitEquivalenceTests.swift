@@ -60,8 +60,8 @@ final class SplitEquivalenceTests: XCTestCase {
                     XCTAssertGreaterThan(scale, 1e-9, "\(whole.name) gets a gradient")
                 }
             }
-            sgd.update(reference.parameters)
-            towers.forEach { sgd.update($0.parameters) }
+            sgd.update(reference.arena)
+            towers.forEach { sgd.update($0.arena) }
         }
     }
 
