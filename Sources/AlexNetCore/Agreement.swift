@@ -35,14 +35,14 @@ public extension Communicator {
         var local = outcome.map { Self.status(of: $0) } ?? 0
         var failure = outcome.flatMap { Self.error(of: $0) }
         if rank == decider, case .success(let value)? = outcome {
-            do { payload = try JSONEncoder().encode(value) } catch { (local, failure) = (1, error) }
+            do { payload = try Self.encoder.encode(value) } catch { (local, failure) = (1, error) }
         }
         precondition(payload.count < Int(Int32.max), "an agreement's payload must stay under 2 GiB")
         let agreed = maximum([local, Int32(payload.count)], idly: idly)
         guard agreed[0] == 0 else { throw AgreementFailure(exitCode: agreed[0], cause: failure) }
         var bytes = rank == decider ? [UInt8](payload) : [UInt8](repeating: 0, count: Int(agreed[1]))
         if idly { broadcastIdly(&bytes, root: decider) } else { broadcast(&bytes, root: decider) }
-        return try JSONDecoder().decode(T.self, from: Data(bytes))
+        return try Self.decoder.decode(T.self, from: Data(bytes))
     }
 
     /// `agree`, with `body` run on `decider` alone.
@@ -65,6 +65,20 @@ public extension Communicator {
     func agreeEach<T: Codable>(_ outcome: Result<T, Error>) throws -> [T] {
         try agree(outcome.map { _ in () })
         return try (0..<size).map { r in try agree(rank == r ? outcome : nil, decider: r) }
+    }
+
+    /// JSON that carries every Double exactly (Swift prints the shortest text that reads back to
+    /// the same bits) and non-finite ones too (a diverged test loss is still a result).
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
+    }
+
+    private static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
     }
 
     private static func error<T>(of outcome: Result<T, Error>) -> Error? {

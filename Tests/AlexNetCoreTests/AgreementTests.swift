@@ -25,7 +25,7 @@ final class AgreementTests: XCTestCase {
     }
 
     func testPayloadFromTheDecidingRankReachesEveryRank() {
-        let sent = Payload(name: "from rank 2", values: [0.1, 1e-300, -3.5])
+        let sent = Payload(name: "from rank 2", values: [0.1, 1e-300, -3.5, .pi, .infinity, -.infinity])
         let received = onRanks(3) { c in try? c.agree(c.rank == 2 ? .success(sent) : nil, decider: 2) }
         XCTAssertEqual(received, [sent, sent, sent])
         let idle = onRanks(2) { c in try? c.agree(decider: 1, idly: true) { "rank \(c.rank)" } }
