@@ -15,6 +15,9 @@ public final class ReplicaLayout {
     public let world: Communicator
     public let pair: Communicator
     public let twins: Communicator
+    /// Where a step's loss and correct count are summed over the replicas: the world, or with
+    /// one replica a single rank, since every rank of the pair already holds them.
+    public let metrics: Communicator
     public let towers: Int
     public let replicas: Int
     public let replica: Int
@@ -31,9 +34,11 @@ public final class ReplicaLayout {
         if replicas == 1 {
             pair = world
             twins = SingleProcessCommunicator()
+            metrics = SingleProcessCommunicator()
         } else {
             pair = world.split(color: replica, key: tower)
             twins = world.split(color: tower, key: replica)
+            metrics = world
         }
     }
 

@@ -37,9 +37,9 @@ public enum CheckpointEvaluation {
                                 restored: statistics)
                 }
                 reporter.say("evaluating \(path) (\(manifest.preset)/\(manifest.model), epoch \(manifest.epoch), step \(manifest.step)) on \(session.testCount) test images\(settings.tenCrop ? " x 10 patches" : ""), \(how)")
-                return Trainer.evaluate(network: network, coordinator: coordinator, count: session.testCount,
-                                        broadcast: BatchBroadcast(network: network, communicator: comm).send, seed: manifest.seed,
-                                        tenCrop: settings.tenCrop)
+                return Trainer.evaluate(network: network, batch: Batch(shape: plan.spec.input, capacity: network.maxBatch),
+                                        coordinator: coordinator, count: session.testCount, transport: BatchTransport(pair: comm),
+                                        seed: manifest.seed, tenCrop: settings.tenCrop)
             }
             guard session.isCoordinator else { return 0 }
             guard let result = evaluation ?? nil else {

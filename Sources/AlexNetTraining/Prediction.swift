@@ -45,17 +45,19 @@ public enum Prediction {
                                              threads: threads, launch: launch, stopped: { _ in false }) { comm, _ in
                     BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? threads : 1)
                     let network = try Network(plan: plan, communicator: comm, maxBatch: batch, seed: manifest.seed)
+                    let images = Batch(shape: input, capacity: batch)
                     try Restore.load(path, into: network, comm: comm, reporter: reporter)
                     for first in stride(from: 0, to: count[0], by: batch) {
                         let n = min(batch, count[0] - first)
+                        images.count = n
                         if comm.rank == 0 {
                             for b in 0..<n {
-                                preprocess(decoded[first + b].image, into: network.input.pointer, sample: b, of: n, input: input,
+                                preprocess(decoded[first + b].image, into: images.pixels.pointer, sample: b, of: n, input: input,
                                            layout: layout, statistics: statistics)
                             }
                         }
-                        comm.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: n * input.size * 4), root: 0)
-                        network.forward(batch: n, context: StepContext(training: false, step: 0, seed: manifest.seed))
+                        comm.broadcast(images.pixelBytes(), root: 0)  // no labels: they are what predict finds
+                        network.forward(images, context: StepContext(training: false, step: 0, seed: manifest.seed))
                         let logits = network.logitValues(batch: n)
                         for b in 0..<n where comm.rank == 0 {
                             let p = softmaxProbabilities(logits: logits, classes: manifest.classes, batch: n, sample: b)

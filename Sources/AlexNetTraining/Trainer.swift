@@ -242,8 +242,8 @@ public enum Trainer {
                 }
             }
             guard let test = try replicas.evaluateOnFirstReplica({
-                evaluate(network: network, coordinator: coordinator, count: session.testCount, broadcast: $0, seed: options.seed,
-                         tenCrop: options.data.tenCrop)
+                evaluate(network: network, batch: replicas.batch, coordinator: coordinator, count: session.testCount, transport: $0,
+                         seed: options.seed, tenCrop: options.data.tenCrop)
             }) else {
                 result.interrupted = true
                 try checkpoint(epoch: epoch, stepInEpoch: stepsPerEpoch)
