@@ -9,7 +9,7 @@ public enum CheckpointEvaluation {
     public static func run(checkpoint: String, options: TrainingOptions, communicator: Communicator, launch: String) -> Int32 {
         let reporter = Reporter(speaks: communicator.rank == 0)
         do {
-            let (path, manifest) = try Restore.share(checkpoint, classes: nil, comm: communicator, reporter: reporter)
+            let (path, manifest) = try Restore.share(checkpoint, comm: communicator, reporter: reporter)
             guard let preset = Preset(rawValue: manifest.preset), let model = ModelKind(rawValue: manifest.model) else {
                 throw TrainingError("\(path) holds an unknown model \(manifest.preset)/\(manifest.model)")
             }
