@@ -55,9 +55,6 @@ public final class Batch {
     /// Label of image `b`.
     public func label(_ b: Int) -> Int { Int(labels[b]) }
 
-    /// The labels it holds, as an array (for tests and reports, never in the hot path).
-    public var labelArray: [Int32] { Array(UnsafeBufferPointer(start: labels, count: count)) }
-
     /// Fills it with `pixels` (`[C, n, H, W]`) and `labels`, `n = labels.count` images.
     public func fill(pixels values: [Float], labels given: [Int32]) {
         precondition(given.count <= capacity && values.count == given.count * shape.size, "\(given.count) images do not fit \(capacity) of \(shape)")

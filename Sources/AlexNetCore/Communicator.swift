@@ -18,8 +18,6 @@ public protocol Communicator: AnyObject {
     /// Sums the ranks' `send` buffers (`count * size` each) and leaves block `rank` of the sum,
     /// `count` floats, in `receive`.
     func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
-    /// Element-wise sum of every rank's `values` (the same length everywhere), returned on every rank.
-    func sum(_ values: [Double]) -> [Double]
     /// Element-wise maximum of every rank's `values` (the same length everywhere), returned on
     /// every rank: how ranks agree on a status (`agree`). With `idly`, ranks that may wait long
     /// sleep instead of spinning, as in `broadcastIdly`.
@@ -63,7 +61,6 @@ public final class SingleProcessCommunicator: Communicator {
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
     }
-    public func sum(_ values: [Double]) -> [Double] { values }
     public func maximum(_ values: [Int32], idly: Bool) -> [Int32] { values }
     public func barrier() {}
     public func split(color: Int, key: Int) -> Communicator { SingleProcessCommunicator() }

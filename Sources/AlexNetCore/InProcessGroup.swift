@@ -8,7 +8,6 @@ import Foundation
 public final class InProcessGroup {
     public let size: Int
     fileprivate var board: [UnsafeRawPointer?]
-    fileprivate var doubles: [[Double]]
     fileprivate var integers: [[Int32]]
     fileprivate let gate: Gate
     /// `split`'s (color, key) per rank, and the sub-groups made from them.
@@ -19,7 +18,6 @@ public final class InProcessGroup {
         precondition(size >= 1)
         self.size = size
         board = Array(repeating: nil, count: size)
-        doubles = Array(repeating: [], count: size)
         integers = Array(repeating: [], count: size)
         gate = Gate(parties: size)
         splitRequests = Array(repeating: (0, 0), count: size)
@@ -114,15 +112,6 @@ final class InProcessCommunicator: Communicator {
                 for i in 0..<count { receive[i] += other[i] }
             }
         }
-    }
-
-    func sum(_ values: [Double]) -> [Double] {
-        group.doubles[rank] = values
-        group.gate.wait()
-        var total = group.doubles[0]
-        for r in 1..<size { for i in total.indices { total[i] += group.doubles[r][i] } }
-        group.gate.wait()
-        return total
     }
 
     /// Threads wait on a condition variable, so `idly` changes nothing here.

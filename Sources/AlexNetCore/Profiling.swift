@@ -79,12 +79,6 @@ public final class TimedCommunicator: Communicator {
         timed("reduce-scatter", count * (size - 1) * 4) { inner.reduceScatterSum(send, count: count, into: receive) }
     }
 
-    public func sum(_ values: [Double]) -> [Double] {
-        var result: [Double] = []
-        timed("sum", values.count * (size - 1) * 8) { result = inner.sum(values) }
-        return result
-    }
-
     public func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
         guard !idly else { return inner.maximum(values, idly: true) }
         var result: [Int32] = []

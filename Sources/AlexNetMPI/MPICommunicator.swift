@@ -39,7 +39,7 @@ public final class MPICommunicator: Communicator {
     /// ptrace failures in containers.
     ///
     /// `collectiveTimeout` (seconds; 0 for none) bounds how long an all-gather, reduce-scatter,
-    /// sum, barrier, or a broadcast once the towers have started, may take: past it, the job
+    /// max-reduce, barrier, or a broadcast once the towers have started, may take: past it, the job
     /// is ended with one error line (CollectiveWatchdog). Broadcasts that wait idly (while rank 0
     /// trains a one-tower model alone) are never timed.
     public init(collectiveTimeout: Double = MPICommunicator.defaultCollectiveTimeout) {
@@ -112,12 +112,6 @@ public final class MPICommunicator: Communicator {
         }
         let own = send + rank * count
         for i in 0..<count { receive[i] += own[i] }
-    }
-
-    public func sum(_ values: [Double]) -> [Double] {
-        var result = [Double](repeating: 0, count: values.count)
-        timed(.sum) { MPI_Allreduce(values, &result, Int32(values.count), cmpi_double(), cmpi_sum(), world) }
-        return result
     }
 
     /// MPI_Allreduce(MAX) on 32-bit ints; with `idly`, MPI_Iallreduce polled every

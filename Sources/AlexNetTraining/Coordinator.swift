@@ -90,12 +90,6 @@ final class Coordinator {
         }
     }
 
-    /// Views per test image: 10 for the paper's ten patches, else 1.
-    func testViews(tenCrop: Bool) -> Int {
-        if case .paper = pipeline, tenCrop { return 10 }
-        return 1
-    }
-
     /// Fills `batch` with test images `range`, in file order, as seen through test view `view`
     /// (0: the centre crop; see `CropAssembler.centreView`).
     func assembleTest(_ range: Range<Int>, view: Int = 0, into batch: Batch) {
