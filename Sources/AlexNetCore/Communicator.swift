@@ -22,8 +22,10 @@ public protocol Communicator: AnyObject {
     /// Sums the ranks' `send` buffers (`count * size` each) and leaves block `rank` of the sum,
     /// `count` floats, in `receive`.
     func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
-    /// Element-wise sum of every rank's `values` (the same length everywhere), returned on every rank.
-    func sum(_ values: [Double]) -> [Double]
+    /// Element-wise maximum of every rank's `values` (the same length everywhere), returned on
+    /// every rank: how ranks agree on a status (`agree`). With `idly`, ranks that may wait long
+    /// sleep instead of spinning, as in `broadcastIdly`.
+    func maximum(_ values: [Int32], idly: Bool) -> [Int32]
     /// Returns when every rank has called it.
     func barrier()
     /// Splits this communicator (a collective): ranks that pass the same `color` form a new
@@ -34,8 +36,6 @@ public protocol Communicator: AnyObject {
     func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int)
     /// Block `j` of `send` (`count` floats) goes to rank `j`; block `i` of `receive` comes from rank `i`.
     func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
-    /// Ends every rank at once with `exitCode`: the way out when ranks can no longer agree.
-    func abort(exitCode: Int32) -> Never
 }
 
 public extension Communicator {
@@ -68,7 +68,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
     }
-    public func sum(_ values: [Double]) -> [Double] { values }
+    public func maximum(_ values: [Int32], idly: Bool) -> [Int32] { values }
     public func barrier() {}
     public func split(color: Int, key: Int) -> Communicator { SingleProcessCommunicator() }
     public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
@@ -79,5 +79,4 @@ public final class SingleProcessCommunicator: Communicator {
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
     }
-    public func abort(exitCode: Int32) -> Never { exit(exitCode) }
 }

@@ -8,7 +8,7 @@ import Foundation
 public final class InProcessGroup {
     public let size: Int
     fileprivate var board: [UnsafeRawPointer?]
-    fileprivate var doubles: [[Double]]
+    fileprivate var integers: [[Int32]]
     fileprivate let gate: Gate
     /// `split`'s (color, key) per rank, and the sub-groups made from them.
     fileprivate var splitRequests: [(color: Int, key: Int)]
@@ -18,7 +18,7 @@ public final class InProcessGroup {
         precondition(size >= 1)
         self.size = size
         board = Array(repeating: nil, count: size)
-        doubles = Array(repeating: [], count: size)
+        integers = Array(repeating: [], count: size)
         gate = Gate(parties: size)
         splitRequests = Array(repeating: (0, 0), count: size)
     }
@@ -124,13 +124,14 @@ final class InProcessCommunicator: Communicator {
         }
     }
 
-    func sum(_ values: [Double]) -> [Double] {
-        group.doubles[rank] = values
+    /// Threads wait on a condition variable, so `idly` changes nothing here.
+    func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
+        group.integers[rank] = values
         group.gate.wait()
-        var total = group.doubles[0]
-        for r in 1..<size { for i in total.indices { total[i] += group.doubles[r][i] } }
+        var result = group.integers[0]
+        for r in 1..<size { for i in result.indices { result[i] = max(result[i], group.integers[r][i]) } }
         group.gate.wait()
-        return total
+        return result
     }
 
     func barrier() { group.gate.wait() }
@@ -171,10 +172,5 @@ final class InProcessCommunicator: Communicator {
                 (receive + r * count).update(from: board[r]!.assumingMemoryBound(to: Float.self) + rank * count, count: count)
             }
         }
-    }
-
-    func abort(exitCode: Int32) -> Never {
-        fflush(stdout)
-        exit(exitCode)
     }
 }

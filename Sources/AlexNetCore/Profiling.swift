@@ -84,9 +84,10 @@ public final class TimedCommunicator: Communicator {
         timed("reduce-scatter", count * (size - 1) * 4) { inner.reduceScatterSum(send, count: count, into: receive) }
     }
 
-    public func sum(_ values: [Double]) -> [Double] {
-        var result: [Double] = []
-        timed("sum", values.count * (size - 1) * 8) { result = inner.sum(values) }
+    public func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
+        guard !idly else { return inner.maximum(values, idly: true) }
+        var result: [Int32] = []
+        timed("maximum", values.count * (size - 1) * 4) { result = inner.maximum(values, idly: false) }
         return result
     }
 
@@ -104,5 +105,4 @@ public final class TimedCommunicator: Communicator {
     }
 
     public func barrier() { inner.barrier() }
-    public func abort(exitCode: Int32) -> Never { inner.abort(exitCode: exitCode) }
 }

@@ -39,7 +39,7 @@ public final class MPICommunicator: Communicator {
     /// ptrace failures in containers.
     ///
     /// `collectiveTimeout` (seconds; 0 for none) bounds how long an all-gather, reduce-scatter,
-    /// sum, barrier, or a broadcast once the towers have started, may take: past it, the job
+    /// max-reduce, barrier, or a broadcast once the towers have started, may take: past it, the job
     /// is ended with one error line (CollectiveWatchdog). Broadcasts that wait idly (while rank 0
     /// trains a one-tower model alone) are never timed.
     public init(collectiveTimeout: Double = MPICommunicator.defaultCollectiveTimeout) {
@@ -87,12 +87,7 @@ public final class MPICommunicator: Communicator {
         guard let base = bytes.baseAddress else { return }
         var request: MPI_Request? = nil
         MPI_Ibcast(base, Int32(bytes.count), cmpi_byte(), Int32(root), world, &request)
-        var done: Int32 = 0
-        while true {
-            MPI_Test(&request, &done, cmpi_status_ignore())
-            if done != 0 { break }
-            usleep(1000)
-        }
+        waitIdly(&request)
     }
 
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
@@ -130,10 +125,33 @@ public final class MPICommunicator: Communicator {
         for i in 0..<count { receive[i] += own[i] }
     }
 
-    public func sum(_ values: [Double]) -> [Double] {
-        var result = [Double](repeating: 0, count: values.count)
-        timed(.sum) { MPI_Allreduce(values, &result, Int32(values.count), cmpi_double(), cmpi_sum(), world) }
+    /// MPI_Allreduce(MAX) on 32-bit ints; with `idly`, MPI_Iallreduce polled every
+    /// millisecond and never timed, as `broadcastIdly`.
+    public func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
+        var result = [Int32](repeating: 0, count: values.count)
+        guard idly else {
+            timed(.maximum) { MPI_Allreduce(values, &result, Int32(values.count), cmpi_int(), cmpi_max(), world) }
+            return result
+        }
+        var request: MPI_Request? = nil
+        values.withUnsafeBufferPointer { send in
+            result.withUnsafeMutableBufferPointer { receive in
+                MPI_Iallreduce(send.baseAddress, receive.baseAddress, Int32(values.count), cmpi_int(), cmpi_max(), world, &request)
+                waitIdly(&request)
+            }
+        }
         return result
+    }
+
+    /// Polls `request` every millisecond until it completes: Open MPI's blocking calls
+    /// busy-poll, which would take a core from a rank that is working alone.
+    private func waitIdly(_ request: inout MPI_Request?) {
+        var done: Int32 = 0
+        while true {
+            MPI_Test(&request, &done, cmpi_status_ignore())
+            if done != 0 { return }
+            usleep(1000)
+        }
     }
 
     public func barrier() { timed(.barrier) { MPI_Barrier(world) } }
@@ -179,12 +197,5 @@ public final class MPICommunicator: Communicator {
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         towersStarted = true
         timed(.allToAll) { MPI_Alltoall(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world) }
-    }
-
-    public func abort(exitCode: Int32) -> Never {
-        fflush(stdout)
-        fflush(stderr)
-        MPI_Abort(world, exitCode)
-        exit(exitCode)
     }
 }

@@ -95,64 +95,67 @@ public enum Checkpoint {
     static func save(network: Network, manifest: CheckpointManifest, run: String, keep: Int, coordinatorFiles: [String: Data] = [:],
                      comm: Communicator, reporter: Reporter) throws -> String {
         let path = directory(run: run, step: manifest.step)
-        let finite = network.parameters.allSatisfy { p in (0..<p.count).allSatisfy { p.value.pointer[$0].isFinite } }
-        var status = [finite ? 0 : 1]
-        if finite && comm.rank == 0 {
+        try refuseNonFinite(network, step: manifest.step, comm: comm, reporter: reporter)
+        try comm.agree(comm.rank != 0 ? .success(()) : Result {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                reporter.fail("cannot create \(path): \((error as NSError).localizedDescription); the previous checkpoint is kept")
-                status[0] = 2
+                throw TrainingError("cannot create \(path): \((error as NSError).localizedDescription); the previous checkpoint is kept")
             }
+        })
+        // Each rank writes its towers' file; every rank learns every file's size and checksum.
+        let files: [CheckpointManifest.File]
+        do { files = try comm.agreeEach(Result { try writeTowers(network, manifest: manifest, to: path, rank: comm.rank) }) } catch {
+            if comm.rank == 0 { try? FileManager.default.removeItem(atPath: path) }
+            throw error
         }
-        status = [Int(comm.sum([Double(status[0])])[0])]
-        if status[0] == 1 { reporter.fail("the weights are no longer finite at step \(manifest.step); no checkpoint was written over the last good one") }
-        guard status[0] == 0 else { throw TrainingError.reported(exitCode: status[0] == 1 ? 3 : 1) }
+        try comm.agree(comm.rank != 0 ? .success(()) : Result {
+            do {
+                var m = manifest
+                m.files = files
+                try writeManifest(m, coordinatorFiles: coordinatorFiles, to: path)
+                prune(run: run, keep: keep)
+            } catch {
+                try? FileManager.default.removeItem(atPath: path)
+                throw TrainingError("\(error); the previous checkpoint is kept")
+            }
+        })
+        return path
+    }
 
-        // Each rank writes its towers' file, then the ranks pool sizes and checksums.
-        var entry = [Double](repeating: 0, count: 3 * comm.size)  // failed, bytes, crc32 per rank
+    /// Ends every rank with exit code 3 when any rank's weights are not finite.
+    private static func refuseNonFinite(_ network: Network, step: Int, comm: Communicator, reporter: Reporter) throws {
+        guard try comm.agreeEach(.success(network.arena.valuesAreFinite)).allSatisfy({ $0 }) else {
+            reporter.fail("the weights are no longer finite at step \(step); no checkpoint was written over the last good one")
+            throw TrainingError.reported(exitCode: 3)
+        }
+    }
+
+    /// Writes this rank's tower file into `path`; its manifest entry. A failure is printed here,
+    /// by the rank that met it.
+    private static func writeTowers(_ network: Network, manifest: CheckpointManifest, to path: String, rank: Int) throws -> CheckpointManifest.File {
         let name = towerFileName(network.firstTower)
         do {
             let data = SafeTensors.encode(towerTensors(network), metadata: [
                 "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
                 "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
             try AtomicFile.write(data, to: "\(path)/\(name)")
-            entry[3 * comm.rank + 1] = Double(data.count)
-            entry[3 * comm.rank + 2] = Double(crc(data))
+            return CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data))
         } catch {
-            entry[3 * comm.rank] = 1
-            fputs("error: rank \(comm.rank): \(error); the previous checkpoint is kept\n", stderr)
+            fputs("error: rank \(rank): \(error); the previous checkpoint is kept\n", stderr)
+            throw TrainingError.reported(exitCode: 1)
         }
-        entry = comm.sum(entry)
-        var written = [0]
-        if comm.rank == 0 {
-            if (0..<comm.size).contains(where: { entry[3 * $0] != 0 }) {
-                try? FileManager.default.removeItem(atPath: path)
-                written[0] = 1
-            } else {
-                var m = manifest
-                m.files = (0..<comm.size).map { r in
-                    CheckpointManifest.File(name: towerFileName(r * network.towersHere), bytes: Int(entry[3 * r + 1]),
-                                            crc32: UInt32(entry[3 * r + 2]))
-                }
-                do {
-                    for (name, data) in coordinatorFiles.sorted(by: { $0.key < $1.key }) {
-                        try AtomicFile.write(data, to: "\(path)/\(name)")
-                        m.files.append(CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data)))
-                    }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
-                    syncDirectory(path)
-                    prune(run: run, keep: keep)
-                } catch {
-                    reporter.fail("\(error); the previous checkpoint is kept")
-                    try? FileManager.default.removeItem(atPath: path)
-                    written[0] = 1
-                }
-            }
+    }
+
+    /// Rank 0 writes its own files, then the manifest that makes the checkpoint exist.
+    private static func writeManifest(_ manifest: CheckpointManifest, coordinatorFiles: [String: Data], to path: String) throws {
+        var m = manifest
+        for (name, data) in coordinatorFiles.sorted(by: { $0.key < $1.key }) {
+            try AtomicFile.write(data, to: "\(path)/\(name)")
+            m.files.append(CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data)))
         }
-        comm.broadcast(&written, root: 0)
-        if written[0] != 0 { throw TrainingError.reported(exitCode: 1) }
-        return path
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
+        syncDirectory(path)
     }
 
     static func towerTensors(_ network: Network) -> [SafeTensors.Tensor] {

@@ -45,13 +45,9 @@ struct Train: ParsableCommand {
         options.checkpointEvery = checkpointEvery ?? 0
         options.keepCheckpoints = keepCheckpoints
         options.checkpoints = !noCheckpoints
-        if let resume {
-            options.resume = resume
-            // A checkpoint folder's run is two levels up; a run folder is itself.
-            let url = URL(fileURLWithPath: resume)
-            options.runDirectory = url.deletingLastPathComponent().lastPathComponent == "checkpoints"
-                ? url.deletingLastPathComponent().deletingLastPathComponent().path : resume
-        }
-        try flags.launch(towers: options.model.towers, runDirectory: options.runDirectory) { Trainer.run(options, communicator: $0, launch: $1) }
+        options.resume = resume
+        // The run folder is known only once the checkpoint is resolved; this one names it in a lost host's error line.
+        let runDirectory = resume.map(ResumeState.runDirectory(resuming:)) ?? options.runDirectory
+        try flags.launch(towers: options.model.towers, runDirectory: runDirectory) { Trainer.run(options, communicator: $0, launch: $1) }
     }
 }

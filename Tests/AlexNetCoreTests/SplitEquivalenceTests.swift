@@ -15,9 +15,10 @@ final class SplitEquivalenceTests: XCTestCase {
         return (pixels, labels)
     }
 
-    func load(_ network: Network, _ pixels: [Float], _ labels: [Int32]) {
-        network.input.pointer.update(from: pixels, count: pixels.count)
-        network.labels.replaceSubrange(0..<labels.count, with: labels)
+    func load(_ pixels: [Float], _ labels: [Int32], spec: ModelSpec) -> Batch {
+        let batch = Batch(shape: spec.input, capacity: labels.count)
+        batch.fill(pixels: pixels, labels: labels)
+        return batch
     }
 
     func testSplitOverTwoRanksEqualsGroupedReference() throws {
@@ -39,13 +40,12 @@ final class SplitEquivalenceTests: XCTestCase {
         for step in 0..<3 {
             let (pixels, labels) = batch(step: step, spec: spec)
             let context = StepContext(training: true, step: step, seed: seed)
-            load(reference, pixels, labels)
-            towers.forEach { load($0, pixels, labels) }
-            let expected = reference.run(batch: n, context: context)
+            let batch = load(pixels, labels, spec: spec)
+            let expected = reference.run(batch, context: context)
             var losses = [Double](repeating: 0, count: 2)
             let lock = NSLock()
             group.run { communicator in
-                let result = towers[communicator.rank].run(batch: self.n, context: context)
+                let result = towers[communicator.rank].run(batch, context: context)
                 lock.withLock { losses[communicator.rank] = result.loss }
             }
             XCTAssertEqual(losses[0], losses[1], "both ranks hold all logits, so the same loss")
@@ -68,8 +68,8 @@ final class SplitEquivalenceTests: XCTestCase {
                 }
                 XCTAssertEqual(offset, whole.count, "\(whole.name): the towers together hold the whole layer")
             }
-            sgd.update(reference.parameters)
-            towers.forEach { sgd.update($0.parameters) }
+            sgd.update(reference.arena)
+            towers.forEach { sgd.update($0.arena) }
         }
     }
 
@@ -87,11 +87,11 @@ final class SplitEquivalenceTests: XCTestCase {
         let network = try Network(plan: NetworkPlan(spec: spec, model: .split), communicator: SingleProcessCommunicator(),
                                   maxBatch: n, seed: seed)
         let (pixels, labels) = batch(step: 0, spec: spec)
-        load(network, pixels, labels)
+        let input = load(pixels, labels, spec: spec)
         let context = StepContext(training: true, step: 5, seed: seed)
-        network.run(batch: n, context: context)
+        network.run(input, context: context)
         func loss() -> Double {
-            network.forward(batch: n, context: context)  // same step, so the same dropout masks
+            network.forward(input, context: context)  // same step, so the same dropout masks
             return softmaxCrossEntropy(logits: network.logits, labels: labels, classes: spec.classes, batch: n, gradient: nil).loss
         }
         var (checked, skipped) = (0, 0)
