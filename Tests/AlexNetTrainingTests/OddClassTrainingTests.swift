@@ -1,6 +1,7 @@
 import AlexNetCore
 import AlexNetData
 import AlexNetTraining
+import TestImages
 import Foundation
 import XCTest
 

@@ -1,4 +1,5 @@
 import AlexNetData
+import TestImages
 import Foundation
 import XCTest
 
