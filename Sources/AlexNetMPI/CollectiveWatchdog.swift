@@ -21,7 +21,7 @@ import Synchronization
 final class CollectiveWatchdog: @unchecked Sendable {
     /// The collectives it can name.
     enum Collective: Int {
-        case none, broadcast, allGather, reduceScatter, sum, barrier, scatter, allToAll
+        case none, broadcast, allGather, reduceScatter, sum, barrier, scatter, allToAll, gather
 
         var name: String {
             switch self {
@@ -33,6 +33,7 @@ final class CollectiveWatchdog: @unchecked Sendable {
             case .barrier: "barrier"
             case .scatter: "scatter"
             case .allToAll: "all-to-all"
+            case .gather: "gather"
             }
         }
     }

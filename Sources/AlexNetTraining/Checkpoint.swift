@@ -75,8 +75,12 @@ public struct CheckpointManifest: Codable, Sendable {
 }
 
 
-/// Checkpoints: `<run>/checkpoints/step-NNNNNNN/` holding `tower<t>.safetensors` (each rank's
-/// weights and momentum, written by that rank) and `manifest.json` (written last, by rank 0).
+/// Checkpoints: `<run>/checkpoints/step-NNNNNNN/` holding `tower<t>.safetensors` (each tower's
+/// weights and momentum) and `manifest.json` (written last, with every file's size and CRC-32).
+///
+/// Rank 0 writes the whole checkpoint on its own disk: the other ranks send their tower files
+/// over the communicator, and on loading rank 0 reads them and sends each rank its own. So the
+/// run directory need not be shared between hosts, and the checkpoint is all in one place.
 ///
 /// Tensor names in a tower file: `<layer>.weight`, `<layer>.bias` (the tower's kernels, PyTorch
 /// layout) and the same names with `.momentum` appended.
@@ -95,6 +99,40 @@ public enum Checkpoint {
     static func save(network: Network, manifest: CheckpointManifest, run: String, keep: Int, coordinatorFiles: [String: Data] = [:],
                      comm: Communicator, reporter: Reporter) throws -> String {
         let path = directory(run: run, step: manifest.step)
+        try prepare(path, network: network, step: manifest.step, comm: comm, reporter: reporter)
+        let data = SafeTensors.encode(towerTensors(network), metadata: [
+            "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
+            "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
+        // Rank 0 writes each rank's file as it arrives; after a failure it still takes part in the rest.
+        var m = manifest
+        var failure: Error?
+        gatherOnRankZero(data, comm: comm) { rank, bytes in
+            guard failure == nil else { return }
+            let name = towerFileName(rank * network.towersHere)
+            do {
+                try AtomicFile.write(bytes, to: "\(path)/\(name)")
+                m.files.append(CheckpointManifest.File(name: name, bytes: bytes.count, crc32: crc(bytes)))
+            } catch { failure = error }
+        }
+        var written = [0]
+        if comm.rank == 0 {
+            do {
+                if let failure { throw failure }
+                try finish(path, manifest: m, coordinatorFiles: coordinatorFiles, run: run, keep: keep)
+            } catch {
+                reporter.fail("\(error); the previous checkpoint is kept")
+                try? FileManager.default.removeItem(atPath: path)
+                written[0] = 1
+            }
+        }
+        comm.broadcast(&written, root: 0)
+        if written[0] != 0 { throw TrainingError.reported(exitCode: 1) }
+        return path
+    }
+
+    /// Every rank checks that its weights are finite, and rank 0 creates the checkpoint's folder;
+    /// any failure ends every rank with the same error.
+    private static func prepare(_ path: String, network: Network, step: Int, comm: Communicator, reporter: Reporter) throws {
         let finite = network.parameters.allSatisfy { p in (0..<p.count).allSatisfy { p.value.pointer[$0].isFinite } }
         var status = [finite ? 0 : 1]
         if finite && comm.rank == 0 {
@@ -104,55 +142,40 @@ public enum Checkpoint {
             }
         }
         status = [Int(comm.sum([Double(status[0])])[0])]
-        if status[0] == 1 { reporter.fail("the weights are no longer finite at step \(manifest.step); no checkpoint was written over the last good one") }
+        if status[0] == 1 { reporter.fail("the weights are no longer finite at step \(step); no checkpoint was written over the last good one") }
         guard status[0] == 0 else { throw TrainingError.reported(exitCode: status[0] == 1 ? 3 : 1) }
+    }
 
-        // Each rank writes its towers' file, then the ranks pool sizes and checksums.
-        var entry = [Double](repeating: 0, count: 3 * comm.size)  // failed, bytes, crc32 per rank
-        let name = towerFileName(network.firstTower)
-        do {
-            let data = SafeTensors.encode(towerTensors(network), metadata: [
-                "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
-                "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
+    /// Rank 0 writes the coordinator's own files, then the manifest (last), and prunes old checkpoints.
+    private static func finish(_ path: String, manifest: CheckpointManifest, coordinatorFiles: [String: Data], run: String, keep: Int) throws {
+        var m = manifest
+        for (name, data) in coordinatorFiles.sorted(by: { $0.key < $1.key }) {
             try AtomicFile.write(data, to: "\(path)/\(name)")
-            entry[3 * comm.rank + 1] = Double(data.count)
-            entry[3 * comm.rank + 2] = Double(crc(data))
-        } catch {
-            entry[3 * comm.rank] = 1
-            fputs("error: rank \(comm.rank): \(error); the previous checkpoint is kept\n", stderr)
+            m.files.append(CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data)))
         }
-        entry = comm.sum(entry)
-        var written = [0]
-        if comm.rank == 0 {
-            if (0..<comm.size).contains(where: { entry[3 * $0] != 0 }) {
-                try? FileManager.default.removeItem(atPath: path)
-                written[0] = 1
-            } else {
-                var m = manifest
-                m.files = (0..<comm.size).map { r in
-                    CheckpointManifest.File(name: towerFileName(r * network.towersHere), bytes: Int(entry[3 * r + 1]),
-                                            crc32: UInt32(entry[3 * r + 2]))
-                }
-                do {
-                    for (name, data) in coordinatorFiles.sorted(by: { $0.key < $1.key }) {
-                        try AtomicFile.write(data, to: "\(path)/\(name)")
-                        m.files.append(CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data)))
-                    }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
-                    syncDirectory(path)
-                    prune(run: run, keep: keep)
-                } catch {
-                    reporter.fail("\(error); the previous checkpoint is kept")
-                    try? FileManager.default.removeItem(atPath: path)
-                    written[0] = 1
-                }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
+        syncDirectory(path)
+        prune(run: run, keep: keep)
+    }
+
+    /// Hands every rank's `data` to `receive` on rank 0, in rank order, one rank at a time (so
+    /// rank 0 holds one other rank's bytes at a time); every rank of `comm` calls it.
+    static func gatherOnRankZero(_ data: Data, comm: Communicator, _ receive: (_ rank: Int, Data) -> Void) {
+        var sizes = [Double](repeating: 0, count: comm.size)
+        sizes[comm.rank] = Double(data.count)
+        sizes = comm.sum(sizes)
+        if comm.rank == 0 { receive(0, data) }
+        for sender in 1..<max(comm.size, 1) {
+            var counts = [Int](repeating: 0, count: comm.size)
+            counts[sender] = Int(sizes[sender])
+            var arrived = Data(count: comm.rank == 0 ? counts[sender] : 0)
+            data.withUnsafeBytes { send in
+                arrived.withUnsafeMutableBytes { comm.gather(send, counts: counts, into: $0, root: 0) }
             }
+            if comm.rank == 0 { receive(sender, arrived) }
         }
-        comm.broadcast(&written, root: 0)
-        if written[0] != 0 { throw TrainingError.reported(exitCode: 1) }
-        return path
     }
 
     static func towerTensors(_ network: Network) -> [SafeTensors.Tensor] {
@@ -237,10 +260,15 @@ public enum Checkpoint {
         return result
     }
 
-    /// Loads this rank's towers (weights and momentum) into `network`.
+    /// Loads the towers of a tower file in this process (weights and momentum) into `network`.
     public static func load(_ path: String, into network: Network) throws {
         let filePath = "\(path)/\(towerFileName(network.firstTower))"
         guard let data = FileManager.default.contents(atPath: filePath) else { throw TrainingError("\(filePath) is missing") }
+        try load(data, source: filePath, into: network)
+    }
+
+    /// Loads a tower file's bytes (read from `source`) into `network`.
+    static func load(_ data: Data, source filePath: String, into network: Network) throws {
         let tensors = Dictionary(uniqueKeysWithValues: try SafeTensors.decode(data, source: filePath).tensors.map { ($0.name, $0) })
         for p in network.parameters {
             for (name, buffer) in [(p.name, p.value), (p.name + ".momentum", p.momentum)] {
