@@ -2,9 +2,7 @@ import Foundation
 
 /// Ctrl-C (SIGINT) and SIGTERM ask training to stop at the next step boundary instead of
 /// killing it mid-step. Rank 0 decides, and the decision travels with the next batch, so every
-/// rank stops after the same step. A second Ctrl-C ends the process at once; a repeated SIGTERM
-/// does not, because a scheduler's cancel reaches each rank twice: from the scheduler itself
-/// (Slurm signals every process of the job) and from mpirun, which passes its own SIGTERM on.
+/// rank stops after the same step. A second Ctrl-C ends the process at once.
 ///
 /// The signal also arms an alarm: a rank whose peer has died never reaches that boundary (it
 /// waits in a collective that cannot finish), and mpirun's SIGTERM to it would otherwise be
@@ -25,10 +23,7 @@ public enum StopRequest {
     /// Installs the handlers; call once, from the command line.
     public static func install() {
         let handler: @convention(c) (Int32) -> Void = { signal in
-            if StopRequest.flag != 0 {
-                if signal == SIGINT { _exit(128 + signal) }
-                return
-            }
+            if StopRequest.flag != 0 { _exit(128 + signal) }
             StopRequest.flag = 1
             alarm(StopRequest.boundaryTimeout)
         }
