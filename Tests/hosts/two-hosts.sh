@@ -11,7 +11,7 @@
 #
 #   two-hosts.sh check
 #       exit 0 if this machine can do it; otherwise one line saying why, and exit 77.
-#   two-hosts.sh run [--cut-link-when FILE] [--own-folder DIR] [--timeout SECONDS] -- MPIRUN-ARGUMENTS...
+#   two-hosts.sh run [--cut-link-when FILE] [--own-folder DIR] [--slots N] [--rate RATE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS...
 #       makes the two hosts, runs `mpirun --hostfile <both hosts> --bind-to none <transport
 #       options> ARGUMENTS` in host 0, and removes everything it made, even on failure or
 #       Ctrl-C. `--bind-to none`: with one slot per host, mpirun would pin each host's rank to
@@ -22,7 +22,10 @@
 #       --cut-link-when, the link goes down as soon as FILE exists (a host vanishing). mpirun
 #       is killed if it is still running after --timeout seconds (default 600). With
 #       --own-folder, host 1 sees DIR.host1 (made if missing, kept afterwards) at the path DIR,
-#       bound there in a mount namespace of its own; host 0 sees DIR itself.
+#       bound there in a mount namespace of its own; host 0 sees DIR itself. --slots N gives
+#       each host N slots (default 1: ranks 0..N-1 on host 0, the next N on host 1). --rate
+#       limits the link in each direction to RATE (tc's units, e.g. 1gbit) with a token bucket
+#       (`tc qdisc ... tbf`), as a slower network would.
 #       Exits with mpirun's status (124 if it had to be killed).
 #   two-hosts.sh clean
 #       removes namespaces left by runs that were killed before they could clean up (those
@@ -86,14 +89,16 @@ clean_leftovers() {
 }
 
 run() {
-  local cut_when="" limit=600 own="" own_namespace=""
+  local cut_when="" limit=600 own="" own_namespace="" slots=1 rate=""
   while [ $# -gt 0 ]; do
     case $1 in
       --cut-link-when) cut_when=$2; shift 2 ;;
       --own-folder) own=$(realpath -m "$2"); shift 2 ;;
+      --slots) slots=$2; shift 2 ;;
+      --rate) rate=$2; shift 2 ;;
       --timeout) limit=$2; shift 2 ;;
       --) shift; break ;;
-      *) echo "error: unknown option $1; usage: two-hosts.sh run [--cut-link-when FILE] [--own-folder DIR] [--timeout SECONDS] -- MPIRUN-ARGUMENTS..." >&2; exit 64 ;;
+      *) echo "error: unknown option $1; usage: two-hosts.sh run [--cut-link-when FILE] [--own-folder DIR] [--slots N] [--rate RATE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS..." >&2; exit 64 ;;
     esac
   done
   [ $# -gt 0 ] || { echo "error: no mpirun arguments after --; usage: two-hosts.sh run -- -np 2 PROGRAM ..." >&2; exit 64; }
@@ -125,11 +130,13 @@ run() {
   for i in 0 1; do
     ip -n "${ns[$i]}" addr add "${address[$i]}/24" dev "$interface"
     ip -n "${ns[$i]}" link set "$interface" up
+    # A burst of 1 MB passes at once; beyond it, packets wait (up to 100 ms) for tokens.
+    [ -z "$rate" ] || tc -n "${ns[$i]}" qdisc add dev "$interface" root tbf rate "$rate" burst 1mb latency 100ms
   done
 
   cat >"$work/hostfile" <<EOF
-${address[0]} slots=1
-${address[1]} slots=1
+${address[0]} slots=$slots
+${address[1]} slots=$slots
 EOF
   # Host 1 runs its commands through `enter`, which with --own-folder first binds host 1's own
   # folder over the path (in a mount namespace of its own, made by unshare).
@@ -195,5 +202,5 @@ case ${1:-} in
     ;;
   run) shift; run "$@" ;;
   clean) clean_leftovers ;;
-  *) echo "usage: two-hosts.sh check | run [--cut-link-when FILE] [--own-folder DIR] [--timeout SECONDS] -- MPIRUN-ARGUMENTS... | clean" >&2; exit 64 ;;
+  *) echo "usage: two-hosts.sh check | run [--cut-link-when FILE] [--own-folder DIR] [--slots N] [--rate RATE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS... | clean" >&2; exit 64 ;;
 esac
