@@ -55,14 +55,14 @@ final class ReplicaCommunicatorTests: XCTestCase {
         let lock = NSLock()
         var results = [[UInt8]](repeating: [], count: size)
         group.run { world in
-            let mine = (0..<counts[world.rank]).map { UInt8(100 * world.rank + $0) }
+            let mine = (0..<counts[world.rank]).map { UInt8(50 * world.rank + $0) }
             var received = [UInt8](repeating: 255, count: counts.reduce(0, +))
             mine.withUnsafeBytes { send in
                 received.withUnsafeMutableBytes { world.gather(send, counts: counts, into: $0, root: root) }
             }
             lock.withLock { results[world.rank] = received }
         }
-        let expected = (0..<size).flatMap { r in (0..<counts[r]).map { UInt8(100 * r + $0) } }
+        let expected = (0..<size).flatMap { r in (0..<counts[r]).map { UInt8(50 * r + $0) } }
         for r in 0..<size {
             XCTAssertEqual(results[r], r == root ? expected : [UInt8](repeating: 255, count: expected.count), "rank \(r)")
         }
