@@ -34,6 +34,10 @@ public protocol Communicator: AnyObject {
     /// Rank `r` receives `counts[r]` bytes of `send` (meaningful on `root` only), taken at offset
     /// `counts[0..<r].sum()`, into the start of `receive`; every rank passes the same `counts`.
     func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int)
+    /// The reverse of `scatter`: rank `r`'s first `counts[r]` bytes of `send` land in `receive`
+    /// on `root` (meaningful there only) at offset `counts[0..<r].sum()`; every rank passes the
+    /// same `counts`.
+    func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int)
     /// Block `j` of `send` (`count` floats) goes to rank `j`; block `i` of `receive` comes from rank `i`.
     func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
 }
@@ -75,6 +79,9 @@ public final class SingleProcessCommunicator: Communicator {
         if counts[0] > 0, let source = send.baseAddress, let target = receive.baseAddress, source != UnsafeRawPointer(target) {
             target.copyMemory(from: source, byteCount: counts[0])
         }
+    }
+    public func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        scatter(send, counts: counts, into: receive, root: root)  // one rank: both copy its bytes
     }
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }

@@ -166,6 +166,21 @@ final class InProcessCommunicator: Communicator {
         group.gate.wait()
     }
 
+    func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        group.board[rank] = UnsafeRawPointer(send.baseAddress)
+        group.gate.wait()
+        if rank == root {
+            var offset = 0
+            for r in 0..<size {
+                if counts[r] > 0, let source = group.board[r], source != UnsafeRawPointer(receive.baseAddress! + offset) {
+                    (receive.baseAddress! + offset).copyMemory(from: source, byteCount: counts[r])
+                }
+                offset += counts[r]
+            }
+        }
+        group.gate.wait()
+    }
+
     func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         exchange(UnsafeRawPointer(send)) { board in
             for r in 0..<size {

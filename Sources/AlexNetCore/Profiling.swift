@@ -100,6 +100,10 @@ public final class TimedCommunicator: Communicator {
         timed("scatter", rank == root ? 0 : counts[rank]) { inner.scatter(send, counts: counts, into: receive, root: root) }
     }
 
+    public func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        timed("gather", rank == root ? counts.reduce(0, +) - counts[root] : 0) { inner.gather(send, counts: counts, into: receive, root: root) }
+    }
+
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         timed("all-to-all", count * (size - 1) * 4) { inner.allToAll(send, count: count, into: receive) }
     }

@@ -21,7 +21,7 @@ import Synchronization
 final class CollectiveWatchdog: @unchecked Sendable {
     /// The collectives it can name.
     enum Collective: Int {
-        case none, broadcast, allGather, reduceScatter, barrier, scatter, allToAll, maximum
+        case none, broadcast, allGather, reduceScatter, barrier, scatter, allToAll, maximum, gather
 
         var name: String {
             switch self {
@@ -33,6 +33,7 @@ final class CollectiveWatchdog: @unchecked Sendable {
             case .scatter: "scatter"
             case .allToAll: "all-to-all"
             case .maximum: "max-reduce"
+            case .gather: "gather"
             }
         }
     }

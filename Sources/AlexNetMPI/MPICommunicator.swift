@@ -182,16 +182,35 @@ public final class MPICommunicator: Communicator {
     }
 
     public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
-        let counts32 = counts.map { Int32($0) }
-        var offsets: [Int32] = [], offset: Int32 = 0
-        for c in counts32 { offsets.append(offset); offset += c }
-        let scatter = {
+        let (counts32, offsets) = Self.countsAndOffsets(counts)
+        // Like a broadcast: timed once the towers have started.
+        timedOnceStarted(.scatter) {
             MPI_Scatterv(send.baseAddress, counts32, offsets, cmpi_byte(), receive.baseAddress, counts32[self.rank], cmpi_byte(),
                          Int32(root), self.world)
         }
-        // Like a broadcast: timed once the towers have started.
-        guard let watchdog, towersStarted else { _ = scatter(); return }
-        _ = watchdog.time(.scatter) { scatter() }
+    }
+
+    public func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        let (counts32, offsets) = Self.countsAndOffsets(counts)
+        timedOnceStarted(.gather) {
+            MPI_Gatherv(send.baseAddress, counts32[self.rank], cmpi_byte(), receive.baseAddress, counts32, offsets, cmpi_byte(),
+                        Int32(root), self.world)
+        }
+    }
+
+    /// MPI's Int32 counts and the offsets of a scatter's or gather's blocks.
+    private static func countsAndOffsets(_ counts: [Int]) -> (counts: [Int32], offsets: [Int32]) {
+        let counts32 = counts.map { Int32($0) }
+        var offsets: [Int32] = [], offset: Int32 = 0
+        for c in counts32 { offsets.append(offset); offset += c }
+        return (counts32, offsets)
+    }
+
+    /// A collective that may wait long before the towers start (rank 0 preparing data) is
+    /// timed only after their first exchange.
+    private func timedOnceStarted(_ collective: CollectiveWatchdog.Collective, _ body: () -> Int32) {
+        guard let watchdog, towersStarted else { _ = body(); return }
+        _ = watchdog.time(collective, body)
     }
 
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {

@@ -75,8 +75,12 @@ public struct CheckpointManifest: Codable, Sendable {
 }
 
 
-/// Checkpoints: `<run>/checkpoints/step-NNNNNNN/` holding `tower<t>.safetensors` (each rank's
-/// weights and momentum, written by that rank) and `manifest.json` (written last, by rank 0).
+/// Checkpoints: `<run>/checkpoints/step-NNNNNNN/` holding `tower<t>.safetensors` (each tower's
+/// weights and momentum) and `manifest.json` (written last, with every file's size and CRC-32).
+///
+/// Rank 0 writes the whole checkpoint on its own disk: the other ranks send their tower files
+/// over the communicator, and on loading rank 0 reads them and sends each rank its own. So the
+/// run directory need not be shared between hosts, and the checkpoint is all in one place.
 ///
 /// Tensor names in a tower file: `<layer>.weight`, `<layer>.bias` (the tower's kernels, PyTorch
 /// layout) and the same names with `.momentum` appended.
@@ -101,16 +105,21 @@ public enum Checkpoint {
                 throw TrainingError("cannot create \(path): \((error as NSError).localizedDescription); the previous checkpoint is kept")
             }
         })
-        // Each rank writes its towers' file; every rank learns every file's size and checksum.
-        let files: [CheckpointManifest.File]
-        do { files = try comm.agreeEach(Result { try writeTowers(network, manifest: manifest, to: path, rank: comm.rank) }) } catch {
-            if comm.rank == 0 { try? FileManager.default.removeItem(atPath: path) }
-            throw error
+        // Every rank's tower file travels to rank 0, which writes it: the run directory need
+        // only be on rank 0's disk. After a failure rank 0 still takes part in the rest.
+        var m = manifest
+        var failure: Error?
+        try gatherOnRankZero(towerFile(network, manifest: manifest), comm: comm) { rank, bytes in
+            guard failure == nil else { return }
+            let name = towerFileName(rank * network.towersHere)
+            do {
+                try AtomicFile.write(bytes, to: "\(path)/\(name)")
+                m.files.append(CheckpointManifest.File(name: name, bytes: bytes.count, crc32: crc(bytes)))
+            } catch { failure = error }
         }
         try comm.agree(comm.rank != 0 ? .success(()) : Result {
             do {
-                var m = manifest
-                m.files = files
+                if let failure { throw failure }
                 try writeManifest(m, coordinatorFiles: coordinatorFiles, to: path)
                 prune(run: run, keep: keep)
             } catch {
@@ -129,20 +138,11 @@ public enum Checkpoint {
         }
     }
 
-    /// Writes this rank's tower file into `path`; its manifest entry. A failure is printed here,
-    /// by the rank that met it.
-    private static func writeTowers(_ network: Network, manifest: CheckpointManifest, to path: String, rank: Int) throws -> CheckpointManifest.File {
-        let name = towerFileName(network.firstTower)
-        do {
-            let data = SafeTensors.encode(towerTensors(network), metadata: [
-                "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
-                "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
-            try AtomicFile.write(data, to: "\(path)/\(name)")
-            return CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data))
-        } catch {
-            fputs("error: rank \(rank): \(error); the previous checkpoint is kept\n", stderr)
-            throw TrainingError.reported(exitCode: 1)
-        }
+    /// This rank's tower file: its towers' weights and momenta, with metadata naming them.
+    private static func towerFile(_ network: Network, manifest: CheckpointManifest) -> Data {
+        SafeTensors.encode(towerTensors(network), metadata: [
+            "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
+            "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
     }
 
     /// Rank 0 writes its own files, then the manifest that makes the checkpoint exist.
@@ -156,6 +156,22 @@ public enum Checkpoint {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
         syncDirectory(path)
+    }
+
+    /// Hands every rank's `data` to `receive` on rank 0, in rank order, one rank at a time (so
+    /// rank 0 holds one other rank's bytes at a time); every rank of `comm` calls it.
+    static func gatherOnRankZero(_ data: Data, comm: Communicator, _ receive: (_ rank: Int, Data) -> Void) throws {
+        let sizes = try comm.agreeEach(.success(data.count))
+        if comm.rank == 0 { receive(0, data) }
+        for sender in 1..<max(comm.size, 1) {
+            var counts = [Int](repeating: 0, count: comm.size)
+            counts[sender] = sizes[sender]
+            var arrived = Data(count: comm.rank == 0 ? counts[sender] : 0)
+            data.withUnsafeBytes { send in
+                arrived.withUnsafeMutableBytes { comm.gather(send, counts: counts, into: $0, root: 0) }
+            }
+            if comm.rank == 0 { receive(sender, arrived) }
+        }
     }
 
     static func towerTensors(_ network: Network) -> [SafeTensors.Tensor] {
@@ -240,10 +256,15 @@ public enum Checkpoint {
         return result
     }
 
-    /// Loads this rank's towers (weights and momentum) into `network`.
+    /// Loads the towers of a tower file in this process (weights and momentum) into `network`.
     public static func load(_ path: String, into network: Network) throws {
         let filePath = "\(path)/\(towerFileName(network.firstTower))"
         guard let data = FileManager.default.contents(atPath: filePath) else { throw TrainingError("\(filePath) is missing") }
+        try load(data, source: filePath, into: network)
+    }
+
+    /// Loads a tower file's bytes (read from `source`) into `network`.
+    static func load(_ data: Data, source filePath: String, into network: Network) throws {
         let tensors = Dictionary(uniqueKeysWithValues: try SafeTensors.decode(data, source: filePath).tensors.map { ($0.name, $0) })
         for p in network.parameters {
             for (name, buffer) in [(p.name, p.value), (p.name + ".momentum", p.momentum)] {

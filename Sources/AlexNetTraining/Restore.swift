@@ -26,12 +26,48 @@ enum Restore {
         }
     }
 
-    /// Every rank loads its towers; any failure ends every rank.
+    /// Every rank loads its towers from the tower file that rank 0 reads and sends it (the
+    /// checkpoint need only be on rank 0's disk); any failure ends every rank.
     static func load(_ path: String, into network: Network, comm: Communicator, reporter: Reporter) throws {
-        let outcome = Result { try Checkpoint.load(path, into: network) }
+        // Which tower each rank holds, so that rank 0 knows which file goes where.
+        let towers = try comm.agreeEach(.success(network.firstTower))
+        var mine = (file: "", data: Data())
+        for rank in 0..<comm.size {
+            let file = "\(path)/\(Checkpoint.towerFileName(towers[rank]))"
+            // A file rank 0 cannot read ends every rank: all learn it from the same broadcast.
+            guard let data = sendFromRankZero(file, to: rank, comm: comm, reporter: reporter) else {
+                throw TrainingError.reported(exitCode: 1)
+            }
+            if rank == comm.rank { mine = (file, data) }
+        }
+        let outcome = Result { try Checkpoint.load(mine.data, source: mine.file, into: network) }
         // Rank 0's error is printed by its reporter; another rank's by that rank.
         if case .failure(let error) = outcome, comm.rank != 0 { fputs("error: rank \(comm.rank): \(error)\n", stderr) }
         try comm.agree(outcome)
+    }
+
+    /// Rank 0 reads `file` and sends its bytes to `rank` (a copy when that is rank 0 itself);
+    /// every rank calls it. Returns the bytes on `rank`, empty data on the others, and nil on
+    /// every rank when rank 0 could not read the file (it says so).
+    private static func sendFromRankZero(_ file: String, to rank: Int, comm: Communicator, reporter: Reporter) -> Data? {
+        var data = Data()
+        var size = [0]
+        if comm.rank == 0 {
+            if let read = FileManager.default.contents(atPath: file) { (data, size[0]) = (read, read.count) } else {
+                reporter.fail("\(file) is missing; the checkpoint is incomplete")
+                size[0] = -1
+            }
+        }
+        comm.broadcast(&size, root: 0)
+        guard size[0] >= 0 else { return nil }
+        guard rank != 0 else { return comm.rank == 0 ? data : Data() }
+        var counts = [Int](repeating: 0, count: comm.size)
+        counts[rank] = size[0]
+        var arrived = Data(count: comm.rank == rank ? size[0] : 0)
+        data.withUnsafeBytes { send in
+            arrived.withUnsafeMutableBytes { comm.scatter(send, counts: counts, into: $0, root: 0) }
+        }
+        return arrived
     }
 }
 

@@ -54,6 +54,33 @@ final class ReplicaCommunicatorTests: XCTestCase {
         }
     }
 
+    /// Gather, the reverse of scatter (how rank 0 collects the towers' checkpoint files): rank k
+    /// sends k + 1 bytes, and only the root's buffer changes, with the blocks in rank order.
+    func testGatherMatchesItsDefinition() {
+        let size = 4, root = 2
+        let counts = (0..<size).map { $0 + 1 }
+        let group = InProcessGroup(size: size)
+        let lock = NSLock()
+        var results = [[UInt8]](repeating: [], count: size)
+        group.run { world in
+            let mine = (0..<counts[world.rank]).map { UInt8(50 * world.rank + $0) }
+            var received = [UInt8](repeating: 255, count: counts.reduce(0, +))
+            mine.withUnsafeBytes { send in
+                received.withUnsafeMutableBytes { world.gather(send, counts: counts, into: $0, root: root) }
+            }
+            lock.withLock { results[world.rank] = received }
+        }
+        let expected = (0..<size).flatMap { r in (0..<counts[r]).map { UInt8(50 * r + $0) } }
+        for r in 0..<size {
+            XCTAssertEqual(results[r], r == root ? expected : [UInt8](repeating: 255, count: expected.count), "rank \(r)")
+        }
+        var one = [UInt8](repeating: 0, count: 3)
+        [UInt8]([7, 8, 9]).withUnsafeBytes { send in
+            one.withUnsafeMutableBytes { SingleProcessCommunicator().gather(send, counts: [3], into: $0, root: 0) }
+        }
+        XCTAssertEqual(one, [7, 8, 9])
+    }
+
     /// The ordered all-reduce sums each element in rank order on every rank, whatever the
     /// slicing, including a length that does not divide by the ranks.
     func testOrderedAllReduceIsTheRankOrderSumOnEveryRank() {
