@@ -27,7 +27,7 @@ public enum Prediction {
             }
             // Rank 0 decodes; a file it cannot read is reported and left out.
             let (decoded, failures) = communicator.rank == 0 ? decode(images, channels: layout.channels, reporter: reporter) : ([], 0)
-            let count = try communicator.agree(decider: 0) { decoded.count }
+            let count = try communicator.agree(decider: 0, idly: true) { decoded.count }
             if count > 0 {
                 let classifier = Classifier(plan: plan, manifest: manifest, path: path, layout: layout, statistics: statistics,
                                             reporter: reporter)

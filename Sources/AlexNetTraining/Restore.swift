@@ -4,9 +4,10 @@ import Foundation
 /// Finding a checkpoint on rank 0 and telling every rank about it.
 enum Restore {
     /// Rank 0 resolves `path` (a run folder or a checkpoint folder); every rank gets the
-    /// checkpoint's folder and manifest, or the same error.
+    /// checkpoint's folder and manifest, or the same error. The others wait idly: checking
+    /// every file's checksum may take rank 0 long, and no collective timeout applies yet.
     static func share(_ path: String, comm: Communicator, reporter: Reporter) throws -> (path: String, manifest: CheckpointManifest) {
-        let shared = try comm.agree(decider: 0) {
+        let shared = try comm.agree(decider: 0, idly: true) {
             let found = try Checkpoint.resolve(path)
             for why in found.skipped { reporter.say("note: skipped a damaged checkpoint: \(why)") }
             return Shared(path: found.path, manifest: found.manifest)
