@@ -46,7 +46,7 @@ public enum Prediction {
                                              threads: threads, launch: launch, stopped: { _ in false }) { comm, _ in
                     BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? threads : 1)
                     let network = try Network(plan: plan, communicator: comm, maxBatch: batch, seed: manifest.seed)
-                    try Restore.load(path, into: network, comm: comm, reporter: reporter)
+                    try Restore.load(path, manifest: manifest, into: network, comm: comm, reporter: reporter)
                     for first in stride(from: 0, to: count[0], by: batch) {
                         let n = min(batch, count[0] - first)
                         if comm.rank == 0 {

@@ -12,6 +12,9 @@ enum Restore {
             do {
                 let found = try Checkpoint.resolve(path)
                 for why in found.skipped { reporter.say("note: skipped a damaged checkpoint: \(why)") }
+                if found.manifest.checksum == nil {
+                    reporter.say("note: \(found.path)/\(Checkpoint.manifestName) was written before manifests carried a checksum of their own; its values were range-checked, its tower files checked against their CRC-32s")
+                }
                 if let classes, found.manifest.classes != classes {
                     throw TrainingError("\(found.path) was trained on \(found.manifest.classes) classes, but this data set has \(classes); pass the --data it was trained on")
                 }
@@ -44,9 +47,9 @@ enum Restore {
     }
 
     /// Every rank loads its towers; any failure ends every rank.
-    static func load(_ path: String, into network: Network, comm: Communicator, reporter: Reporter) throws {
+    static func load(_ path: String, manifest: CheckpointManifest, into network: Network, comm: Communicator, reporter: Reporter) throws {
         var failed = 0.0
-        do { try Checkpoint.load(path, into: network) } catch {
+        do { try Checkpoint.load(path, manifest: manifest, into: network) } catch {
             fputs("error: \(error)\n", stderr)
             failed = 1
         }

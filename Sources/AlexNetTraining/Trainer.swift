@@ -172,7 +172,7 @@ public enum Trainer {
         var schedule = options.initialSchedule
         var (firstEpoch, firstStep) = (1, 0)
         if let restored {
-            try Restore.load(restored.path, into: network, comm: comm, reporter: reporter)
+            try Restore.load(restored.path, manifest: restored.manifest, into: network, comm: comm, reporter: reporter)
             let m = restored.manifest
             schedule = m.learningRateSchedule
             result.steps = m.step

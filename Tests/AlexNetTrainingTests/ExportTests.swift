@@ -97,7 +97,7 @@ final class ExportTests: XCTestCase {
         let group = InProcessGroup(size: 2)
         let towers = try (0..<2).map { try Network(plan: plan, communicator: group.communicator(rank: $0), maxBatch: n, seed: 1) }
         for tower in towers {
-            try Checkpoint.load(checkpoint, into: tower)
+            try Checkpoint.load(checkpoint, manifest: model.manifest, into: tower)
             tower.input.pointer.update(from: pixels, count: pixels.count)
         }
         group.run { towers[$0.rank].forward(batch: n, context: StepContext(training: false, step: 0, seed: 1)) }
