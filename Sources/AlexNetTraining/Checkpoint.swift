@@ -165,7 +165,8 @@ public enum Checkpoint {
         }
     }
 
-    static func crc(_ data: Data) -> UInt32 {
+    /// The CRC-32 (zlib's) the manifest keeps for every file.
+    public static func crc(_ data: Data) -> UInt32 {
         data.withUnsafeBytes { UInt32(crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count))) }
     }
 

@@ -91,7 +91,7 @@ public struct InputStatistics: @unchecked Sendable {
     }
 
     /// The file that holds `photo`, or nil for `resize` (whose two numbers go in the manifest).
-    func encoded() -> Data? {
+    public func encoded() -> Data? {
         guard let p = photo else { return nil }
         return SafeTensors.encode([
             SafeTensors.Tensor(name: "mean", shape: [p.channels, p.size, p.size], values: p.mean),
@@ -104,7 +104,7 @@ public struct InputStatistics: @unchecked Sendable {
     /// Reads what `encoded()` wrote, checking that it is statistics of `layout`'s stored images
     /// (when known): a mean of [channels, size, size], a positive scale, `channels` eigenvalues
     /// and a square of eigenvectors, all finite.
-    static func decode(_ data: Data, source: String, layout: DataLayout? = nil) throws -> PhotoStatistics {
+    public static func decode(_ data: Data, source: String, layout: DataLayout? = nil) throws -> PhotoStatistics {
         let file = try SafeTensors.decode(data, source: source)
         let tensors = Dictionary(file.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         func refuse(_ why: String) -> TrainingError { TrainingError("\(source) is not a statistics file of this checkpoint: \(why); use another checkpoint") }

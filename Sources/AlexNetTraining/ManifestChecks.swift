@@ -27,7 +27,7 @@ extension CheckpointManifest {
     }
 
     /// The manifest with its checksum set, as `save` writes it.
-    func sealed() throws -> CheckpointManifest {
+    public func sealed() throws -> CheckpointManifest {
         var manifest = self
         manifest.checksum = try computedChecksum()
         return manifest
