@@ -1,3 +1,4 @@
+import AlexNetData
 @testable import AlexNetTraining
 import Foundation
 
