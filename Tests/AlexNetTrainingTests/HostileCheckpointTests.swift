@@ -82,12 +82,16 @@ final class HostileCheckpointTests: XCTestCase {
             try writeManifest(object, to: path)
             expectRefused(path, ["manifest.json"] + c.words)
         }
-        var schedule = try XCTUnwrap(original["schedule"] as? [String: Any])
-        schedule["rate"] = -1
-        var object = original
-        object["schedule"] = schedule
-        try writeManifest(object, to: path)
-        expectRefused(path, ["schedule.rate must be a positive number (got -1.0)"])
+        // JSON has no NaN: a rate past Float's range is the nearest a file gets to a non-finite
+        // one, and Foundation's decoder refuses it (calling it "not valid JSON").
+        for (rate, words) in [(-1.0, "schedule.rate must be a positive number (got -1.0)"), (1e39, "manifest.json is damaged")] {
+            var schedule = try XCTUnwrap(original["schedule"] as? [String: Any])
+            schedule["rate"] = rate
+            var object = original
+            object["schedule"] = schedule
+            try writeManifest(object, to: path)
+            expectRefused(path, ["manifest.json", words])
+        }
     }
 
     func testTheCommandLineAndTheManifestShareOneRule() {
