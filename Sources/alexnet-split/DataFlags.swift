@@ -42,11 +42,8 @@ struct DataFlags: ParsableArguments {
     var noPrefetch = false
 
     func validate() throws {
-        if let valFraction, !(valFraction > 0 && valFraction < 1) {
-            throw ValidationError("--val-fraction must be between 0 and 1, e.g. 0.1 (got \(valFraction))")
-        }
-        if let imageSize, imageSize < 1 { throw ValidationError("--image-size must be positive (got \(imageSize))") }
-        guard colourNoise.isFinite, colourNoise >= 0 else { throw ValidationError("--colour-noise must be 0 or more (got \(colourNoise))") }
+        // The ranges are shared with the checkpoint manifest's reader (SettingRules).
+        if let problem = SettingRules.problem(in: settings) { throw ValidationError(problem.forCommandLine) }
     }
 
     var settings: DataSettings {

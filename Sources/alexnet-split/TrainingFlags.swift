@@ -72,24 +72,12 @@ struct TrainingFlags: ParsableArguments {
     var replicas: Int?
 
     func validate() throws {
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
-        guard lrPatience >= 1 else { throw ValidationError("--lr-patience must be at least 1 (got \(lrPatience))") }
-        guard lrStepEpochs >= 1 else { throw ValidationError("--lr-step-epochs must be at least 1 (got \(lrStepEpochs))") }
-        guard lrFactor.isFinite, lrFactor > 0, lrFactor <= 1 else { throw ValidationError("--lr-factor must be in (0, 1] (got \(lrFactor))") }
-        guard lrMin.isFinite, lrMin >= 0 else { throw ValidationError("--lr-min must be 0 or more (got \(lrMin))") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
-        guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number (got \(lr))") }
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be 0 or more (got \(weightDecay))") }
-        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1 (got \(logEvery))") }
+        // The ranges are shared with the checkpoint manifest's reader (SettingRules).
+        if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
         guard collectiveTimeout.isFinite, collectiveTimeout >= 0 else {
             throw ValidationError("--collective-timeout must be a number of seconds, or 0 for no limit (got \(collectiveTimeout))")
         }
-        for (name, value) in [("--train-limit", trainLimit), ("--test-limit", testLimit)] {
-            if let value, value < 1 { throw ValidationError("\(name) must be at least 1 (got \(value))") }
-        }
         if let replicas {
-            guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
             guard replicas == 1 || modelOptions.model.towers > 1 else {
                 throw ValidationError("--replicas applies to the split model; the \(modelOptions.model.rawValue) model runs on one rank")
             }
