@@ -51,12 +51,12 @@ public struct ShardManifest: Codable, Sendable, Equatable {
 }
 
 /// One photo in a shard's index: 24 bytes, little-endian, then the source path.
-struct ShardRecord: Equatable {
-    var offset: UInt64
-    var length: UInt32
-    var label: UInt32
-    var crc32: UInt32
-    var path: String
+public struct ShardRecord: Equatable, Sendable {
+    public var offset: UInt64
+    public var length: UInt32
+    public var label: UInt32
+    public var crc32: UInt32
+    public var path: String
 
     static let fixedBytes = 24
     static let maxPathBytes = 4096
@@ -70,7 +70,7 @@ struct ShardRecord: Equatable {
 
     /// Reads every record of an index, checking each size against `shardBytes`, `classes` and
     /// the bytes that remain before it is used.
-    static func parse(_ bytes: [UInt8], shardBytes: Int, classes: Int, maxPhotoBytes: Int, source: String) throws -> [ShardRecord] {
+    public static func parse(_ bytes: [UInt8], shardBytes: Int, classes: Int, maxPhotoBytes: Int, source: String) throws -> [ShardRecord] {
         var records: [ShardRecord] = []
         var at = 0
         func word32(_ offset: Int) -> UInt32 { bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) } }

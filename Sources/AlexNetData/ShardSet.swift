@@ -17,7 +17,7 @@ public final class ShardSet: Sendable {
     }
 
     /// Whether `directory` holds a `prepare` that has not finished.
-    static func isUnfinished(_ directory: String) -> Bool {
+    public static func isUnfinished(_ directory: String) -> Bool {
         !isShardSet(directory) && FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(ShardManifest.stateName))
     }
 
