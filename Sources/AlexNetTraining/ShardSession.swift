@@ -29,9 +29,9 @@ enum ShardSession {
             reporter.say("data: \(what), decoded into memory (\(megabytes(bytes)), within the \(megabytes(limit)) held in memory)")
             return (TrainingImages(try shards.load(trainLimit: trainLimit, testLimit: testLimit), pixelSums: shards.pixelSums), layout)
         }
-        reporter.say("data: \(what), streamed (\(megabytes(bytes)) decoded, more than the \(megabytes(limit)) held in memory): a read-ahead of \(Images.window(maxBatch: 128)) photos at batch 128, decoded by \(ProcessInfo.processInfo.activeProcessorCount) threads")
+        reporter.say("data: \(what), streamed (\(megabytes(bytes)) decoded, more than the \(megabytes(limit)) held in memory): a read-ahead of 3 batches (at least \(Images.window(maxBatch: 1)) photos) decoded by \(ProcessInfo.processInfo.activeProcessorCount) threads")
         return (TrainingImages(streaming: shards, trainLimit: trainLimit, testLimit: testLimit), layout)
     }
 
-    static func megabytes(_ bytes: Int) -> String { "\(bytes >> 20) MB" }
+    static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1048576) }
 }

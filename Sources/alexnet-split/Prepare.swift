@@ -93,6 +93,11 @@ struct PrepareCommand: ParsableCommand {
                      output, train, val, m.classNames.count, m.imageSize, m.encoding == .raw ? "raw" : "JPEG q\(m.quality)", summary.bytesPerPhoto))
         print(String(format: "%d photos in %.1f s: %.0f photos/s, %.0f photos/s per core on %d threads", summary.photosThisRun,
                      summary.seconds, rate, rate / Double(summary.threads), summary.threads))
+        // On a shared machine the wall clock undercounts a core's rate; CPU time does not.
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
+        print(String(format: "%.0f photos per CPU-second (%.1f s of CPU time)", Double(summary.photosThisRun) / max(cpu, 1e-9), cpu))
         if !m.skipped.isEmpty {
             print("skipped \(m.skipped.count) unreadable image(s) (--skip-bad-images):")
             for why in m.skipped.prefix(20) { print("  \(why)") }
