@@ -24,17 +24,21 @@ mkdir -p "$work"
 [ -f "$work/photos-$small/LOC_val_solution.csv" ] ||
     python3 "$here/benchmarks/make_fake_imagenet.py" "$work/photos-$small" --train "$small" --val 500 --classes 10
 if [ ! -f "$work/photos-$large/LOC_val_solution.csv" ]; then
-    copies=$(( (large + small - 1) / small ))
     rm -rf "$work/photos-$large"
-    mkdir -p "$work/photos-$large/train"
-    cp -al "$work/photos-$small/val" "$work/photos-$large/val"
-    for folder in "$work/photos-$small/train"/*/; do
-        synset=$(basename "$folder")
-        mkdir -p "$work/photos-$large/train/$synset"
-        for k in $(seq 1 "$copies"); do
-            for photo in "$folder"*.JPEG; do ln "$photo" "$work/photos-$large/train/$synset/copy${k}_$(basename "$photo")"; done
-        done
-    done
+    python3 - "$work/photos-$small" "$work/photos-$large" "$large" <<'PY'
+import os, shutil, sys
+small, large, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+shutil.copytree(os.path.join(small, "val"), os.path.join(large, "val"), copy_function=os.link)
+synsets = sorted(os.listdir(os.path.join(small, "train")))
+photos = {s: sorted(os.listdir(os.path.join(small, "train", s))) for s in synsets}
+total = sum(len(p) for p in photos.values())
+for s in synsets:
+    os.makedirs(os.path.join(large, "train", s))
+    want = count * len(photos[s]) // total
+    for k in range(want):
+        name = photos[s][k % len(photos[s])]
+        os.link(os.path.join(small, "train", s, name), os.path.join(large, "train", s, f"copy{k // len(photos[s])}_{name}"))
+PY
     cp "$work/photos-$small"/*.txt "$work/photos-$small"/*.csv "$work/photos-$large/"
 fi
 

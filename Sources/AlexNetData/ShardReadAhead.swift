@@ -23,8 +23,9 @@ public final class ShardReadAhead: @unchecked Sendable {
     private var generation = 0
     private var stopping = false
     private var workers: [Thread] = []
+    private var mostHeld = 0
     /// The most photos ever held at once, for tests of the bound.
-    public private(set) var peakHeld = 0
+    public var peakHeld: Int { lock.withLock { mostHeld } }
 
     public init(split: ShardSplit, window: Int, threads: Int) {
         precondition(window >= 1)
@@ -77,7 +78,7 @@ public final class ShardReadAhead: @unchecked Sendable {
             let (position, index, claimed) = (next, order[next], generation)
             next += 1
             inFlight[position, default: 0] += 1
-            peakHeld = max(peakHeld, held)
+            mostHeld = max(mostHeld, held)
             lock.unlock()
             let result = Result { try split.pixels(index) }
             lock.lock()
