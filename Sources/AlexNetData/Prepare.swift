@@ -133,6 +133,10 @@ public final class Prepare: @unchecked Sendable {
         } else if !isDirectory.boolValue {
             throw DataError("\(options.output) is a file: give prepare a new or empty folder")
         }
+        let source = URL(fileURLWithPath: options.source).standardizedFileURL.path, output = URL(fileURLWithPath: options.output).standardizedFileURL.path
+        if output == source || output.hasPrefix(source + "/") {
+            throw DataError("\(options.output) lies inside \(options.source), where it would be read as photos: write the shards elsewhere")
+        }
         let other = "holds another data set (a different source, S, encoding or shard size): choose a new folder, or remove it"
         if ShardSet.isShardSet(options.output) {
             let manifest = try ShardSet(directory: options.output).manifest
@@ -143,6 +147,10 @@ public final class Prepare: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: statePath) {
             try loadState(statePath)
             guard state.fingerprint == fingerprint else { throw DataError("\(options.output) \(other)") }
+            // Files a stopped run was writing when it stopped.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: options.output)) ?? [] where name.contains(".tmp-") {
+                unlink(out.appendingPathComponent(name))
+            }
         } else {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: options.output)) ?? []
             guard entries.filter({ !$0.hasPrefix(".") }).isEmpty else {

@@ -43,7 +43,7 @@ enum BenchmarkData {
         var random = KeyedRandom(7, 0x4C4F_4144)  // "LOAD"
         readAhead.restart(order: random.permutation(shards.train.count))
         let start = monotonicSeconds()
-        for b in 0..<batches { _ = Images.orStop { try readAhead.take((b * n)..<((b + 1) * n)) } }
+        for b in 0..<batches { _ = CoordinatorImages.orStop { try readAhead.take((b * n)..<((b + 1) * n)) } }
         return Double(batches * n) / (monotonicSeconds() - start)
     }
 

@@ -3,10 +3,10 @@ import AlexNetData
 
 /// Rank 0's data side: it owns the data set, shuffles it with the seed, and assembles each
 /// batch into the network's input (preprocessing and augmentation) before it is broadcast.
-/// Images come from memory, or from shards through a bounded read-ahead (`Images`).
+/// Images come from memory, or from shards through a bounded read-ahead (`CoordinatorImages`).
 final class Coordinator {
     let data: TrainingImages
-    private let images: Images
+    private let images: CoordinatorImages
     private let input: Shape
     private let seed: UInt64
     private let pipeline: Pipeline
@@ -30,7 +30,7 @@ final class Coordinator {
     init(data: TrainingImages, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
          restored: InputStatistics? = nil, maxBatch: Int = 0) {
         self.data = data
-        images = Images(data, maxBatch: maxBatch)
+        images = CoordinatorImages(data, maxBatch: maxBatch)
         self.input = input
         self.seed = seed
         switch layout.preprocessing {

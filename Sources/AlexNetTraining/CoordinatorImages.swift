@@ -3,7 +3,7 @@ import Foundation
 
 /// Where the coordinator's images are: in memory, or in shards read ahead by worker threads.
 /// Either way it hands out `LabeledImages` and the positions in them to assemble.
-final class Images: @unchecked Sendable {
+final class CoordinatorImages: @unchecked Sendable {
     /// The in-memory splits (nil when streaming).
     let memoryTrain: LabeledImages?
     private let memoryTest: LabeledImages?

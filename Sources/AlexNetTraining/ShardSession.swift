@@ -29,7 +29,7 @@ enum ShardSession {
             reporter.say("data: \(what), decoded into memory (\(megabytes(bytes)), within the \(megabytes(limit)) held in memory)")
             return (TrainingImages(try shards.load(trainLimit: trainLimit, testLimit: testLimit), pixelSums: shards.pixelSums), layout)
         }
-        reporter.say("data: \(what), streamed (\(megabytes(bytes)) decoded, more than the \(megabytes(limit)) held in memory): a read-ahead of 3 batches (at least \(Images.window(maxBatch: 1)) photos) decoded by \(ProcessInfo.processInfo.activeProcessorCount) threads")
+        reporter.say("data: \(what), streamed (\(megabytes(bytes)) decoded, more than the \(megabytes(limit)) held in memory): a read-ahead of 3 batches (at least \(CoordinatorImages.window(maxBatch: 1)) photos) decoded by \(ProcessInfo.processInfo.activeProcessorCount) threads")
         return (TrainingImages(streaming: shards, trainLimit: trainLimit, testLimit: testLimit), layout)
     }
 

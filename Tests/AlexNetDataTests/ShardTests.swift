@@ -147,6 +147,7 @@ final class ShardTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: "\(root)/busy", withIntermediateDirectories: true)
         try Data().write(to: URL(fileURLWithPath: "\(root)/busy/notes.txt"))
         XCTAssertThrowsError(try prepare(source, "\(root)/busy")) { XCTAssertTrue("\($0)".contains("is not empty"), "\($0)") }
+        XCTAssertThrowsError(try prepare(source, "\(source)/train/shards")) { XCTAssertTrue("\($0)".contains("lies inside"), "\($0)") }
     }
 
     /// ILSVRC-2012's validation folder: flat, labelled by the devkit's ground truth (with its
