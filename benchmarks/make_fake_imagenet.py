@@ -3,8 +3,8 @@
 
 The photographs bundled with scikit-image and scikit-learn (`pip install scikit-image
 scikit-learn pillow`) become the classes, named as synsets (n00000001, ...). Each image is a
-crop of 300 to 500 pixels a side (the size of an ImageNet photo) at a random place, maybe
-mirrored, saved as JPEG. Training crops come from the left 60% of each photograph, validation
+crop of 300 to 500 pixels a side (the size of an ImageNet photo; less where a photograph is
+smaller) at a random place, maybe mirrored, saved as JPEG. Training crops come from the left 60% of each photograph, validation
 crops from the right 40%.
 
     python3 benchmarks/make_fake_imagenet.py OUT --train 1000 [--val 50] [--classes 10] [--jobs 2]
