@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// What `alexnet-split prepare` is asked to do.
@@ -85,7 +86,7 @@ public final class Prepare: @unchecked Sendable {
         let resumedPhotos = jobs.filter { state.done[$0.name] != nil }.reduce(0) { $0 + $1.items.count }
         if resumedPhotos > 0 { progress("resuming: \(jobs.count - pending.count) of \(jobs.count) shards (\(resumedPhotos) photos) were written by an earlier run") }
         total = pending.reduce(0) { $0 + $1.items.count }
-        started = monotonicNow()
+        started = monotonicSeconds()
         let threads = max(1, min(options.threads, pending.count))
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
             for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ failure == nil }) {
@@ -93,7 +94,7 @@ public final class Prepare: @unchecked Sendable {
             }
         }
         if let failure { throw failure }
-        let seconds = monotonicNow() - started
+        let seconds = monotonicSeconds() - started
         return try finish(manifest, jobs: jobs, seconds: seconds, threads: options.threads)
     }
 
@@ -225,7 +226,7 @@ public final class Prepare: @unchecked Sendable {
     private func photoWritten() {
         lock.withLock {
             written += 1
-            let now = monotonicNow()
+            let now = monotonicSeconds()
             guard now - lastReport >= 2 || written == total else { return }
             lastReport = now
             let rate = Double(written) / max(now - started, 1e-9)
@@ -252,12 +253,6 @@ public final class Prepare: @unchecked Sendable {
         return PrepareSummary(manifest: manifest, photosThisRun: written, seconds: seconds, threads: threads,
                               bytesPerPhoto: Double(bytes) / Double(max(photos, 1)), alreadyDone: false)
     }
-}
-
-func monotonicNow() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }
 
 /// "42 s", "3 min 5 s", "2 h 10 min".
