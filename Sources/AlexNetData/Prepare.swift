@@ -118,7 +118,11 @@ public final class Prepare: @unchecked Sendable {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         func mix(_ text: String) { for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 } }
         mix("S\(options.imageSize) \(options.encoding.rawValue) q\(options.quality) per\(options.photosPerShard) classes \(classNames.joined(separator: ","))\n")
-        for (split, items) in [("train", train), ("val", val)] { for item in items { mix("\(split) \(item.label) \(item.path)\n") } }
+        // Paths relative to the source, so that the same folder given by another path (or moved) resumes.
+        let prefix = (options.source as NSString).appendingPathComponent("x").dropLast()
+        for (split, items) in [("train", train), ("val", val)] {
+            for item in items { mix("\(split) \(item.label) \(item.path.hasPrefix(prefix) ? item.path.dropFirst(prefix.count) : item.path[...])\n") }
+        }
         return (jobs(train, split: "train") + jobs(val, split: "val"), classNames, String(format: "%016llx", hash))
     }
 

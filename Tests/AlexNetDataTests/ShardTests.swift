@@ -125,7 +125,7 @@ final class ShardTests: XCTestCase {
         XCTAssertTrue(ShardSet.isUnfinished("\(root)/resumed"))
         XCTAssertThrowsError(try DataFormat.detect("\(root)/resumed")) { XCTAssertTrue("\($0)".contains("has not finished"), "\($0)") }
         try good.write(to: URL(fileURLWithPath: victim))
-        let resumed = try prepare(source, "\(root)/resumed", threads: 1)
+        let resumed = try prepare(source + "/", "\(root)/resumed", threads: 1)  // the same folder, written another way
         XCTAssertEqual(resumed.photosThisRun, 2 + 8, "only the last training shard (2 photos) and the validation shards are written again")
         for name in ["statistics.bin", "dataset.json", "train-00000.shard", "train-00003.shard", "train-00003.index", "val-00001.shard"] {
             XCTAssertEqual(FileManager.default.contents(atPath: "\(root)/whole/\(name)"), FileManager.default.contents(atPath: "\(root)/resumed/\(name)"), name)
