@@ -15,8 +15,8 @@ public final class Network {
     public let input: Buffer
     /// The batch's labels, `maxBatch` long.
     public var labels: [Int32]
-    private let outputs: [Buffer]
-    private let gradients: [Buffer]
+    let outputs: [Buffer]
+    let gradients: [Buffer]
     /// Every trainable tensor of this rank, in stage order.
     public let parameters: [Parameter]
     /// Time spent in each stage, for `bench`.
