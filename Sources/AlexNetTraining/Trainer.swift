@@ -152,6 +152,8 @@ public enum Trainer {
             reporter.fail("\(error)")
             throw TrainingError.reported(exitCode: 2)
         }
+        let convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm,
+                                                             stored: restored?.manifest.convolutionAlgorithms, world: comm, reporter: reporter)
         let coordinator = session.data.map {
             Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: options.data, seed: options.seed,
                         restored: restored.flatMap { try? Checkpoint.statistics($0.path, manifest: $0.manifest) },
@@ -191,7 +193,7 @@ public enum Trainer {
         /// A checkpoint of where training stands: the next step is `stepInEpoch` of `epoch`.
         func checkpoint(epoch: Int, stepInEpoch: Int) throws {
             guard options.checkpoints else { return }
-            let manifest = CheckpointManifest(
+            var manifest = CheckpointManifest(
                 preset: options.preset.rawValue, model: plan.model.rawValue, classes: plan.classes, towers: plan.towers,
                 seed: options.seed, batchSize: options.batchSize, epochs: options.epochs, momentum: options.momentum,
                 weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
@@ -199,6 +201,7 @@ public enum Trainer {
                 pixelMean: coordinator?.statistics.normalization?.mean, pixelStd: coordinator?.statistics.normalization?.std,
                 classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
                 testLimit: options.testLimit, trainImages: session.trainCount, dataSettings: options.data, dataLayout: session.layout)
+            manifest.convolutionAlgorithms = convolutionPlan
             // Twins hold the same weights: replica 0's pair writes the tower files.
             let path = try replicas.onFirstReplica {
                 try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,

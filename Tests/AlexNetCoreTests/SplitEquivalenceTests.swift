@@ -21,11 +21,30 @@ final class SplitEquivalenceTests: XCTestCase {
     }
 
     func testSplitOverTwoRanksEqualsGroupedReference() throws {
+        try assertSplitEqualsGroupedReference(.gemm)
+    }
+
+    /// The same under Winograd (F(2x2) and F(4x4) on every stride-1 layer): each tower's
+    /// convolution is the reference's group, computed by the same transforms.
+    func testSplitEqualsGroupedReferenceUnderWinograd() throws {
+        try assertSplitEqualsGroupedReference(.winograd)
+        try assertSplitEqualsGroupedReference(.winograd4x4)
+    }
+
+    /// A network of `plan` on `communicator`, its convolutions on `request`'s algorithms.
+    func network(_ plan: NetworkPlan, _ communicator: Communicator, _ request: ConvolutionAlgorithmRequest) throws -> Network {
+        let network = try Network(plan: plan, communicator: communicator, maxBatch: n, seed: seed)
+        try network.use(network.fixedPlan(request))
+        return network
+    }
+
+    func assertSplitEqualsGroupedReference(_ request: ConvolutionAlgorithmRequest) throws {
         let spec = Preset.tiny.spec(classes: 4)
         let plan = try NetworkPlan(spec: spec, model: .split)
-        let reference = try Network(plan: plan, communicator: SingleProcessCommunicator(), maxBatch: n, seed: seed)
+        let reference = try network(plan, SingleProcessCommunicator(), request)
         let group = InProcessGroup(size: 2)
-        let towers = try (0..<2).map { try Network(plan: plan, communicator: group.communicator(rank: $0), maxBatch: n, seed: seed) }
+        let towers = try (0..<2).map { try network(plan, group.communicator(rank: $0), request) }
+        XCTAssertEqual(reference.convolutions.filter { $0.algorithms.forward != .gemm }.count, request == .gemm ? 0 : 4, "\(request)")
         XCTAssertTrue(reference.stages.contains { ($0 as? Convolution)?.groups == 2 }, "the reference must use grouped convolutions")
         XCTAssertFalse(reference.stages.contains { $0 is CrossTowerGather }, "the reference must not communicate")
         XCTAssertEqual(towers[0].stages.filter { $0 is CrossTowerGather }.count, 5)  // conv3, fc6, fc7, fc8 inputs and the logits
@@ -70,9 +89,17 @@ final class SplitEquivalenceTests: XCTestCase {
     /// quotient; such a coordinate shows itself by giving different quotients at two step sizes,
     /// and is skipped. Every other coordinate must match.
     func testReferenceNetworkGradientMatchesFiniteDifferences() throws {
+        try assertReferenceGradientMatchesFiniteDifferences(.gemm)
+    }
+
+    func testReferenceNetworkGradientMatchesFiniteDifferencesUnderWinograd() throws {
+        try assertReferenceGradientMatchesFiniteDifferences(.winograd)
+        try assertReferenceGradientMatchesFiniteDifferences(.winograd4x4)
+    }
+
+    func assertReferenceGradientMatchesFiniteDifferences(_ request: ConvolutionAlgorithmRequest) throws {
         let spec = Preset.tiny.spec(classes: 4)
-        let network = try Network(plan: NetworkPlan(spec: spec, model: .split), communicator: SingleProcessCommunicator(),
-                                  maxBatch: n, seed: seed)
+        let network = try network(NetworkPlan(spec: spec, model: .split), SingleProcessCommunicator(), request)
         let (pixels, labels) = batch(step: 0, spec: spec)
         load(network, pixels, labels)
         let context = StepContext(training: true, step: 5, seed: seed)
@@ -95,7 +122,7 @@ final class SplitEquivalenceTests: XCTestCase {
                     continue
                 }
                 checked += 1
-                XCTAssertEqual(Double(analytic[i]), fine, accuracy: 3e-2 * scale, "\(parameter.name)[\(i)]")
+                XCTAssertEqual(Double(analytic[i]), fine, accuracy: 3e-2 * scale, "\(request) \(parameter.name)[\(i)]")
             }
         }
         XCTAssertLessThanOrEqual(skipped, (checked + skipped) / 3, "too many coordinates sit on a kink to judge")
