@@ -5,18 +5,21 @@ import CBLAS
 ///
 /// - input: each channel plane is cut into overlapping `alpha x alpha` tiles (an im2col with
 ///   kernel `alpha` and stride `m`; padding and the ragged last tiles read as zero), and the
-///   tiles are transformed by `Bᵀ ⊗ Bᵀ`: `V[c][xi][t]`, `xi` the `alpha²` tile positions, `t` the
+///   tiles are transformed, `Bᵀ d B`: `V[c][xi][t]`, `xi` the `alpha²` tile positions, `t` the
 ///   tiles of all images;
 /// - filter: `U[xi][o][c] = (G ⊗ G) w[o][c]`;
 /// - product: for each tile position `xi`, one GEMM `M[o][xi][·] = U[xi] V[·][xi][·]`: `alpha²`
 ///   GEMMs of `[O, C] x [C, tiles]` replace the direct method's one of `[O, C r²] x [C r², pixels]`;
-/// - output: `Aᵀ ⊗ Aᵀ` turns each `M[o][·][t]` into an `m x m` output tile, cropped at the edge.
+/// - output: `Aᵀ M A` turns each `M[o][·][t]` into an `m x m` output tile, cropped at the edge.
 ///
 /// The backward passes are the exact adjoints of these steps (so the gradients are those of the
-/// function the forward pass computes): the output gradient's tiles transformed by `A ⊗ A` give
+/// function the forward pass computes): the output gradient's tiles transformed, `A dy Aᵀ`, give
 /// `dM`; `dU[xi] = dM[xi] V[xi]ᵀ` folded back by `Gᵀ ⊗ Gᵀ` is the weight gradient; `dV[xi] =
-/// U[xi]ᵀ dM[xi]` folded back by `B ⊗ B` and added onto the overlapping input tiles is the
+/// U[xi]ᵀ dM[xi]` folded back, `B dV Bᵀ`, and added onto the overlapping input tiles is the
 /// input gradient.
+///
+/// Each two-sided tile transform `L X Lᵀ` is applied one axis at a time (`sandwich`): `2 alpha³`
+/// multiply-adds per tile instead of the `alpha⁴` of one product with `L ⊗ L`.
 final class WinogradConvolution {
     let transform: WinogradTransform
     private let channels: Int, outputs: Int, groups: Int
@@ -33,7 +36,7 @@ final class WinogradConvolution {
     private let transformedFilter: Buffer
     private let transformedFilterGradient: Buffer
     /// Holds the product `M` (or `dM`) of one group, `[O/groups][alpha²][tiles]`, then one
-    /// plane's staging `[alpha²][tiles]`.
+    /// plane's staging `[alpha²][tiles]`, then the half-transformed tiles `[alpha²][tiles]`.
     private let scratch: Scratch
     private let maxTiles: Int
 
@@ -60,7 +63,7 @@ final class WinogradConvolution {
         transformedFilter = Buffer(count: area * output.channels * channels)
         transformedFilterGradient = Buffer(count: area * output.channels * channels)
         self.scratch = scratch
-        scratch.reserve((outputs + 1) * area * maxTiles)
+        scratch.reserve((outputs + 2) * area * maxTiles)
     }
 
     /// Floats this engine keeps for its whole life (for memory reports).
@@ -84,8 +87,7 @@ final class WinogradConvolution {
                 let plane = y + (g * outputs + o) * n * outputPlane
                 plane.update(repeating: bias[g * outputs + o], count: n * outputPlane)
                 let staging = product + outputs * area * tiles
-                gemm(false, false, transform.outputTile * transform.outputTile, tiles, area, transform.output, area,
-                     product + o * area * tiles, tiles, 0, staging, tiles)
+                sandwich(transform.output, rows: transform.outputTile, transposed: false, product + o * area * tiles, into: staging, tiles: tiles)
                 outputTiles.col2im(staging, batch: n, images: 0..<n, into: plane)
             }
         }
@@ -103,8 +105,8 @@ final class WinogradConvolution {
         let staging = scratch.pointer + outputs * area * tiles
         for c in 0..<channels {
             inputTiles.im2col(x + (g * channels + c) * n * inputPlane, batch: n, images: 0..<n, into: staging)
-            gemm(false, false, area, tiles, area, transform.input, area, staging, tiles, 0,
-                 transformedInputOf(g, tiles: tiles) + c * area * tiles, tiles)
+            sandwich(transform.input, rows: transform.inputTile, transposed: false, staging,
+                     into: transformedInputOf(g, tiles: tiles) + c * area * tiles, tiles: tiles)
         }
     }
 
@@ -144,11 +146,11 @@ final class WinogradConvolution {
 
     /// `dM[o] = (Aᵀ ⊗ Aᵀ)ᵀ tiles(dy[o])` into the product area of the scratch.
     private func transformOutputGradient(_ dy: UnsafePointer<Float>, group g: Int, batch n: Int) {
-        let tiles = n * tilesPerImage, area = area, m2 = transform.outputTile * transform.outputTile
+        let tiles = n * tilesPerImage, area = area
         let product = scratch.pointer, staging = product + outputs * area * tiles
         for o in 0..<outputs {
             outputTiles.im2col(dy + (g * outputs + o) * n * outputPlane, batch: n, images: 0..<n, into: staging)
-            gemm(true, false, area, tiles, m2, transform.output, area, staging, tiles, 0, product + o * area * tiles, tiles)
+            sandwich(transform.output, rows: transform.inputTile, transposed: true, staging, into: product + o * area * tiles, tiles: tiles)
         }
     }
 
@@ -171,9 +173,25 @@ final class WinogradConvolution {
         }
         let staging = scratch.pointer + outputs * area * tiles
         for c in 0..<channels {
-            gemm(true, false, area, tiles, area, transform.input, area, dv + c * area * tiles, tiles, 0, staging, tiles)
+            sandwich(transform.input, rows: transform.inputTile, transposed: true, dv + c * area * tiles, into: staging, tiles: tiles)
             inputTiles.col2im(staging, batch: n, images: 0..<n, into: dx + (g * channels + c) * n * inputPlane)
         }
+    }
+}
+
+extension WinogradConvolution {
+    /// `out[p][q][·] = Σ L[p][i] L[q][j] x[i][j][·]` over a block of tiles, `x` `[k][k][tiles]`,
+    /// `out` `[rows][rows][tiles]`, where `L` is `[rows, k]` (or, `transposed`, stored `[k, rows]`).
+    /// First along `j`, one small product per `i`, into the scratch's last area; then along `i`,
+    /// one product for the whole block.
+    fileprivate func sandwich(_ l: [Float], rows: Int, transposed: Bool, _ x: UnsafePointer<Float>,
+                              into out: UnsafeMutablePointer<Float>, tiles: Int) {
+        let k = l.count / rows, lda = transposed ? rows : k
+        let half = scratch.pointer + (outputs + 1) * area * tiles
+        for i in 0..<k {
+            gemm(transposed, false, rows, tiles, k, l, lda, x + i * k * tiles, tiles, 0, half + i * rows * tiles, tiles)
+        }
+        gemm(transposed, false, rows, rows * tiles, k, l, lda, half, rows * tiles, 0, out, rows * tiles)
     }
 }
 

@@ -4,9 +4,9 @@
 ///
 /// In one dimension, `m` outputs of an `r`-tap correlation of an `alpha = m + r - 1` long
 /// input `d` with a filter `g` are `y = Aᵀ [(G g) ⊙ (Bᵀ d)]`: `alpha` multiplications instead of
-/// `m * r`. In two dimensions the transforms act on both axes of a tile, which is the Kronecker
-/// product of each matrix with itself; those products are what this type holds, so that every
-/// transform of many tiles is one matrix product (`cblas_sgemm`).
+/// `m * r`. In two dimensions the transforms act on both axes of a tile: `Bᵀ d B`, `G g Gᵀ`,
+/// `Aᵀ M A`. The data transforms are applied one axis at a time (`WinogradConvolution`); the
+/// filter's, applied once per step to small data, as one product with `G ⊗ G`.
 public struct WinogradTransform: Sendable {
     /// Outputs per tile side (m) and filter side (r).
     public let outputTile: Int
@@ -14,11 +14,11 @@ public struct WinogradTransform: Sendable {
     /// Input tile side, `m + r - 1`.
     public var inputTile: Int { outputTile + kernel - 1 }
 
-    /// `Bᵀ ⊗ Bᵀ`, `[alpha², alpha²]`: input tile to transformed tile.
+    /// `Bᵀ`, `[alpha, alpha]`: input tile to transformed tile (on each axis).
     let input: [Float]
     /// `G ⊗ G`, `[alpha², r²]`: filter to transformed filter.
     let filter: [Float]
-    /// `Aᵀ ⊗ Aᵀ`, `[m², alpha²]`: transformed product to output tile.
+    /// `Aᵀ`, `[m, alpha]`: transformed product to output tile (on each axis).
     let output: [Float]
 
     /// The points are 0, 1, -1, 2, -2, 1/2, -1/2, ... plus the point at infinity: the small
@@ -31,9 +31,9 @@ public struct WinogradTransform: Sendable {
         let alpha = m + r - 1
         let points = Array([0.0, 1, -1, 2, -2, 0.5, -0.5].prefix(alpha - 1))
         let (at, g, bt) = Self.oneDimensional(points: points, m: m, r: r)
-        input = Self.kronecker(bt, rows: alpha, columns: alpha)
+        input = bt.map { Float($0) }
         filter = Self.kronecker(g, rows: alpha, columns: r)
-        output = Self.kronecker(at, rows: m, columns: alpha)
+        output = at.map { Float($0) }
     }
 
     /// `Aᵀ [m, alpha]`, `G [alpha, r]`, `Bᵀ [alpha, alpha]`, row-major, from `alpha - 1` finite points.
