@@ -16,6 +16,11 @@ public struct ConvolutionPlan: Equatable, Sendable, Codable {
     public struct Entry: Equatable, Sendable, Codable {
         public var layer: String
         public var algorithms: ConvolutionAlgorithms
+
+        public init(layer: String, algorithms: ConvolutionAlgorithms) {
+            self.layer = layer
+            self.algorithms = algorithms
+        }
     }
     public var layers: [Entry]
 

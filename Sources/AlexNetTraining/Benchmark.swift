@@ -70,7 +70,8 @@ public enum Benchmark {
             throw PlanError("--batch-size \(options.batchSize) does not split evenly over \(layout.replicas) replicas: use a multiple of \(layout.replicas)")
         }
         let network = try Network(plan: plan, communicator: layout.pair, maxBatch: options.batchSize / layout.replicas, seed: options.seed)
-        let convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm, stored: nil, world: timed, reporter: nil)
+        let convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm, stored: nil, world: timed, reporter: nil,
+                                                             training: !options.inference)
 
         // Synthetic 28x28 grey images, assembled by the real coordinator path on rank 0.
         var random = KeyedRandom(options.seed, 0xBE)

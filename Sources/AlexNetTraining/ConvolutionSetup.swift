@@ -11,15 +11,16 @@ public enum ConvolutionSetup {
     /// `winograd` wins over it; nil without a stored plan means GEMM. Under
     /// `auto` every rank times its own layers, and rank 0's choice is broadcast on `world`, so
     /// that every rank (and `--simulate` as well as `mpirun`) runs the same algorithms.
+    /// Without `training` (evaluation, inference benchmarks) `auto` times only the forward pass.
     /// Rank 0 prints the plan through `reporter` (when given).
     @discardableResult
     static func configure(_ network: Network, request: ConvolutionAlgorithmRequest?, stored: ConvolutionPlan?,
-                          world: Communicator, reporter: Reporter?) throws -> ConvolutionPlan {
+                          world: Communicator, reporter: Reporter?, training: Bool = true) throws -> ConvolutionPlan {
         let plan: ConvolutionPlan, how: String
         if request == nil || request == .auto, let stored {
             (plan, how) = (stored, "as the checkpoint recorded")
         } else if request == .auto {
-            let mine = network.tuneConvolutions(batch: tuningBatch)
+            let mine = network.tuneConvolutions(batch: tuningBatch, training: training)
             var codes = mine.codes
             world.broadcast(&codes, root: 0)
             guard let chosen = mine.replacing(codes: codes) else { throw PlanError("the ranks disagree on the model's convolutions") }

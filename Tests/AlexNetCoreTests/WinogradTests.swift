@@ -82,6 +82,29 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    func testAutoChoosesAmongWhatEachLayerSupports() throws {
+        let plan = try NetworkPlan(spec: Preset.tiny.spec(classes: 4), model: .split)
+        let network = try Network(plan: plan, communicator: SingleProcessCommunicator(), maxBatch: 4, seed: 1)
+        let before = network.convolutionPlan, weights = network.parameters.map(\.value.array)
+        let training = network.tuneConvolutions(batch: 4)
+        XCTAssertEqual(network.convolutionPlan, before, "timing leaves the network on its plan")
+        XCTAssertEqual(network.parameters.map(\.value.array), weights, "timing leaves the weights alone")
+        XCTAssertEqual(training.layers.map(\.layer), ["conv1", "conv2", "conv3", "conv4", "conv5"])
+        XCTAssertEqual(training.layers[0].algorithms, .gemm, "conv1 has stride 2: GEMM is all it supports")
+        for (entry, conv) in zip(training.layers, network.convolutions) {
+            for algorithm in entry.algorithms.all { XCTAssertTrue(conv.supports(algorithm), "\(entry.layer) \(algorithm)") }
+        }
+        for entry in network.tuneConvolutions(batch: 4, training: false).layers {
+            XCTAssertEqual(entry.algorithms, ConvolutionAlgorithms(entry.algorithms.forward), "inference times the forward pass only")
+        }
+        XCTAssertEqual(before.replacing(codes: training.codes), training, "the broadcast codes carry the plan")
+        XCTAssertNil(before.replacing(codes: [0, 1]), "codes for another model are refused")
+        XCTAssertThrowsError(try network.use(ConvolutionPlan(layers: [.init(layer: "conv1", algorithms: ConvolutionAlgorithms(.winograd2x2))])))
+        var stride2 = training
+        stride2.layers[0].algorithms = ConvolutionAlgorithms(.winograd2x2)
+        XCTAssertThrowsError(try network.use(stride2)) { XCTAssertTrue("\($0)".contains("conv1 cannot run winograd-2x2"), "\($0)") }
+    }
+
     func testWinogradNeedsStrideOne() {
         let conv = Convolution(layerName: "s2", input: Shape(channels: 2, height: 9, width: 9), outputs: 2, kernel: 3, stride: 2,
                                padding: 1, groups: 1, maxBatch: 1, scratch: Scratch())
