@@ -66,9 +66,6 @@ final class WinogradConvolution {
         scratch.reserve((outputs + 2) * area * maxTiles)
     }
 
-    /// Floats this engine keeps for its whole life (for memory reports).
-    var storedFloats: Int { transformedInput.count + 2 * transformedFilter.count }
-
     // MARK: Forward
 
     /// `y = bias + w * x` for a batch of `n` images, `[C, n, H, W]` -> `[O, n, Ho, Wo]`.
