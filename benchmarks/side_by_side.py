@@ -7,10 +7,13 @@ rounds share whatever else the (shared, noisy) machine is doing at the time.
 
     swift build -c release
     pip install 'torch==2.13.0+cpu'          # see benchmarks/pytorch_reference.py
-    python3 benchmarks/side_by_side.py --rounds 3 [--only paper]
+    python3 benchmarks/side_by_side.py --rounds 3 [--only paper] [--conv-algorithm auto]
 
 Ours runs under `mpirun -np 2` with one OpenBLAS thread per rank for the split model, and as
-one process with 2 OpenBLAS threads for one-tower models; PyTorch runs with 2 threads.
+one process with 2 OpenBLAS threads for one-tower models; PyTorch runs with 2 threads. Like
+for like: a split row is set against PyTorch's split model (grouped convolutions, groups=2),
+an unsplit row against PyTorch's unsplit one. Ours uses --conv-algorithm (auto by default:
+each convolution pass on the fastest of GEMM and Winograd, timed at start-up).
 """
 
 import argparse
@@ -29,7 +32,7 @@ if "OPENBLAS_CORETYPE" in os.environ:  # e.g. OPENBLAS_CORETYPE=SKYLAKEX python3
 # (name, our command's arguments, ours under mpirun?, pytorch preset/model, inference?, steps)
 CASES = [
     ("paper split train", ["--preset", "paper", "--model", "split"], True, ("paper", "split"), False, 4),
-    ("d2l split train vs PyTorch d2l unsplit", ["--preset", "d2l", "--model", "split"], True, ("d2l", "unsplit"), False, 4),
+    ("d2l split train", ["--preset", "d2l", "--model", "split"], True, ("d2l", "split"), False, 4),
     ("d2l unsplit train (1 process, 2 threads)", ["--preset", "d2l", "--model", "unsplit", "--one-process"], False, ("d2l", "unsplit"), False, 4),
     ("small split train", ["--preset", "small", "--model", "split"], True, ("small", "split"), False, 30),
     ("paper split inference", ["--preset", "paper", "--model", "split"], True, ("paper", "split"), True, 4),
@@ -42,8 +45,9 @@ def run_json(command):
     return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
 
 
-def ours(arguments, mpi, inference, steps, batch):
-    command = [BINARY, "bench", *arguments, "--batch-size", str(batch), "--steps", str(steps), "--warmup", "1", "--json"]
+def ours(arguments, mpi, inference, steps, batch, algorithm):
+    command = [BINARY, "bench", *arguments, "--batch-size", str(batch), "--steps", str(steps), "--warmup", "1", "--json",
+               "--conv-algorithm", algorithm]
     if inference:
         command.append("--inference")
     report = run_json(MPIRUN + command if mpi else command)
@@ -64,20 +68,38 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--only", default="", help="run only the cases whose name contains this")
+    parser.add_argument("--conv-algorithm", default="auto", choices=["auto", "gemm", "winograd", "winograd-4x4"])
     args = parser.parse_args()
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, --conv-algorithm {args.conv_algorithm}")
+    print("CPU:", cpu_summary(), flush=True)
     print(f"| case | alexnet-split img/s | PyTorch img/s | ratio |")
     print(f"|---|---|---|---|")
+    report = None
     for name, arguments, mpi, (preset, model), inference, steps in CASES:
         if args.only not in name:
             continue
         a, b = [], []
         for _ in range(args.rounds):
-            a.append(ours(arguments, mpi, inference, steps, args.batch_size)[0])
+            rate, report = ours(arguments, mpi, inference, steps, args.batch_size, args.conv_algorithm)
+            a.append(rate)
             b.append(pytorch(preset, model, inference, steps, args.batch_size)[0])
         ma, mb = statistics.median(a), statistics.median(b)
         spread = lambda xs: f"{min(xs):.1f}-{max(xs):.1f}"
         print(f"| {name} | {ma:.1f} ({spread(a)}) | {mb:.1f} ({spread(b)}) | {ma / mb:.2f}x |", flush=True)
+    if report is not None:
+        print(f"OpenBLAS kernel: {report['openblas_core']}")
+
+
+def cpu_summary():
+    """The CPU's model name and its widest vector extension, from /proc/cpuinfo."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return "unknown"
+    model = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), "unknown")
+    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{model}, {vector}, {os.cpu_count()} logical CPUs"
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ struct PatchGeometry {
     }
 }
 
-/// 2-D convolution with stride, padding and groups, as im2col plus one SGEMM per group.
+/// 2-D convolution with stride, padding and groups: im2col plus one SGEMM per group, or for
+/// stride 1, Winograd minimal filtering (`WinogradConvolution`), chosen per pass by `use(_:)`.
 ///
 /// weight `[O, C/groups, k, k]` (PyTorch's layout), bias `[O]`.
 /// input `[C, n, H, W]` -> output `[O, n, Ho, Wo]`.
@@ -99,15 +100,21 @@ public final class Convolution: Stage {
     public let weight: Parameter
     public let bias: Parameter
     public var parameters: [Parameter] { [weight, bias] }
+    /// The algorithm of each pass; im2col + GEMM until `use(_:)` says otherwise.
+    public private(set) var algorithms = ConvolutionAlgorithms.gemm
 
-    /// Unfolded input of every group, kept from forward for the weight gradient.
-    private let columns: Buffer
+    /// Unfolded input of every group, kept from forward for the weight gradient; allocated only
+    /// while the forward pass or the weight gradient uses GEMM.
+    private var columns: Buffer
     /// Shared workspace for the input gradient's columns, a chunk of images at a time.
     private let scratch: Scratch
     private let geometry: PatchGeometry
     /// Images per input-gradient chunk: about 16 MiB of columns, so col2im reads from cache and
     /// the workspace stays small whatever the batch.
     private let chunk: Int
+    private let maxBatch: Int
+    /// Winograd engines by tile size, built on first use.
+    private var winograd: [ConvolutionAlgorithm: WinogradConvolution] = [:]
 
     public init(layerName: String, input: Shape, outputs: Int, kernel: Int, stride: Int, padding: Int,
                 groups: Int, maxBatch: Int, scratch: Scratch, chunkImages: Int? = nil) {
@@ -122,6 +129,7 @@ public final class Convolution: Stage {
         self.padding = padding
         self.groups = groups
         self.scratch = scratch
+        self.maxBatch = maxBatch
         weight = Parameter(name: "\(layerName).weight", shape: [outputs, input.channels / groups, kernel, kernel])
         bias = Parameter(name: "\(layerName).bias", shape: [outputs])
         geometry = PatchGeometry(channels: input.channels / groups, height: input.height, width: input.width, kernel: kernel,
@@ -134,37 +142,100 @@ public final class Convolution: Stage {
 
     private var rowsPerGroup: Int { inputShape.channels / groups * kernel * kernel }
 
+    /// Whether `algorithm` can compute this layer: Winograd needs stride 1 and a tile of at most 8.
+    public func supports(_ algorithm: ConvolutionAlgorithm) -> Bool {
+        guard let tile = algorithm.outputTile else { return true }
+        return stride == 1 && tile + kernel - 1 <= 8
+    }
+
+    /// Switches the passes to `choice`, allocating what the new algorithms keep between passes
+    /// and freeing what no pass needs any more. Call while building or between steps.
+    public func use(_ choice: ConvolutionAlgorithms) {
+        for a in choice.all { precondition(supports(a), "\(layerName) cannot run \(a.rawValue)") }
+        algorithms = choice
+        let needsColumns = choice.forward == .gemm || choice.weightGradient == .gemm
+        columns = needsColumns ? (columns.count > 0 ? columns : Buffer(count: groups * rowsPerGroup * maxBatch * outputShape.planeSize))
+                               : Buffer(count: 0)
+        winograd = winograd.filter { choice.all.contains($0.key) }
+        for a in choice.all where a.outputTile != nil { _ = engine(a) }
+    }
+
+    private func engine(_ algorithm: ConvolutionAlgorithm) -> WinogradConvolution {
+        if let built = winograd[algorithm] { return built }
+        let built = WinogradConvolution(transform: WinogradTransform(outputTile: algorithm.outputTile!, kernel: kernel),
+                                        input: inputShape, output: outputShape, padding: padding, groups: groups,
+                                        maxBatch: maxBatch, scratch: scratch)
+        winograd[algorithm] = built
+        return built
+    }
+
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
-        let cg = inputShape.channels / groups, og = outputShape.channels / groups
-        let length = n * outputShape.planeSize, rows = rowsPerGroup
+        if algorithms.forward == .gemm {
+            gemmForward(input: input, output: output, batch: n)
+        } else {
+            engine(algorithms.forward).forward(input: input, weight: weight.value.pointer, bias: bias.value.pointer, output: output, batch: n)
+        }
+    }
+
+    private func gemmForward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int) {
+        let og = outputShape.channels / groups, length = n * outputShape.planeSize, rows = rowsPerGroup
+        unfold(input, batch: n)
         for g in 0..<groups {
-            let cols = columns.pointer + g * rows * length
-            geometry.im2col(input + g * cg * n * inputShape.planeSize, batch: n, images: 0..<n, into: cols)
             let y = output + g * og * length
             for o in 0..<og { (y + o * length).update(repeating: bias.value.pointer[g * og + o], count: length) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(length), Int32(rows),
-                        1, weight.value.pointer + g * og * rows, Int32(rows), cols, Int32(length), 1, y, Int32(length))
+                        1, weight.value.pointer + g * og * rows, Int32(rows), columns.pointer + g * rows * length, Int32(length),
+                        1, y, Int32(length))
+        }
+    }
+
+    /// im2col of every group into `columns`.
+    private func unfold(_ input: UnsafePointer<Float>, batch n: Int) {
+        let cg = inputShape.channels / groups, length = n * outputShape.planeSize
+        for g in 0..<groups {
+            geometry.im2col(input + g * cg * n * inputShape.planeSize, batch: n, images: 0..<n,
+                            into: columns.pointer + g * rowsPerGroup * length)
         }
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                          outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?, batch n: Int) {
+        let og = outputShape.channels / groups, length = n * outputShape.planeSize
+        if let dx { dx.update(repeating: 0, count: inputShape.size * n) }
+        for o in 0..<groups * og { bias.gradient.pointer[o] = sum(dy + o * length, count: length) }
+        let (wg, ig) = (algorithms.weightGradient, algorithms.inputGradient)
+        if wg == .gemm {
+            if algorithms.forward != .gemm { unfold(input, batch: n) }
+            gemmWeightGradient(dy, batch: n)
+        }
+        if let dx, ig == .gemm { gemmInputGradient(dy, into: dx, batch: n) }
+        // One Winograd call for both gradients when they share a tile size: dM is made once.
+        for a in Set([wg, ig]) where a != .gemm {
+            engine(a).backward(input: input, weight: weight.value.pointer, outputGradient: dy,
+                               inputGradient: ig == a ? dx : nil, weightGradient: wg == a ? weight.gradient.pointer : nil,
+                               inputIsTransformed: algorithms.forward == a, batch: n)
+        }
+    }
+
+    /// dW_g [og, rows] = dY_g [og, length] * cols_g^T.
+    private func gemmWeightGradient(_ dy: UnsafePointer<Float>, batch n: Int) {
+        let og = outputShape.channels / groups, length = n * outputShape.planeSize, rows = rowsPerGroup
+        for g in 0..<groups {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(rows), Int32(length),
+                        1, dy + g * og * length, Int32(length), columns.pointer + g * rows * length, Int32(length), 0,
+                        weight.gradient.pointer + g * og * rows, Int32(rows))
+        }
+    }
+
+    /// dcols [rows, images*plane] = W_g^T * dY_g[:, images], folded back a chunk at a time.
+    private func gemmInputGradient(_ dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, batch n: Int) {
         let cg = inputShape.channels / groups, og = outputShape.channels / groups
         let plane = outputShape.planeSize, length = n * plane, rows = rowsPerGroup
-        if let dx { dx.update(repeating: 0, count: inputShape.size * n) }
         for g in 0..<groups {
-            let cols = columns.pointer + g * rows * length
-            let dyg = dy + g * og * length
-            // dW_g [og, rows] = dY_g [og, length] * cols^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(rows), Int32(length),
-                        1, dyg, Int32(length), cols, Int32(length), 0, weight.gradient.pointer + g * og * rows, Int32(rows))
-            for o in 0..<og { bias.gradient.pointer[g * og + o] = sum(dyg + o * length, count: length) }
-            guard let dx else { continue }
-            // dcols [rows, images*plane] = W_g^T * dY_g[:, images], folded back a chunk at a time.
             for first in Swift.stride(from: 0, to: n, by: chunk) {
                 let images = first..<min(first + chunk, n), width = images.count * plane
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(og),
-                            1, weight.value.pointer + g * og * rows, Int32(rows), dyg + first * plane, Int32(length),
+                            1, weight.value.pointer + g * og * rows, Int32(rows), dy + g * og * length + first * plane, Int32(length),
                             0, scratch.pointer, Int32(width))
                 geometry.col2im(scratch.pointer, batch: n, images: images, into: dx + g * cg * n * inputShape.planeSize)
             }

@@ -13,8 +13,8 @@ public final class Network {
     public let maxBatch: Int
     /// The batch of the last forward pass: the first stage's input, which backward reads again.
     private var lastBatch: Batch?
-    private let outputs: [Buffer]
-    private let gradients: [Buffer]
+    let outputs: [Buffer]
+    let gradients: [Buffer]
     /// Every trainable tensor of this rank, in stage order: views into `arena`.
     public let parameters: [Parameter]
     /// The values, gradients and momenta of `parameters`, one block each.

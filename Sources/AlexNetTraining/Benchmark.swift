@@ -21,6 +21,8 @@ public struct BenchmarkOptions: Sendable {
     public var replicas = 1
     /// Shards written by `prepare`: train on them, streamed, instead of synthetic images.
     public var dataDirectory: String?
+    /// How the convolutions compute; `auto` times each candidate at start-up.
+    public var convolutionAlgorithm = ConvolutionAlgorithmRequest.auto
     public init() {}
 }
 
@@ -45,6 +47,10 @@ public struct BenchmarkReport: Sendable {
     public var predictedTraffic = CommunicationVolume()
     /// With shards: photos per second the read-ahead decodes alone, on every core.
     public var loaderImagesPerSecond: Double?
+    /// The convolutions' algorithms, and the SGEMM ceiling of the direct method on this launch:
+    /// GFLOP/s summed over the ranks (see `SGEMMProbe`).
+    public var convolutionPlan = ConvolutionPlan(layers: [])
+    public var sgemmLimit = 0.0
 
     public var medianStep: Double { stepSeconds.sorted()[stepSeconds.count / 2] }
     public var imagesPerSecond: Double { Double(batchSize) / medianStep }
@@ -69,6 +75,8 @@ public enum Benchmark {
             throw PlanError("--batch-size \(options.batchSize) does not split evenly over \(layout.replicas) replicas: use a multiple of \(layout.replicas)")
         }
         let network = try Network(plan: plan, communicator: layout.pair, maxBatch: options.batchSize / layout.replicas, seed: options.seed)
+        let convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm, stored: nil, world: timed, reporter: nil,
+                                                             training: !options.inference)
         let coordinator = timed.rank == 0 ? try BenchmarkData.coordinator(options, shards: shards, plan: plan, maxBatch: network.maxBatch) : nil
         let loaderRate = timed.rank == 0 ? shards.map { BenchmarkData.loaderImagesPerSecond($0, batch: options.batchSize) } : nil
         let ranges = BenchmarkData.Ranges(batch: options.batchSize, images: shards?.train.count)
@@ -81,6 +89,9 @@ public enum Benchmark {
                                                             coordinator: coordinator)
         let memory = try timed.inner.agreeEach(.success(peakResidentBytes()))
         let traffic = measuredTraffic(layout, steps: options.steps)
+        let probe = SGEMMProbe.shapes(of: network.stagePlans, batch: network.maxBatch,
+                                      convolutionImages: min(network.maxBatch, ConvolutionSetup.tuningBatch), training: !options.inference)
+        let sgemmLimit = try timed.inner.agreeEach(.success(SGEMMProbe.gflops(probe))).reduce(0, +)
         guard timed.rank == 0 else { return nil }
 
         // Rank 0's collectives on the world, its pair and its twins (one object when R = 1).
@@ -103,7 +114,7 @@ public enum Benchmark {
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
             predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference),
-            loaderImagesPerSecond: loaderRate)
+            loaderImagesPerSecond: loaderRate, convolutionPlan: convolutionPlan, sgemmLimit: sgemmLimit)
     }
 
     /// Runs the warm-up and measured steps; the seconds of each measured step, and the seconds
@@ -195,6 +206,9 @@ extension BenchmarkReport {
             "traffic per step, all ranks together, measured (predicted from the model's table): " + trafficLine,
             loaderImagesPerSecond.map { String(format: "loader alone: %.1f img/s decoded from shards on %d threads, beside training's %.1f img/s", $0, ProcessInfo.processInfo.activeProcessorCount, imagesPerSecond) },
             "peak memory per rank: " + peakMemoryPerRank.map { String(format: "%.0f MiB", Double($0) / 1048576) }.joined(separator: ", "),
+            limitLine,
+            "convolution algorithms (forward/input gradient/weight gradient): "
+                + convolutionPlan.layers.map { "\($0.layer) \($0.algorithms.text)" }.joined(separator: ", "),
             "",
             "per stage on rank 0 (ms per step):",
         ].compactMap { $0 }
@@ -217,6 +231,8 @@ extension BenchmarkReport {
             "\"replicas\":\(replicas)", "\"traffic_bytes\":\(Self.json(traffic))", "\"predicted_traffic_bytes\":\(Self.json(predictedTraffic))",
             "\"peak_memory_bytes\":[\(peakMemoryPerRank.map(String.init).joined(separator: ","))]",
             "\"stages\":[\(stageJSON.joined(separator: ","))]",
+            "\"sgemm_limit_gflops\":\(sgemmLimit)", "\"direct_limit_images_per_second\":\(directLimitImagesPerSecond)",
+            "\"convolution_algorithms\":{\(convolutionPlan.layers.map { "\"\($0.layer)\":\"\($0.algorithms.text)\"" }.joined(separator: ","))}",
         ]
         return "{" + fields.joined(separator: ",") + "}"
     }
@@ -239,5 +255,19 @@ extension BenchmarkReport {
 
     static func json(_ v: CommunicationVolume) -> String {
         "{\"activation_all_gathers\":\(v.activationAllGathers),\"reduce_scatters\":\(v.reduceScatters),\"gradient_all_reduce\":\(v.gradientAllReduce),\"batch_hand_out\":\(v.batchHandOut),\"metrics\":\(v.metrics)}"
+    }
+}
+
+extension BenchmarkReport {
+    /// Images per second the direct method would reach if every one of its multiply-adds ran at
+    /// the probed SGEMM speed: no im2col, no other layer, no communication.
+    public var directLimitImagesPerSecond: Double { sgemmLimit * 1e9 / flopsPerImage }
+
+    /// The ceiling and where the step stands against it. With Winograd the step does fewer
+    /// multiplications than it is credited with, so it can pass 100%.
+    var limitLine: String {
+        String(format: "sgemm limit %.1f GFLOP/s (probe at the direct method's GEMM shapes, summed over ranks); direct convolution could reach at most %.1f img/s; achieved %.1f%% of the limit (%.2fx the direct-convolution ceiling)",
+               sgemmLimit, directLimitImagesPerSecond, 100 * imagesPerSecond / max(directLimitImagesPerSecond, 1e-9),
+               imagesPerSecond / max(directLimitImagesPerSecond, 1e-9))
     }
 }

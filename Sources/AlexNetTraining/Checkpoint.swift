@@ -49,6 +49,9 @@ public struct CheckpointManifest: Codable, Sendable {
     /// IDX, resized).
     public var dataSettings: DataSettings?
     public var dataLayout: DataLayout?
+    /// The convolutions' algorithms (nil in checkpoints from before there was a choice: GEMM),
+    /// so that a resumed `auto` run computes what the first one did.
+    public var convolutionAlgorithms: ConvolutionPlan?
 
     var normalization: (mean: Float, std: Float)? {
         guard let pixelMean, let pixelStd else { return nil }

@@ -32,6 +32,8 @@ public enum CheckpointEvaluation {
                 BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
                 let network = try Network(plan: plan, communicator: comm, maxBatch: options.batchSize, seed: manifest.seed)
                 try Restore.load(path, manifest: manifest, into: network, comm: comm, reporter: reporter)
+                try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm, stored: manifest.convolutionAlgorithms,
+                                               world: comm, reporter: reporter, training: false)
                 let coordinator = session.data.map {
                     Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: settings, seed: manifest.seed,
                                 restored: statistics)

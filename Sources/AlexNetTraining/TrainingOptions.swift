@@ -49,6 +49,10 @@ public struct TrainingOptions: Sendable {
     /// Replicas of the split model (`--replicas`): 2R simulated ranks; under mpirun nil means
     /// the ranks / 2, and a value that disagrees is an error.
     public var replicas: Int?
+    /// How the convolutions compute (`--conv-algorithm`). Not given: a resumed run's recorded
+    /// algorithms, else GEMM, so that two runs with the same seed give the same bits whatever
+    /// the machine's timings.
+    public var convolutionAlgorithm: ConvolutionAlgorithmRequest?
 
     /// The schedule these options start with.
     public var initialSchedule: LearningRateSchedule {

@@ -17,6 +17,9 @@ final class TrainingRun {
     private let reporter: Reporter
     /// The coordinator's input statistics, written with every checkpoint.
     private let statisticsFile: Data?
+    /// How each convolution computes, chosen once (or taken from the resumed checkpoint) and
+    /// recorded in every checkpoint, so that a resume computes the same bits.
+    private let convolutionPlan: ConvolutionPlan
     /// Images per global step, steps per epoch, and steps in all.
     let batchSize: Int, stepsPerEpoch: Int, totalSteps: Int
     /// Where training starts: a fresh run at step 0 of epoch 1, a resumed one where it stood.
@@ -42,6 +45,8 @@ final class TrainingRun {
         // Replicas: the towers meet on their pair, each replica computes its share of the batch.
         let layout = ReplicaLayout(world: comm, towers: plan.towers)
         let network = try Self.network(plan: plan, layout: layout, options: options, session: session)
+        convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm,
+                                                         stored: resume?.manifest.convolutionAlgorithms, world: comm, reporter: reporter)
         let coordinator = session.data.map {
             Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: options.data, seed: options.seed,
                         restored: statistics, maxBatch: network.maxBatch)
@@ -205,7 +210,7 @@ final class TrainingRun {
     }
 
     private func manifest(epoch e: Int, stepInEpoch: Int) -> CheckpointManifest {
-        CheckpointManifest(
+        var manifest = CheckpointManifest(
             preset: options.preset.rawValue, model: plan.model.rawValue, classes: plan.classes, towers: plan.towers,
             seed: options.seed, batchSize: options.batchSize, epochs: options.epochs, momentum: options.momentum,
             weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
@@ -213,6 +218,8 @@ final class TrainingRun {
             pixelMean: coordinator?.statistics.normalization?.mean, pixelStd: coordinator?.statistics.normalization?.std,
             classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
             testLimit: options.testLimit, trainImages: session.trainCount, dataSettings: options.data, dataLayout: session.layout)
+        manifest.convolutionAlgorithms = convolutionPlan
+        return manifest
     }
 
     /// The run's totals, and the final weights when asked for (`--dump-weights`).

@@ -47,6 +47,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Do not meet at a barrier before each collective (waiting is then counted as communication).")
     var noWaitSplit = false
 
+    @Option(name: .customLong("conv-algorithm"), help: "How convolutions compute: auto (time each candidate once at start-up, keep the fastest per layer and pass), gemm, winograd or winograd-4x4.")
+    var convolutionAlgorithm = ConvolutionAlgorithmRequest.auto
+
     @Flag(help: "Print one JSON object instead of the report.")
     var json = false
 
@@ -77,6 +80,7 @@ struct Bench: ParsableCommand {
         options.separateWaiting = !noWaitSplit
         options.replicas = replicas
         options.dataDirectory = data
+        options.convolutionAlgorithm = convolutionAlgorithm
         let report: BenchmarkReport?
         do {
             if oneProcess {

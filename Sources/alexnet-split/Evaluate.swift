@@ -9,6 +9,8 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var source: CheckpointOptions
 
+    @OptionGroup var convolutionFlags: ConvolutionFlags
+
     @Option(help: "The data to test on (default: the data the checkpoint was trained on), read and prepared as in training.")
     var data: String?
 
@@ -33,6 +35,7 @@ struct Evaluate: ParsableCommand {
         options.data.tenCrop = tenCrop
         options.testLimit = testLimit
         options.batchSize = batchSize
+        options.convolutionAlgorithm = convolutionFlags.request
         let checkpoint = source.checkpoint
         try source.launch { CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1) }
     }

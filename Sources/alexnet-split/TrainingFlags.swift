@@ -11,6 +11,8 @@ struct TrainingFlags: ParsableArguments {
 
     @OptionGroup(title: "Data") var dataFlags: DataFlags
 
+    @OptionGroup var convolutionFlags: ConvolutionFlags
+
     @Option(help: "Passes over the training set (default 3; when resuming, the checkpoint's).")
     var epochs: Int?
 
@@ -113,6 +115,7 @@ struct TrainingFlags: ParsableArguments {
         o.trainLimit = trainLimit
         o.testLimit = testLimit
         o.replicas = replicas
+        o.convolutionAlgorithm = convolutionFlags.request
         return o
     }
 

@@ -23,15 +23,30 @@ final class SplitEquivalenceTests: XCTestCase {
 
     func testSplitOverTwoRanksEqualsGroupedReference() throws {
         // Even, and odd (fc8's classes split 2+1, 3+2, 4+3, the logits gathered with per-rank counts).
-        for classes in [4, 3, 5, 7] { try checkSplitEqualsGroupedReference(classes: classes) }
+        for classes in [4, 3, 5, 7] { try assertSplitEqualsGroupedReference(.gemm, classes: classes) }
     }
 
-    func checkSplitEqualsGroupedReference(classes: Int) throws {
+    /// The same under Winograd (F(2x2) and F(4x4) on every stride-1 layer): each tower's
+    /// convolution is the reference's group, computed by the same transforms.
+    func testSplitEqualsGroupedReferenceUnderWinograd() throws {
+        try assertSplitEqualsGroupedReference(.winograd, classes: 4)
+        try assertSplitEqualsGroupedReference(.winograd4x4, classes: 5)
+    }
+
+    /// A network of `plan` on `communicator`, its convolutions on `request`'s algorithms.
+    func network(_ plan: NetworkPlan, _ communicator: Communicator, _ request: ConvolutionAlgorithmRequest) throws -> Network {
+        let network = try Network(plan: plan, communicator: communicator, maxBatch: n, seed: seed)
+        try network.use(network.fixedPlan(request))
+        return network
+    }
+
+    func assertSplitEqualsGroupedReference(_ request: ConvolutionAlgorithmRequest, classes: Int) throws {
         let spec = Preset.tiny.spec(classes: classes)
         let plan = try NetworkPlan(spec: spec, model: .split)
-        let reference = try Network(plan: plan, communicator: SingleProcessCommunicator(), maxBatch: n, seed: seed)
+        let reference = try network(plan, SingleProcessCommunicator(), request)
         let group = InProcessGroup(size: 2)
-        let towers = try (0..<2).map { try Network(plan: plan, communicator: group.communicator(rank: $0), maxBatch: n, seed: seed) }
+        let towers = try (0..<2).map { try network(plan, group.communicator(rank: $0), request) }
+        XCTAssertEqual(reference.convolutions.filter { $0.algorithms.forward != .gemm }.count, request == .gemm ? 0 : 4, "\(request)")
         XCTAssertTrue(reference.stages.contains { ($0 as? Convolution)?.groups == 2 }, "the reference must use grouped convolutions")
         XCTAssertFalse(reference.stages.contains { $0 is CrossTowerGather }, "the reference must not communicate")
         XCTAssertEqual(towers[0].stages.filter { $0 is CrossTowerGather }.count, 5)  // conv3, fc6, fc7, fc8 inputs and the logits
@@ -79,13 +94,17 @@ final class SplitEquivalenceTests: XCTestCase {
     /// above and below the point, or different quotients at two step sizes, and is skipped.
     /// Every other coordinate must match.
     func testReferenceNetworkGradientMatchesFiniteDifferences() throws {
-        for classes in [4, 3, 5, 7] { try checkGradientMatchesFiniteDifferences(classes: classes) }
+        for classes in [4, 3, 5, 7] { try assertReferenceGradientMatchesFiniteDifferences(.gemm, classes: classes) }
     }
 
-    func checkGradientMatchesFiniteDifferences(classes: Int) throws {
+    func testReferenceNetworkGradientMatchesFiniteDifferencesUnderWinograd() throws {
+        try assertReferenceGradientMatchesFiniteDifferences(.winograd, classes: 4)
+        try assertReferenceGradientMatchesFiniteDifferences(.winograd4x4, classes: 5)
+    }
+
+    func assertReferenceGradientMatchesFiniteDifferences(_ request: ConvolutionAlgorithmRequest, classes: Int) throws {
         let spec = Preset.tiny.spec(classes: classes)
-        let network = try Network(plan: NetworkPlan(spec: spec, model: .split), communicator: SingleProcessCommunicator(),
-                                  maxBatch: n, seed: seed)
+        let network = try network(NetworkPlan(spec: spec, model: .split), SingleProcessCommunicator(), request)
         let (pixels, labels) = batch(step: 0, spec: spec)
         let input = load(pixels, labels, spec: spec)
         let context = StepContext(training: true, step: 5, seed: seed)
@@ -109,7 +128,7 @@ final class SplitEquivalenceTests: XCTestCase {
                     continue
                 }
                 checked += 1
-                XCTAssertEqual(Double(analytic[i]), central, accuracy: 3e-2 * scale, "\(classes) classes: \(parameter.name)[\(i)]")
+                XCTAssertEqual(Double(analytic[i]), central, accuracy: 3e-2 * scale, "\(request), \(classes) classes: \(parameter.name)[\(i)]")
             }
         }
         XCTAssertLessThanOrEqual(skipped, (checked + skipped) / 3, "too many coordinates sit on a kink to judge")

@@ -59,6 +59,51 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(Checkpoint.steps(run: "\(base)/whole").count, 3, "only the newest 3 are kept")
     }
 
+    /// A run on Winograd, stopped and resumed without naming the algorithm, takes it from the
+    /// checkpoint and ends bit-identical to the uninterrupted run.
+    func testResumeKeepsTheRecordedAlgorithmsAndEndsBitIdentical() throws {
+        var whole = options("whole")
+        whole.convolutionAlgorithm = .winograd
+        XCTAssertEqual(Trainer.runSimulated(whole), 0)
+        var stopped = options("stopped")
+        (stopped.maxSteps, stopped.dumpWeightsPrefix, stopped.convolutionAlgorithm) = (7, nil, .winograd)
+        XCTAssertEqual(Trainer.runSimulated(stopped), 0)
+        let recorded = try XCTUnwrap(Checkpoint.newestValid(run: "\(base)/stopped").manifest.convolutionAlgorithms)
+        XCTAssertEqual(recorded.layers.map(\.algorithms.forward), [.gemm, .winograd2x2, .winograd2x2, .winograd2x2, .winograd2x2])
+
+        var resumed = options("stopped")
+        (resumed.resume, resumed.epochsGiven, resumed.trainLimit, resumed.testLimit) = ("\(base)/stopped", false, nil, nil)
+        resumed.dumpWeightsPrefix = "\(base)/resumed-weights"
+        XCTAssertEqual(Trainer.runSimulated(resumed), 0)
+        XCTAssertEqual(try weights("whole"), try weights("resumed"), "resumed weights must equal the uninterrupted run's, bit for bit")
+    }
+
+    /// `auto` records its choice; a resume takes the recorded plan (here replaced by another,
+    /// to tell it from a fresh timing) and records it again.
+    func testAutoRecordsItsChoiceAndAResumeUsesTheRecord() throws {
+        var first = options("auto")
+        (first.maxSteps, first.convolutionAlgorithm) = (4, .auto)
+        XCTAssertEqual(Trainer.runSimulated(first), 0)
+        let newest = try Checkpoint.newestValid(run: "\(base)/auto")
+        let chosen = try XCTUnwrap(newest.manifest.convolutionAlgorithms)
+        XCTAssertEqual(chosen.layers.map(\.layer), ["conv1", "conv2", "conv3", "conv4", "conv5"])
+        XCTAssertEqual(chosen.layers[0].algorithms.forward, .gemm, "conv1 has stride 2: GEMM is its only algorithm")
+
+        var planted = chosen
+        for i in planted.layers.indices.dropFirst() {
+            planted.layers[i].algorithms = ConvolutionAlgorithms(forward: .winograd4x4, inputGradient: .gemm, weightGradient: .winograd2x2)
+        }
+        var manifest = newest.manifest
+        manifest.convolutionAlgorithms = planted
+        try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: "\(newest.path)/\(Checkpoint.manifestName)"))
+
+        var resumed = options("auto")
+        (resumed.resume, resumed.epochsGiven, resumed.maxSteps, resumed.convolutionAlgorithm) = ("\(base)/auto", false, 7, .auto)
+        resumed.dumpWeightsPrefix = nil
+        XCTAssertEqual(Trainer.runSimulated(resumed), 0)
+        XCTAssertEqual(try Checkpoint.newestValid(run: "\(base)/auto").manifest.convolutionAlgorithms, planted)
+    }
+
     func testDamagedCheckpointsAreRefused() throws {
         var o = options("run")
         o.epochs = 1

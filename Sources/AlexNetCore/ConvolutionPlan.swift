@@ -1,0 +1,88 @@
+/// What the user asks of the convolutions (`--conv-algorithm`).
+public enum ConvolutionAlgorithmRequest: String, CaseIterable, Sendable {
+    /// Time every candidate on each layer and pass once at start-up; take the fastest.
+    case auto
+    /// im2col + GEMM everywhere (the reference).
+    case gemm
+    /// F(2x2, k x k) on every stride-1 layer, GEMM elsewhere.
+    case winograd
+    /// F(4x4, k x k) on every stride-1 layer that allows it, GEMM elsewhere.
+    case winograd4x4 = "winograd-4x4"
+}
+
+/// The algorithms of every convolution of a network, by layer, in stage order: data that a
+/// checkpoint stores and that rank 0 hands to the others.
+public struct ConvolutionPlan: Equatable, Sendable, Codable {
+    public struct Entry: Equatable, Sendable, Codable {
+        public var layer: String
+        public var algorithms: ConvolutionAlgorithms
+
+        public init(layer: String, algorithms: ConvolutionAlgorithms) {
+            self.layer = layer
+            self.algorithms = algorithms
+        }
+    }
+    public var layers: [Entry]
+
+    public init(layers: [Entry]) { self.layers = layers }
+
+    /// One line per layer, e.g. `conv3: forward winograd-2x2, input gradient winograd-2x2, weight gradient gemm`.
+    public var description: String {
+        layers.map { e in
+            "\(e.layer): forward \(e.algorithms.forward.rawValue), input gradient \(e.algorithms.inputGradient.rawValue), weight gradient \(e.algorithms.weightGradient.rawValue)"
+        }.joined(separator: "\n")
+    }
+
+    /// Three codes per layer (indices into `ConvolutionAlgorithm.allCases`), for a broadcast.
+    public var codes: [Int] {
+        layers.flatMap { $0.algorithms.all.map { ConvolutionAlgorithm.allCases.firstIndex(of: $0)! } }
+    }
+
+    /// The plan with its algorithms replaced by `codes` (as `codes` made them), or nil when they do not fit.
+    public func replacing(codes: [Int]) -> ConvolutionPlan? {
+        let cases = ConvolutionAlgorithm.allCases
+        guard codes.count == 3 * layers.count, codes.allSatisfy({ cases.indices.contains($0) }) else { return nil }
+        var plan = self
+        for i in plan.layers.indices {
+            plan.layers[i].algorithms = ConvolutionAlgorithms(forward: cases[codes[3 * i]], inputGradient: cases[codes[3 * i + 1]],
+                                                              weightGradient: cases[codes[3 * i + 2]])
+        }
+        return plan
+    }
+}
+
+extension Network {
+    /// This rank's convolution stages, in order.
+    public var convolutions: [Convolution] { stages.compactMap { $0 as? Convolution } }
+
+    /// The algorithms the convolutions use now.
+    public var convolutionPlan: ConvolutionPlan {
+        ConvolutionPlan(layers: convolutions.map { .init(layer: $0.layerName, algorithms: $0.algorithms) })
+    }
+
+    /// Switches every convolution to `plan`; throws if it names other layers or an algorithm a
+    /// layer cannot run (a checkpoint of another model, say).
+    public func use(_ plan: ConvolutionPlan) throws {
+        let convs = convolutions
+        guard plan.layers.map(\.layer) == convs.map(\.layerName) else {
+            throw PlanError("the convolution algorithms name layers \(plan.layers.map(\.layer)) but this model has \(convs.map(\.layerName))")
+        }
+        for (conv, entry) in zip(convs, plan.layers) {
+            guard let bad = entry.algorithms.all.first(where: { !conv.supports($0) }) else { continue }
+            throw PlanError("\(conv.layerName) cannot run \(bad.rawValue) (it has stride \(conv.stride) and a \(conv.kernel)x\(conv.kernel) kernel)")
+        }
+        for (conv, entry) in zip(convs, plan.layers) { conv.use(entry.algorithms) }
+    }
+
+    /// The plan a fixed request means here (for `auto`, see `tuneConvolutions`).
+    public func fixedPlan(_ request: ConvolutionAlgorithmRequest) -> ConvolutionPlan {
+        let wanted: ConvolutionAlgorithm = switch request {
+        case .gemm, .auto: .gemm
+        case .winograd: .winograd2x2
+        case .winograd4x4: .winograd4x4
+        }
+        return ConvolutionPlan(layers: convolutions.map { conv in
+            .init(layer: conv.layerName, algorithms: ConvolutionAlgorithms(conv.supports(wanted) ? wanted : .gemm))
+        })
+    }
+}

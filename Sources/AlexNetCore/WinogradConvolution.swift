@@ -1,0 +1,202 @@
+import CBLAS
+
+/// A stride-1 convolution computed by Winograd minimal filtering, every step a matrix product
+/// so that OpenBLAS does the work:
+///
+/// - input: each channel plane is cut into overlapping `alpha x alpha` tiles (an im2col with
+///   kernel `alpha` and stride `m`; padding and the ragged last tiles read as zero), and the
+///   tiles are transformed, `Bᵀ d B`: `V[c][xi][t]`, `xi` the `alpha²` tile positions, `t` the
+///   tiles of all images;
+/// - filter: `U[xi][o][c] = (G ⊗ G) w[o][c]`;
+/// - product: for each tile position `xi`, one GEMM `M[o][xi][·] = U[xi] V[·][xi][·]`: `alpha²`
+///   GEMMs of `[O, C] x [C, tiles]` replace the direct method's one of `[O, C r²] x [C r², pixels]`;
+/// - output: `Aᵀ M A` turns each `M[o][·][t]` into an `m x m` output tile, cropped at the edge.
+///
+/// The backward passes are the exact adjoints of these steps (so the gradients are those of the
+/// function the forward pass computes): the output gradient's tiles transformed, `A dy Aᵀ`, give
+/// `dM`; `dU[xi] = dM[xi] V[xi]ᵀ` folded back by `Gᵀ ⊗ Gᵀ` is the weight gradient; `dV[xi] =
+/// U[xi]ᵀ dM[xi]` folded back, `B dV Bᵀ`, and added onto the overlapping input tiles is the
+/// input gradient.
+///
+/// Each two-sided tile transform `L X Lᵀ` is applied one axis at a time (`sandwich`): `2 alpha³`
+/// multiply-adds per tile instead of the `alpha⁴` of one product with `L ⊗ L`.
+final class WinogradConvolution {
+    let transform: WinogradTransform
+    private let channels: Int, outputs: Int, groups: Int
+    private let inputPlane: Int, outputPlane: Int
+    private let tilesPerImage: Int
+    /// Input tiles (kernel alpha, stride m, the layer's padding) and output tiles (kernel m,
+    /// stride m, no padding) of one channel plane, as im2col/col2im geometries.
+    private let inputTiles: PatchGeometry
+    private let outputTiles: PatchGeometry
+    /// Transformed input `[groups][C/groups][alpha²][tiles]`, kept from forward for the weight
+    /// gradient; backward reuses it for the input gradient's `dV`.
+    private let transformedInput: Buffer
+    /// Transformed filter `[alpha²][O][C/groups]`, and its gradient.
+    private let transformedFilter: Buffer
+    private let transformedFilterGradient: Buffer
+    /// Holds the product `M` (or `dM`) of one group, `[O/groups][alpha²][tiles]`, then one
+    /// plane's staging `[alpha²][tiles]`, then the half-transformed tiles `[alpha²][tiles]`.
+    private let scratch: Scratch
+    private let maxTiles: Int
+
+    private var area: Int { transform.inputTile * transform.inputTile }
+
+    init(transform: WinogradTransform, input: Shape, output: Shape, padding: Int, groups: Int, maxBatch: Int, scratch: Scratch) {
+        self.transform = transform
+        let m = transform.outputTile, alpha = transform.inputTile
+        precondition(output.height == input.height + 2 * padding - transform.kernel + 1, "Winograd needs stride 1")
+        channels = input.channels / groups
+        outputs = output.channels / groups
+        self.groups = groups
+        inputPlane = input.planeSize
+        outputPlane = output.planeSize
+        let tilesHigh = (output.height + m - 1) / m, tilesWide = (output.width + m - 1) / m
+        tilesPerImage = tilesHigh * tilesWide
+        inputTiles = PatchGeometry(channels: 1, height: input.height, width: input.width, kernel: alpha, stride: m,
+                                   padding: padding, outHeight: tilesHigh, outWidth: tilesWide)
+        outputTiles = PatchGeometry(channels: 1, height: output.height, width: output.width, kernel: m, stride: m,
+                                    padding: 0, outHeight: tilesHigh, outWidth: tilesWide)
+        maxTiles = maxBatch * tilesPerImage
+        let area = alpha * alpha
+        transformedInput = Buffer(count: input.channels * area * maxTiles)
+        transformedFilter = Buffer(count: area * output.channels * channels)
+        transformedFilterGradient = Buffer(count: area * output.channels * channels)
+        self.scratch = scratch
+        scratch.reserve((outputs + 2) * area * maxTiles)
+    }
+
+    // MARK: Forward
+
+    /// `y = bias + w * x` for a batch of `n` images, `[C, n, H, W]` -> `[O, n, Ho, Wo]`.
+    func forward(input x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                 output y: UnsafeMutablePointer<Float>, batch n: Int) {
+        let tiles = n * tilesPerImage, area = area
+        transformFilter(weight)
+        for g in 0..<groups {
+            transformInput(x, group: g, batch: n)
+            let product = scratch.pointer
+            for xi in 0..<area {
+                gemm(false, false, outputs, tiles, channels, filterAt(xi, group: g), channels,
+                     transformedInputOf(g, tiles: tiles) + xi * tiles, area * tiles, 0, product + xi * tiles, area * tiles)
+            }
+            for o in 0..<outputs {
+                let plane = y + (g * outputs + o) * n * outputPlane
+                plane.update(repeating: bias[g * outputs + o], count: n * outputPlane)
+                let staging = product + outputs * area * tiles
+                sandwich(transform.output, rows: transform.outputTile, transposed: false, product + o * area * tiles, into: staging, tiles: tiles)
+                outputTiles.col2im(staging, batch: n, images: 0..<n, into: plane)
+            }
+        }
+    }
+
+    /// `U = (G ⊗ G) wᵀ`: one GEMM over every (output, input) channel pair.
+    private func transformFilter(_ weight: UnsafePointer<Float>) {
+        let pairs = groups * outputs * channels, r2 = transform.kernel * transform.kernel
+        gemm(false, true, area, pairs, r2, transform.filter, r2, weight, r2, 0, transformedFilter.pointer, pairs)
+    }
+
+    /// `V[c] = (Bᵀ ⊗ Bᵀ) tiles(x[c])` for every channel of group `g`.
+    private func transformInput(_ x: UnsafePointer<Float>, group g: Int, batch n: Int) {
+        let tiles = n * tilesPerImage, area = area
+        let staging = scratch.pointer + outputs * area * tiles
+        for c in 0..<channels {
+            inputTiles.im2col(x + (g * channels + c) * n * inputPlane, batch: n, images: 0..<n, into: staging)
+            sandwich(transform.input, rows: transform.inputTile, transposed: false, staging,
+                     into: transformedInputOf(g, tiles: tiles) + c * area * tiles, tiles: tiles)
+        }
+    }
+
+    private func transformedInputOf(_ g: Int, tiles: Int) -> UnsafeMutablePointer<Float> {
+        transformedInput.pointer + g * channels * area * tiles
+    }
+
+    /// `U[xi]` of group `g`: `[O/groups, C/groups]`, leading dimension `C/groups`.
+    private func filterAt(_ xi: Int, group g: Int) -> UnsafeMutablePointer<Float> {
+        transformedFilter.pointer + (xi * groups + g) * outputs * channels
+    }
+
+    // MARK: Backward
+
+    /// Adds the input gradient onto `dx` (when given; zeroed by the caller) and writes the
+    /// weight gradient (when given). `inputIsTransformed`: the last forward pass ran here on
+    /// this same input, so `V` is still in place.
+    func backward(input x: UnsafePointer<Float>, weight: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                  inputGradient dx: UnsafeMutablePointer<Float>?, weightGradient dw: UnsafeMutablePointer<Float>?,
+                  inputIsTransformed: Bool, batch n: Int) {
+        let tiles = n * tilesPerImage
+        if dx != nil { transformFilter(weight) }
+        for g in 0..<groups {
+            transformOutputGradient(dy, group: g, batch: n)
+            if dw != nil {
+                if !inputIsTransformed { transformInput(x, group: g, batch: n) }
+                filterGradientProducts(group: g, tiles: tiles)
+            }
+            if let dx { addInputGradient(dx, group: g, batch: n) }
+        }
+        if let dw {
+            // dw[(o, c)][r²] = dU[xi][(o, c)]ᵀ (G ⊗ G)
+            let pairs = groups * outputs * channels, r2 = transform.kernel * transform.kernel
+            gemm(true, false, pairs, r2, area, transformedFilterGradient.pointer, pairs, transform.filter, r2, 0, dw, r2)
+        }
+    }
+
+    /// `dM[o] = (Aᵀ ⊗ Aᵀ)ᵀ tiles(dy[o])` into the product area of the scratch.
+    private func transformOutputGradient(_ dy: UnsafePointer<Float>, group g: Int, batch n: Int) {
+        let tiles = n * tilesPerImage, area = area
+        let product = scratch.pointer, staging = product + outputs * area * tiles
+        for o in 0..<outputs {
+            outputTiles.im2col(dy + (g * outputs + o) * n * outputPlane, batch: n, images: 0..<n, into: staging)
+            sandwich(transform.output, rows: transform.inputTile, transposed: true, staging, into: product + o * area * tiles, tiles: tiles)
+        }
+    }
+
+    /// `dU[xi] = dM[xi] V[xi]ᵀ` for group `g`.
+    private func filterGradientProducts(group g: Int, tiles: Int) {
+        let area = area, v = transformedInputOf(g, tiles: tiles)
+        for xi in 0..<area {
+            gemm(false, true, outputs, channels, tiles, scratch.pointer + xi * tiles, area * tiles, v + xi * tiles, area * tiles,
+                 0, transformedFilterGradient.pointer + (xi * groups + g) * outputs * channels, channels)
+        }
+    }
+
+    /// `dV[xi] = U[xi]ᵀ dM[xi]` (into `V`'s place, no longer needed), then each channel's tiles
+    /// folded back by `(Bᵀ ⊗ Bᵀ)ᵀ` and added onto the input positions they came from.
+    private func addInputGradient(_ dx: UnsafeMutablePointer<Float>, group g: Int, batch n: Int) {
+        let tiles = n * tilesPerImage, area = area, dv = transformedInputOf(g, tiles: tiles)
+        for xi in 0..<area {
+            gemm(true, false, channels, tiles, outputs, filterAt(xi, group: g), channels, scratch.pointer + xi * tiles, area * tiles,
+                 0, dv + xi * tiles, area * tiles)
+        }
+        let staging = scratch.pointer + outputs * area * tiles
+        for c in 0..<channels {
+            sandwich(transform.input, rows: transform.inputTile, transposed: true, dv + c * area * tiles, into: staging, tiles: tiles)
+            inputTiles.col2im(staging, batch: n, images: 0..<n, into: dx + (g * channels + c) * n * inputPlane)
+        }
+    }
+}
+
+extension WinogradConvolution {
+    /// `out[p][q][·] = Σ L[p][i] L[q][j] x[i][j][·]` over a block of tiles, `x` `[k][k][tiles]`,
+    /// `out` `[rows][rows][tiles]`, where `L` is `[rows, k]` (or, `transposed`, stored `[k, rows]`).
+    /// First along `j`, one small product per `i`, into the scratch's last area; then along `i`,
+    /// one product for the whole block.
+    fileprivate func sandwich(_ l: [Float], rows: Int, transposed: Bool, _ x: UnsafePointer<Float>,
+                              into out: UnsafeMutablePointer<Float>, tiles: Int) {
+        let k = l.count / rows, lda = transposed ? rows : k
+        let half = scratch.pointer + (outputs + 1) * area * tiles
+        for i in 0..<k {
+            gemm(transposed, false, rows, tiles, k, l, lda, x + i * k * tiles, tiles, 0, half + i * rows * tiles, tiles)
+        }
+        gemm(transposed, false, rows, rows * tiles, k, l, lda, half, rows * tiles, 0, out, rows * tiles)
+    }
+}
+
+/// Row-major `C = alpha op(A) op(B) + beta C` with `op(A)` `[m, k]`, `op(B)` `[k, n]`.
+@inline(__always)
+func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
+          _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+          _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
