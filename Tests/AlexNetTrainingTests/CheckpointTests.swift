@@ -95,7 +95,8 @@ final class CheckpointTests: XCTestCase {
         }
         var manifest = newest.manifest
         manifest.convolutionAlgorithms = planted
-        try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: "\(newest.path)/\(Checkpoint.manifestName)"))
+        // Sealed again, as save seals it: the manifest carries its own checksum.
+        try JSONEncoder().encode(manifest.sealed()).write(to: URL(fileURLWithPath: "\(newest.path)/\(Checkpoint.manifestName)"))
 
         var resumed = options("auto")
         (resumed.resume, resumed.epochsGiven, resumed.maxSteps, resumed.convolutionAlgorithm) = ("\(base)/auto", false, 7, .auto)
