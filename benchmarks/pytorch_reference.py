@@ -2,7 +2,7 @@
 """PyTorch reference benchmark for the alexnet-split models (CPU only).
 
 Builds the same networks as the Swift tool (presets paper, d2l, small; models split,
-unsplit, paper-1gpu; see shared/DESIGN.md sections 1-3) as ordinary one-process PyTorch
+unsplit, paper-1gpu; see docs/models.md and docs/architecture.md) as ordinary one-process PyTorch
 modules, and times training steps (and, with --inference, forward passes) on random data,
 so the Swift numbers can be quoted next to PyTorch's. The split model is the two-tower
 net in one module: grouped convolutions (groups=2) where a layer reads only its own

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The collectives that the towers need (DESIGN.md §4). Implemented over Open MPI
+/// The collectives that the towers need (docs/architecture.md, "What crosses between ranks"). Implemented over Open MPI
 /// (`AlexNetMPI`) and in-process, one thread per simulated rank (`InProcessGroup`).
 ///
 /// Every rank calls every collective in the same order with the same counts, as in MPI.

@@ -4,7 +4,7 @@ public enum LayerKind: Equatable, Sendable {
     case fullyConnected
 }
 
-/// Which towers' outputs a layer reads in the split model (DESIGN.md §1).
+/// Which towers' outputs a layer reads in the split model (docs/architecture.md, "The split").
 public enum Reads: Equatable, Sendable {
     /// Only its own tower's channels.
     case ownTower
@@ -72,7 +72,7 @@ public struct ModelSpec: Equatable, Sendable {
     public func outputs(of layer: LayerSpec) -> Int { layer.outputs ?? classes }
 }
 
-/// The named presets (DESIGN.md §2).
+/// The named presets (docs/models.md).
 public enum Preset: String, CaseIterable, Sendable {
     case paper, d2l, small
     /// A few-pixel net with every layer kind, for tests; hidden from users' help.

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// With a communicator of size R and a model of T towers, the rank holds towers
 /// `rank*T/R ..< (rank+1)*T/R` as groups. Two ranks of the split model hold one tower each;
-/// one process holding both towers is the grouped-convolution reference of DESIGN.md §5.
+/// one process holding both towers is the grouped-convolution reference of docs/architecture.md ("The equivalences the tests hold").
 public final class Network {
     public let plan: NetworkPlan
     public let stagePlans: [StagePlan]

@@ -1,4 +1,4 @@
-/// The three models that `compare` sets side by side (DESIGN.md §3).
+/// The three models that `compare` sets side by side (docs/models.md).
 public enum ModelKind: String, CaseIterable, Sendable {
     /// Two towers with the paper's connectivity.
     case split

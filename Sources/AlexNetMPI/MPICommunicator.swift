@@ -109,7 +109,7 @@ public final class MPICommunicator: Communicator {
     }
 
     /// For two ranks, one Sendrecv plus a local add: 5x faster here than MPI_Reduce_scatter_block
-    /// (DESIGN.md §4), and the same bits, since a+b == b+a.
+    /// (docs/architecture.md, "What crosses between ranks"), and the same bits, since a+b == b+a.
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         towersStarted = true
         guard size == 2 else {

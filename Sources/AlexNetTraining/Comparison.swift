@@ -1,7 +1,7 @@
 import AlexNetCore
 import Foundation
 
-/// `compare`: trains the three models of DESIGN.md §3 on the same data, data order, seeds and
+/// `compare`: trains the three models of docs/models.md on the same data, data order, seeds and
 /// schedule, and reports them side by side.
 public enum Comparison {
     public struct Options: Sendable {

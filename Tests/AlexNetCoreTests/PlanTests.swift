@@ -1,7 +1,7 @@
 import AlexNetCore
 import XCTest
 
-/// The presets and models of DESIGN.md §1-§3, as the plan builds them.
+/// The presets and models of docs/models.md, as the plan builds them.
 final class PlanTests: XCTestCase {
     func shapes(_ stages: [StagePlan], _ ops: Set<String>) -> [String] {
         stages.filter { ops.contains($0.op.displayName) }.map { "\($0.op.displayName) \($0.output)" }

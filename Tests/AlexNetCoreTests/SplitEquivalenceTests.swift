@@ -1,7 +1,7 @@
 import AlexNetCore
 import XCTest
 
-/// DESIGN.md §5: the split model, its towers on two simulated ranks that meet through
+/// docs/architecture.md, "The equivalences the tests hold": the split model, its towers on two simulated ranks that meet through
 /// all-gather and reduce-scatter, equals a one-process reference that holds both towers as
 /// grouped convolutions with no communication: loss and every gradient within 1e-5 relative.
 final class SplitEquivalenceTests: XCTestCase {

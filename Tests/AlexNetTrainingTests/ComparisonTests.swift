@@ -16,7 +16,7 @@ final class ComparisonTests: XCTestCase {
     }
 
     /// The tiny spec (2x15x15 input) with Fashion-MNIST's 10 classes: conv1 5/2/2 -> 8x8, pool -> 3x3, conv2..conv4
-    /// 3/1/1 stay 3x3, conv5 3/1/0 -> 1x1, then fc6, fc7, fc8. Widths per model as DESIGN.md §3.
+    /// 3/1/1 stay 3x3, conv5 3/1/0 -> 1x1, then fc6, fc7, fc8. Widths per model as docs/models.md gives them.
     func tinyLayers(_ model: ModelKind) -> [Layer] {
         switch model {
         case .split:  // two towers of half the kernels; conv2/4/5 read their own tower's channels

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// DESIGN.md §5: `mpirun -np 2` and `--simulate` give bit-identical losses and final weights.
+/// docs/architecture.md, "The equivalences the tests hold": `mpirun -np 2` and `--simulate` give bit-identical losses and final weights.
 final class MPIEquivalenceTests: XCTestCase {
     func testMPIRunIsBitIdenticalToSimulation() throws {
         try assertMPIRunIsBitIdenticalToSimulation([])

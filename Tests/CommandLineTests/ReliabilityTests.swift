@@ -2,7 +2,7 @@ import AlexNetData
 import Foundation
 import XCTest
 
-/// DESIGN.md's promise under failure: a non-zero exit, one error line naming the cause, no trap,
+/// The promise under failure (docs/reliability.md): a non-zero exit, one error line naming the cause, no trap,
 /// every rank gone, and no half-written file. Each case also adds a row to the reliability table
 /// when ALEXNET_SPLIT_RELIABILITY_REPORT names a file (scripts/test does), and the README's
 /// table is pasted from it.
