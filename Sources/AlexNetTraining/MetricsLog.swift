@@ -16,6 +16,17 @@ final class MetricsLog {
 
     deinit { fclose(handle) }
 
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return encoder
+    }()
+
+    /// A JSON string, escaped by JSONEncoder.
+    static func quoted(_ text: String) -> String {
+        (try? Self.encoder.encode(text)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+    }
+
     /// Appends one record. Values are numbers, strings or booleans.
     func record(_ fields: KeyValuePairs<String, Any>) {
         let body = fields.map { key, value -> String in
@@ -23,10 +34,10 @@ final class MetricsLog {
             switch value {
             case let v as Double: text = v.isFinite ? "\(v)" : "null"
             case let v as Float: text = v.isFinite ? "\(v)" : "null"
-            case let v as String: text = "\"\(v)\""
+            case let v as String: text = Self.quoted(v)
             default: text = "\(value)"
             }
-            return "\"\(key)\":\(text)"
+            return "\(Self.quoted(key)):\(text)"
         }
         let line = "{\(body.joined(separator: ","))}\n"
         fputs(line, handle)

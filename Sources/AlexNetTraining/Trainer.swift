@@ -39,7 +39,7 @@ public enum Trainer {
                 if skipped.count > 20 { session.reporter.say("  ... and \(skipped.count - 20) more") }
             }
             if let final = result.final {
-                session.reporter.say(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d steps in %@; metrics in %@/metrics.jsonl",
+                session.reporter.say(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %ld steps in %@; metrics in %@/metrics.jsonl",
                                             100 * final.testTop1, 100 * final.testTop5, result.steps,
                                             formatDuration(result.seconds), directory))
             }
@@ -65,6 +65,7 @@ public enum Trainer {
                 throw TrainingError("\(found.path) was trained on \(images) training images, but this data has \(session.trainCount); resume with the same --data", exitCode: 2)
             }
             options.seed = m.seed
+            options.learningRate = m.learningRateSchedule.rate
             options.batchSize = m.batchSize
             options.momentum = m.momentum
             options.weightDecay = m.weightDecay
@@ -239,7 +240,7 @@ public enum Trainer {
                     trainedImages += windowSeen
                     let rate = Double(windowSeen) / max(elapsed, 1e-9)
                     let eta = Double(totalSteps - result.steps) * (now() - started) / Double(result.steps - stepsAtStart)
-                    reporter.say(String(format: "epoch %d/%d  step %4d/%d  loss %.4f  train acc %5.1f%%  %6.1f img/s  ETA %@",
+                    reporter.say(String(format: "epoch %ld/%ld  step %4ld/%ld  loss %.4f  train acc %5.1f%%  %6.1f img/s  ETA %@",
                                         epoch, options.epochs, s + 1, stepsPerEpoch, windowLoss / Double(windowSeen),
                                         100 * Double(windowCorrect) / Double(windowSeen), rate, formatDuration(eta)))
                     metrics?.record(["kind": "step", "epoch": epoch, "step": result.steps, "loss": windowLoss / Double(windowSeen),
@@ -264,7 +265,7 @@ public enum Trainer {
                                      testTop1: test.top1, testTop5: test.top5, seconds: now() - epochStart,
                                      dataOrder: coordinator?.orderChecksum ?? 0)
             result.epochs.append(record)
-            reporter.say(String(format: "epoch %d/%d done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %@",
+            reporter.say(String(format: "epoch %ld/%ld done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %@",
                                 epoch, options.epochs, formatDuration(record.seconds), record.trainLoss, 100 * record.trainAccuracy,
                                 test.loss, 100 * test.top1, 100 * test.top5, schedule.summary))
             metrics?.record(["kind": "epoch", "epoch": epoch, "step": result.steps, "train_loss": record.trainLoss,
@@ -280,7 +281,8 @@ public enum Trainer {
         result.imagesPerSecond = Double(trainedImages) / max(trainingSeconds, 1e-9)
         if let prefix = options.dumpWeightsPrefix, !result.interrupted, layout.replica == 0 {
             let tensors = network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
-            try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors")
+            try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors",
+                                 replacing: options.replaceOutputs)
         }
         return result
     }
@@ -316,19 +318,26 @@ public enum Trainer {
         return "runs/\(options.preset.rawValue)-\(kind ?? options.model.rawValue)-\(formatter.string(from: Date()))"
     }
 
+    /// config.json: what the run was started with, written by JSONEncoder (a class name with a
+    /// quote or a newline stays valid JSON).
+    struct Config: Encodable {
+        var preset: String, model: String, epochs: Int, batchSize: Int, lr: Float, momentum: Float, weightDecay: Float
+        var seed: UInt64, data: String, trainImages: Int, testImages: Int, launch: String, classNames: [String]
+    }
+
     static func writeConfig(_ options: TrainingOptions, session: Session, launch: String, to directory: String) throws {
         guard access(directory, W_OK) == 0 else { throw TrainingError("run directory \(directory) is not writable; pass a writable --run-dir") }
-        let names = session.data?.classNames ?? []
-        let fields: [(String, String)] = [
-            ("preset", "\"\(options.preset.rawValue)\""), ("model", "\"\(options.model.rawValue)\""),
-            ("epochs", "\(options.epochs)"), ("batch_size", "\(options.batchSize)"), ("lr", "\(options.learningRate)"),
-            ("momentum", "\(options.momentum)"), ("weight_decay", "\(options.weightDecay)"), ("seed", "\(options.seed)"),
-            ("data", "\"\(options.dataDirectory)\""), ("train_images", "\(session.trainCount)"),
-            ("test_images", "\(session.testCount)"), ("launch", "\"\(launch)\""),
-            ("class_names", "[" + names.map { "\"\($0)\"" }.joined(separator: ",") + "]"),
-        ]
-        let json = "{\n" + fields.map { "  \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n}\n"
-        try AtomicFile.write(Data(json.utf8), to: (directory as NSString).appendingPathComponent("config.json"))
+        let config = Config(preset: options.preset.rawValue, model: options.model.rawValue, epochs: options.epochs,
+                            batchSize: options.batchSize, lr: options.learningRate, momentum: options.momentum,
+                            weightDecay: options.weightDecay, seed: options.seed, data: options.dataDirectory,
+                            trainImages: session.trainCount, testImages: session.testCount, launch: launch,
+                            classNames: session.data?.classNames ?? [])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        var json = try encoder.encode(config)
+        json.append(0x0A)
+        try AtomicFile.write(json, to: (directory as NSString).appendingPathComponent("config.json"))
     }
 
     /// Runs every rank as a thread of this process: the simulation mode.

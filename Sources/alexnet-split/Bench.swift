@@ -14,19 +14,19 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Images per step.")
+    @Option(parsing: .unconditional, help: "Images per step.")
     var batchSize = 128
 
-    @Option(help: "Measured steps, after the warm-up.")
+    @Option(parsing: .unconditional, help: "Measured steps, after the warm-up.")
     var steps = 10
 
-    @Option(help: "Steps run before measuring.")
+    @Option(parsing: .unconditional, help: "Steps run before measuring.")
     var warmup = 2
 
-    @Option(help: "Classes of the synthetic data.")
+    @Option(parsing: .unconditional, help: "Classes of the synthetic data.")
     var classes = 10
 
-    @Option(help: "OpenBLAS threads when one process holds every tower.")
+    @Option(parsing: .unconditional, help: "OpenBLAS threads when one process holds every tower.")
     var threads = 2
 
     @Flag(help: "Measure the forward pass only, as in evaluation.")
@@ -35,7 +35,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Run both towers as threads of this process.")
     var simulate = false
 
-    @Option(help: "Replicas of the split model with --simulate (2R threads); under mpirun it is the ranks / 2.")
+    @Option(parsing: .unconditional, help: "Replicas of the split model with --simulate (2R threads); under mpirun it is the ranks / 2.")
     var replicas = 1
 
     @Flag(help: "Run every tower in this process as grouped layers (no communication).")
@@ -91,7 +91,7 @@ struct Bench: ParsableCommand {
                     ? "\(size) MPI ranks: \(size / 2) replicas of the 2 towers, one tower per rank" : "\(size) MPI ranks, one tower each")
             }
         } catch {
-            throw ValidationError("\(error)")
+            throw RuntimeFailure("\(error)", exitCode: (error as? TrainingError)?.exitCode ?? (error is PlanError ? 2 : 1))
         }
         if let report { print(json ? report.json : report.text) }
     }

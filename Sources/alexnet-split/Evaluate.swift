@@ -15,10 +15,10 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Test on the paper's ten patches of each image, softmax averaged (needs the paper's preprocessing).")
     var tenCrop = false
 
-    @Option(help: "Use only the first N test images.")
+    @Option(parsing: .unconditional, help: "Use only the first N test images.")
     var testLimit: Int?
 
-    @Option(help: "Images per forward pass.")
+    @Option(parsing: .unconditional, help: "Images per forward pass.")
     var batchSize = 128
 
     func validate() throws {

@@ -8,13 +8,13 @@ struct Summary: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Number of classes (10 for Fashion-MNIST, 1000 for ImageNet).")
+    @Option(parsing: .unconditional, help: "Number of classes (10 for Fashion-MNIST, 1000 for ImageNet).")
     var classes = 10
 
     @Flag(help: "Print instead the predicted bytes between ranks per training step, by kind, for 2, 4 and 8 ranks (1, 2 and 4 replicas of the split model).")
     var traffic = false
 
-    @Option(help: "Global batch for --traffic.")
+    @Option(parsing: .unconditional, help: "Global batch for --traffic.")
     var batchSize = 128
 
     func validate() throws {
