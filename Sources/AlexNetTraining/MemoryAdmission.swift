@@ -39,10 +39,13 @@ public struct MemoryNeed: Sendable {
     public var replicaReduction = 0.0
     /// The data set, the prefetched batch and the replicas' staged shares, on the coordinator's host.
     public var coordinator = 0.0
+    /// A checkpoint's copies of the weights and momentum while it is encoded and written
+    /// (Checkpoint.save), on the ranks of replica 0: two floats per parameter as arrays, two in the file's bytes.
+    public var checkpoint = 0.0
     /// The runtime, libraries, OpenBLAS's buffers and the threads' stacks, per process.
     public var processes = 0.0
 
-    public var total: Double { networks + replicaReduction + coordinator + processes }
+    public var total: Double { networks + replicaReduction + coordinator + checkpoint + processes }
 }
 
 /// Memory admission: before anything is allocated, the job's need on this host is set against
@@ -50,9 +53,9 @@ public struct MemoryNeed: Sendable {
 /// need, the limit, the largest batch that fits and other fixes.
 public enum MemoryAdmission {
     /// What one process takes before the model: the Swift runtime, Foundation, OpenBLAS's
-    /// per-thread buffers, MPI. Measured as VmHWM of `train --preset tiny` (about 60 MiB under
+    /// per-thread buffers, MPI. Measured as VmHWM of `train --preset tiny` less its data (about 60 MiB under
     /// --simulate); see docs/reliability.md.
-    static let processBase = 96.0 * 1_048_576
+    static let processBase = 64.0 * 1_048_576
     /// The stack pages a simulated rank's thread touches (it reserves 64 MiB of address
     /// space, InProcessGroup.swift, but that is not memory).
     static let threadStack = 1.0 * 1_048_576
@@ -68,11 +71,14 @@ public enum MemoryAdmission {
         if plan.towers == 1 {
             // A one-tower model runs on rank 0 alone (the other ranks sleep).
             if job.coordinatorHere {
-                need.networks = MemoryEstimate(stages: try plan.stages(ranks: 1), input: input, batch: batch).total
+                let whole = MemoryEstimate(stages: try plan.stages(ranks: 1), input: input, batch: batch)
+                need.networks = whole.total
+                need.checkpoint = whole.parameters * 4 / 3
             }
         } else {
             let rank = MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: input, batch: perReplica)
             need.networks = rank.total * Double(job.ranksHere)
+            need.checkpoint = rank.parameters * 4 / 3 * Double(min(job.ranksHere, plan.towers))
             if job.replicas > 1 {
                 // send, received and gathered (replicas blocks each) and its own block, per rank.
                 let floats = Double((3 * job.replicas + 1) * reductionSlice)
@@ -124,6 +130,7 @@ public enum MemoryAdmission {
         var parts = ["networks \(formatBytes(need.networks))"]
         if need.replicaReduction > 0 { parts.append("replica sums \(formatBytes(need.replicaReduction))") }
         if need.coordinator > 0 { parts.append("data and batches \(formatBytes(need.coordinator))") }
+        if need.checkpoint > 0 { parts.append("checkpoint copies \(formatBytes(need.checkpoint))") }
         parts.append("processes \(formatBytes(need.processes))")
         return parts.joined(separator: ", ")
     }

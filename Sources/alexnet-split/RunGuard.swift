@@ -11,22 +11,34 @@ enum RunFolder {
     /// Files whose presence means the folder holds a run.
     static let markers = ["config.json", "metrics.jsonl", "checkpoints", "compare.json"]
     nonisolated(unsafe) private static var lockDescriptor: Int32 = -1
+    /// A folder this job made, removed at exit if the job left nothing in it (a refused start).
+    nonisolated(unsafe) private static var madeFolder: UnsafeMutablePointer<CChar>?
 
     /// Creates `path` if needed, locks it for the life of this process, and refuses it if it
     /// holds a run and this job is not resuming that run.
     static func claim(_ path: String, resuming: Bool) throws {
+        let existed = FileManager.default.fileExists(atPath: path)
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw RuntimeFailure("cannot create run directory \(path): \((error as NSError).localizedDescription); pass a writable --run-dir")
         }
-        let descriptor = open(path + "/.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        if !existed {
+            madeFolder = strdup(path)
+            atexit { if let folder = RunFolder.madeFolder { rmdir(folder) } }
+        }
+        // The lock is on the folder itself: no lock file to leave behind.
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw RuntimeFailure("cannot lock run directory \(path): \(String(cString: strerror(errno))); pass a writable --run-dir")
+            throw RuntimeFailure("cannot open run directory \(path): \(String(cString: strerror(errno))); pass a readable and writable --run-dir")
+        }
+        guard access(path, W_OK) == 0 else {
+            close(descriptor)
+            throw RuntimeFailure("run directory \(path) is not writable; pass a writable --run-dir")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
-            throw RuntimeFailure("run directory \(path) is in use by another job (it holds \(path)/.lock); wait for that job to end, or pass another --run-dir")
+            throw RuntimeFailure("run directory \(path) is in use by another job (it holds the folder's lock); wait for that job to end, or pass another --run-dir")
         }
         if !resuming, let marker = markers.first(where: { FileManager.default.fileExists(atPath: "\(path)/\($0)") }) {
             close(descriptor)
@@ -45,12 +57,11 @@ struct Preflight {
 
     /// With every rank in this process (--simulate): runs the checks; throws the one line.
     func runHere(ranks: Int) throws -> String? {
-        let folder = try coordinator()
         if var job = memory {
             (job.ranksHere, job.processesHere, job.coordinatorHere) = (ranks, 1, true)
             try Self.admit(job)
         }
-        return folder
+        return try coordinator()
     }
 
     /// Under mpirun: rank 0 checks the run, every rank checks its host's memory, and the ranks
@@ -60,7 +71,6 @@ struct Preflight {
         var failure: RuntimeFailure?
         var folder: String?
         do {
-            if comm.rank == 0 { folder = try coordinator() }
             if var job = memory {
                 let environment = ProcessInfo.processInfo.environment
                 let here = Int(environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? comm.size
@@ -69,6 +79,7 @@ struct Preflight {
                 (job.ranksHere, job.processesHere, job.coordinatorHere) = (here, here, localRank == comm.rank)
                 try Self.admit(job)
             }
+            if comm.rank == 0 { folder = try coordinator() }
         } catch let error as RuntimeFailure {
             failure = error
         } catch {
@@ -91,6 +102,20 @@ struct Preflight {
         if comm.rank != 0 { bytes = [UInt8](repeating: 0, count: length[0]) }
         comm.broadcast(&bytes, root: 0)
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// What one process of this job is estimated to hold (every rank with --simulate; rank 0's
+    /// process under mpirun), for the line that sets it against the measured peak.
+    func processEstimate(ranks: Int) -> Double? {
+        guard var job = memory else { return nil }
+        (job.ranksHere, job.processesHere, job.coordinatorHere) = (ranks, 1, true)
+        return try? MemoryAdmission.need(job, batch: job.batchSize).total
+    }
+
+    /// `memory: peak resident X, estimated Y`: the check that the estimate is honest.
+    func reportPeak(ranks: Int) {
+        guard let estimate = processEstimate(ranks: ranks), let peak = peakResidentBytes() else { return }
+        print("memory: peak resident \(formatBytes(peak)) (VmHWM), estimated \(formatBytes(estimate)) for this process")
     }
 
     /// Memory admission: throws the one line (exit 4) when the job does not fit.

@@ -163,6 +163,7 @@ struct TrainingFlags: ParsableArguments {
             }
             let folder = try preflight?.runHere(ranks: towers * (replicas ?? 1))
             code = Trainer.simulate(towers: towers, replicas: replicas ?? 1) { body($0, $1, folder) }
+            if code == 0 { preflight?.reportPeak(ranks: towers * (replicas ?? 1)) }
         } else {
             let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout)
             defer { communicator.finalize() }
@@ -173,6 +174,7 @@ struct TrainingFlags: ParsableArguments {
             code = body(communicator, towers > 1 && size > towers && size % towers == 0
                 ? "\(size) MPI ranks: \(size / towers) replicas of the \(towers) towers, one tower per rank"
                 : "\(size) MPI ranks, one tower each", folder)
+            if code == 0 && communicator.rank == 0 { preflight?.reportPeak(ranks: 1) }
         }
         if code != 0 { throw ExitCode(code) }
     }
