@@ -60,6 +60,9 @@ public final class Session {
                      seed: UInt64) throws -> (DataSet, DataLayout) {
         let format = try settings.format ?? DataFormat.detect(directory)
         let preprocessing = settings.preprocessing(for: format)
+        if let asked = settings.imageSize, preprocessing == .resize {
+            throw DataError("--image-size \(asked) sets the stored squares of the paper's preprocessing, but this \(format.rawValue) data is resized whole (--preprocess resize): leave out --image-size, or add --preprocess paper")
+        }
         let side = preset.spec(classes: 1).input.height
         let size = settings.storedSize(input: side, preprocessing: preprocessing)
         guard size >= side else {

@@ -172,6 +172,7 @@ public enum Trainer {
 
         var schedule = options.initialSchedule
         var (firstEpoch, firstStep) = (1, 0)
+        if reporter.speaks { StopRequest.noteLastCheckpoint(restored?.path, run: runDirectory) }
         if let restored {
             try Restore.load(restored.path, into: network, comm: comm, reporter: reporter)
             let m = restored.manifest
@@ -206,7 +207,10 @@ public enum Trainer {
                                     coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
                                     comm: layout.pair, reporter: reporter)
             }
-            if let path { reporter.say("checkpoint: \(path)") }
+            if let path {
+                reporter.say("checkpoint: \(path)")
+                if reporter.speaks { StopRequest.noteLastCheckpoint(path, run: runDirectory) }
+            }
         }
 
         let started = now(), stepsAtStart = result.steps

@@ -155,7 +155,7 @@ struct TrainingFlags: ParsableArguments {
     /// folder the preflight settled on (the same on every rank).
     func launch(towers: Int, runDirectory: String? = nil, preflight: Preflight?,
                 _ body: @escaping (Communicator, String, String?) -> Int32) throws {
-        StopRequest.install()
+        StopRequest.install(speaks: MPICommunicator.launcherRank == 0)
         let code: Int32
         if simulate || !MPICommunicator.launchedByMPI {
             if !simulate {
