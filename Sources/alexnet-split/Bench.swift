@@ -75,6 +75,13 @@ struct Bench: ParsableCommand {
         options.replicas = replicas
         let report: BenchmarkReport?
         do {
+            if !MPICommunicator.launchedByMPI || simulate || oneProcess {
+                // Every rank in this process: synthetic data of one batch, no checkpoints.
+                var job = MemoryJob(preset: modelOptions.preset, model: modelOptions.model, batchSize: batchSize,
+                                    ranksHere: modelOptions.model.towers * (oneProcess ? 1 : replicas))
+                (job.classes, job.replicas) = (classes, replicas)
+                try Preflight.admit(job)
+            }
             if oneProcess {
                 report = try Benchmark.run(options, communicator: SingleProcessCommunicator(),
                                            launch: "one process holding every tower, \(threads) BLAS thread(s)")
@@ -90,6 +97,8 @@ struct Bench: ParsableCommand {
                 report = try Benchmark.run(options, communicator: communicator, launch: size > 2 && size % 2 == 0
                     ? "\(size) MPI ranks: \(size / 2) replicas of the 2 towers, one tower per rank" : "\(size) MPI ranks, one tower each")
             }
+        } catch let failure as RuntimeFailure {
+            throw failure
         } catch {
             throw RuntimeFailure("\(error)", exitCode: (error as? TrainingError)?.exitCode ?? (error is PlanError ? 2 : 1))
         }
