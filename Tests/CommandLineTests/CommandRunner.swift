@@ -65,7 +65,11 @@ enum CommandRunner {
             if let interrupt, !interrupted, interrupt.when(outData.string) {
                 // Signal 0: the condition sent its own signals.
                 if interrupt.signal != 0 {
-                    for _ in 0..<signalCount { kill(process.processIdentifier, interrupt.signal) }
+                    // Apart by 20 ms: two signals pending at once would merge into one.
+                    for k in 0..<signalCount {
+                        if k > 0 { usleep(20_000) }
+                        kill(process.processIdentifier, interrupt.signal)
+                    }
                 }
                 interrupted = true
             }

@@ -136,10 +136,10 @@ extension ReliabilityTests {
 
     func testSecondInterruptEndsAtOnceNamingTheLastGoodCheckpoint() throws {
         let run = base + "/run"
-        let result = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--epochs", "300", "--train-limit", "6400", "--test-limit", "32",
-                                                "--batch-size", "32", "--checkpoint-every", "20", "--log-every", "100000", "--run-dir", run],
-                                               timeout: 90, interrupt: (SIGINT, { $0.contains("checkpoint: ") }),
-                                               signalCount: 2)  // back to back: the second comes before a step boundary
+        // Steps of the small preset at batch 256 take far longer than the 20 ms between the two signals.
+        let result = try CommandRunner.alexnet(["train", "--simulate", "--preset", "small", "--epochs", "3", "--train-limit", "6400", "--test-limit", "32",
+                                                "--batch-size", "256", "--checkpoint-every", "2", "--log-every", "100000", "--run-dir", run],
+                                               timeout: 120, interrupt: (SIGINT, { $0.contains("checkpoint: ") }), signalCount: 2)
         XCTAssertEqual(result.status, 130, result.error)
         assertOneLineError(result, mentions: ["second interrupt", "last good checkpoint", "--resume \(run)"])
         let named = result.error.components(separatedBy: "last good checkpoint is ").last?.components(separatedBy: ":").first ?? ""
