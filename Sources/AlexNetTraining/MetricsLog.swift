@@ -40,7 +40,9 @@ final class MetricsLog {
             return "\(Self.quoted(key)):\(text)"
         }
         let line = "{\(body.joined(separator: ","))}\n"
-        fputs(line, handle)
-        fflush(handle)
+        if fputs(line, handle) < 0 || fflush(handle) != 0 {
+            // A full disk, say: stop at the next step rather than train on without a record.
+            StopRequest.stop(because: "could not append to \(path): \(String(cString: strerror(errno))); training stopped")
+        }
     }
 }

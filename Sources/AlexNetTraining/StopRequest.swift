@@ -64,7 +64,20 @@ public enum StopRequest {
         sigprocmask(SIG_UNBLOCK, &signals, nil)
     }
 
+    /// Why the run must stop, when it is not the user's request: a file the run writes (its
+    /// metrics) could not be written. Set on the coordinator; the stop travels as a Ctrl-C's does.
+    nonisolated(unsafe) public private(set) static var failure: String?
+
+    /// Stops the run at the next step boundary because of `reason` (the first reason is kept).
+    public static func stop(because reason: String) {
+        if failure == nil { failure = reason }
+        flag = 1
+    }
+
     /// For tests.
     public static func request() { flag = 1 }
-    public static func clear() { flag = 0 }
+    public static func clear() {
+        flag = 0
+        failure = nil
+    }
 }

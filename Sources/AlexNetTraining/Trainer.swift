@@ -28,6 +28,11 @@ public enum Trainer {
             let directory = options.runDirectory ?? defaultRunDirectory(options)
             let result = try train(options, session: session, runDirectory: directory, launch: launch)
             guard session.isCoordinator else { return 0 }
+            if let failure = StopRequest.failure {
+                session.reporter.fail(failure + (options.checkpoints
+                    ? "; the last checkpoint is kept: make room, then alexnet-split train --resume \(directory)" : ""))
+                return 1
+            }
             if result.interrupted {
                 session.reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
                     ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))

@@ -214,3 +214,24 @@ private final class ResultBox: @unchecked Sendable {
     func append(_ result: CommandResult) { lock.withLock { results.append(result) } }
     var all: [CommandResult] { lock.withLock { results } }
 }
+
+extension ReliabilityTests {
+    // MARK: disks
+
+    /// metrics.jsonl on a full disk (/dev/full: every write fails with ENOSPC): the run stops at
+    /// the next step with one line, and its checkpoints stay whole.
+    func testMetricsOnAFullDiskStopTheRunAndKeepItsCheckpoints() throws {
+        let run = base + "/run"
+        XCTAssertEqual(try tinyRun(run).status, 0)
+        try FileManager.default.removeItem(atPath: run + "/metrics.jsonl")
+        try FileManager.default.createSymbolicLink(atPath: run + "/metrics.jsonl", withDestinationPath: "/dev/full")
+        let result = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--resume", run, "--epochs", "20", "--log-every", "1"],
+                                               timeout: 60)
+        assertRefused(result, code: 1, mentions: ["metrics.jsonl", "No space left on device", "--resume \(run)"])
+        XCTAssertFalse(result.output.contains("epoch 20/20 done"), "stopped early: \(result.output)")
+        let check = try CommandRunner.alexnet(["eval", "--simulate", "--checkpoint", run, "--test-limit", "8"], timeout: 60)
+        XCTAssertEqual(check.status, 0, "the newest checkpoint is whole: \(check.error)")
+        report("metrics.jsonl cannot be written (disk full)", "metrics.jsonl -> /dev/full, train --resume RUN", result,
+               "stopped at the next step; the checkpoints load")
+    }
+}
