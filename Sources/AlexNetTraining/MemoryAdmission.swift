@@ -64,7 +64,11 @@ public enum MemoryAdmission {
 
     /// The need of `job` at global batch `batch`.
     public static func need(_ job: MemoryJob, batch: Int) throws -> MemoryNeed {
-        let plan = try NetworkPlan(spec: job.preset.spec(classes: job.classes), model: job.model)
+        // The classes are a guess before the data is read: round them up to split over the
+        // towers, so that an odd guess is not reported here as the model's problem.
+        let towers = job.model.towers
+        let classes = (max(job.classes, 2) + towers - 1) / towers * towers
+        let plan = try NetworkPlan(spec: job.preset.spec(classes: classes), model: job.model)
         let perReplica = max(1, batch / max(job.replicas, 1))
         let input = plan.spec.input
         var need = MemoryNeed()

@@ -118,11 +118,11 @@ struct Preflight {
         print("memory: peak resident \(formatBytes(peak)) (VmHWM), estimated \(formatBytes(estimate)) for this process")
     }
 
-    /// Memory admission: throws the one line (exit 4) when the job does not fit.
+    /// Memory admission: throws the one line (exit 5) when the job does not fit.
     static func admit(_ job: MemoryJob) throws {
         let limit = MemoryLimit.current()
         do {
-            if let refusal = try MemoryAdmission.refusal(job, limit: limit) { throw RuntimeFailure(refusal, exitCode: 4) }
+            if let refusal = try MemoryAdmission.refusal(job, limit: limit) { throw RuntimeFailure(refusal, exitCode: 5) }
         } catch let error as PlanError {
             throw RuntimeFailure(error.description, exitCode: 2)
         }

@@ -59,7 +59,7 @@ extension ReliabilityTests {
         XCTAssertFalse(missing.error.contains("--help"), missing.error)
         report("export of a missing checkpoint", "alexnet-split export --checkpoint ABSENT --out F", missing)
         let bench = try CommandRunner.alexnet(["bench", "--simulate", "--preset", "paper", "--batch-size", "100000000"], timeout: 30)
-        assertRefused(bench, code: 4, mentions: ["needs about", "largest --batch-size that fits"])
+        assertRefused(bench, code: 5, mentions: ["needs about", "largest --batch-size that fits"])
         XCTAssertFalse(bench.error.contains("--help"), bench.error)
         report("bench that cannot fit in memory", "alexnet-split bench --preset paper --batch-size 100000000", bench)
     }
@@ -157,7 +157,7 @@ extension ReliabilityTests {
                                   ("the paper preset at batch 10^8", ["--preset", "paper", "--batch-size", "100000000"])] {
             let started = Date()
             let result = try CommandRunner.alexnet(["train", "--simulate"] + arguments + ["--run-dir", base + "/run"], timeout: 30)
-            assertRefused(result, code: 4, mentions: ["needs about", "is available", "the largest --batch-size that fits is", "smaller --preset"],
+            assertRefused(result, code: 5, mentions: ["needs about", "is available", "the largest --batch-size that fits is", "smaller --preset"],
                           within: 10, started: started)
             report(name, "alexnet-split train " + arguments.joined(separator: " "), result)
         }
@@ -166,7 +166,7 @@ extension ReliabilityTests {
         let limit = ["ALEXNET_SPLIT_MEMORY_LIMIT": "1G"]
         let refused = try CommandRunner.alexnet(["train", "--simulate", "--preset", "small", "--batch-size", "4096", "--run-dir", base + "/a"],
                                                 timeout: 30, environment: limit)
-        assertRefused(refused, code: 4, mentions: ["ALEXNET_SPLIT_MEMORY_LIMIT=1G"])
+        assertRefused(refused, code: 5, mentions: ["ALEXNET_SPLIT_MEMORY_LIMIT=1G"])
         let fits = try XCTUnwrap(Int(refused.error.components(separatedBy: "fits is ").last?.prefix { $0.isNumber } ?? ""))
         XCTAssertGreaterThan(fits, 16)
         XCTAssertLessThan(fits, 4096)
