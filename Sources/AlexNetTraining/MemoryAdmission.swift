@@ -20,8 +20,10 @@ public struct MemoryJob: Sendable {
     public var coordinatorHere = true
     /// The data set as rank 0 holds it in memory (see `DataFootprint`).
     public var dataBytes = 0.0
-    /// The images of one stored sample, for the batches the coordinator stages and prefetches.
+    /// Whether the coordinator prepares the next batch in the background (a second batch held).
     public var prefetch = true
+    /// Whether the job writes checkpoints or weights (copies of them while they are encoded).
+    public var writesWeights = true
 
     public init(preset: Preset, model: ModelKind, batchSize: Int, ranksHere: Int) {
         self.preset = preset
@@ -77,12 +79,12 @@ public enum MemoryAdmission {
             if job.coordinatorHere {
                 let whole = MemoryEstimate(stages: try plan.stages(ranks: 1), input: input, batch: batch)
                 need.networks = whole.total
-                need.checkpoint = whole.parameters * 4 / 3
+                need.checkpoint = job.writesWeights ? whole.parameters * 4 / 3 : 0
             }
         } else {
             let rank = MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: input, batch: perReplica)
             need.networks = rank.total * Double(job.ranksHere)
-            need.checkpoint = rank.parameters * 4 / 3 * Double(min(job.ranksHere, plan.towers))
+            need.checkpoint = job.writesWeights ? rank.parameters * 4 / 3 * Double(min(job.ranksHere, plan.towers)) : 0
             if job.replicas > 1 {
                 // send, received and gathered (replicas blocks each) and its own block, per rank.
                 let floats = Double((3 * job.replicas + 1) * reductionSlice)

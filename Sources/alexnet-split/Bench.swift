@@ -55,6 +55,7 @@ struct Bench: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         guard !(simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
+        try TrainingFlags.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate || oneProcess)
         guard replicas == 1 || modelOptions.model.towers > 1 else { throw ValidationError("--replicas applies to the split model") }
         guard batchSize % replicas == 0 else {
             throw ValidationError("--batch-size \(batchSize) does not split evenly over \(replicas) replicas: use a multiple of \(replicas)")
@@ -79,7 +80,7 @@ struct Bench: ParsableCommand {
                 // Every rank in this process: synthetic data of one batch, no checkpoints.
                 var job = MemoryJob(preset: modelOptions.preset, model: modelOptions.model, batchSize: batchSize,
                                     ranksHere: modelOptions.model.towers * (oneProcess ? 1 : replicas))
-                (job.classes, job.replicas) = (classes, replicas)
+                (job.classes, job.replicas, job.prefetch, job.writesWeights) = (classes, replicas, false, false)
                 try Preflight.admit(job)
             }
             if oneProcess {

@@ -92,9 +92,7 @@ struct TrainingFlags: ParsableArguments {
         }
         if let replicas {
             guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
-            guard replicas <= Self.maxSimulatedReplicas || (MPICommunicator.launchedByMPI && !simulate) else {
-                throw ValidationError("--replicas \(replicas) would run \(2 * replicas) threads in this process; simulate at most \(Self.maxSimulatedReplicas) replicas, or run more as MPI ranks (mpirun -np \(2 * replicas))")
-            }
+            try Self.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate)
             guard replicas == 1 || modelOptions.model.towers > 1 else {
                 throw ValidationError("--replicas applies to the split model; the \(modelOptions.model.rawValue) model runs on one rank")
             }
@@ -109,6 +107,13 @@ struct TrainingFlags: ParsableArguments {
     static let maxEpochs = 1_000_000
     /// Simulated replicas run 2R threads of one process (InProcessGroup gives each 64 MiB of stack).
     static let maxSimulatedReplicas = 32
+
+    /// Simulated replicas are threads of this process: at most `maxSimulatedReplicas` of them.
+    static func checkThreads(replicas: Int, inThisProcess: Bool) throws {
+        guard replicas <= maxSimulatedReplicas || !inThisProcess else {
+            throw ValidationError("--replicas \(replicas) would run \(2 * replicas) threads in this process; simulate at most \(maxSimulatedReplicas) replicas, or run more as MPI ranks (mpirun -np \(2 * replicas))")
+        }
+    }
 
     /// `--seed`: negative numbers reach this, so they get a sentence instead of a parser message.
     static func parseSeed(_ text: String) throws -> UInt64 {
@@ -188,6 +193,7 @@ struct TrainingFlags: ParsableArguments {
         job.classes = DataFootprint.classes(directory: options.dataDirectory, settings: options.data)
         job.dataBytes = DataFootprint.estimate(directory: options.dataDirectory, settings: options.data, preset: options.preset)
         job.prefetch = options.data.prefetch
+        job.writesWeights = options.checkpoints || options.dumpWeightsPrefix != nil
         return job
     }
 }
