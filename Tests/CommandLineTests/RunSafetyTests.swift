@@ -1,3 +1,4 @@
+import AlexNetData
 import Foundation
 import XCTest
 
@@ -161,6 +162,10 @@ extension ReliabilityTests {
                           within: 10, started: started)
             report(name, "alexnet-split train " + arguments.joined(separator: " "), result)
         }
+        // Under mpirun the ranks agree: one line, every rank gone.
+        let mpi = try CommandRunner.mpi(ranks: 2, ["train", "--preset", "paper", "--batch-size", "4096", "--run-dir", base + "/run"], timeout: 60)
+        assertCleanFailure(mpi, mentions: ["needs about", "the largest --batch-size that fits is"])
+        report("the paper preset at batch 4096 under mpirun", "mpirun -np 2 alexnet-split train --preset paper --batch-size 4096", mpi)
         XCTAssertEqual(snapshot(base), before, "nothing written")
         // Under a 1 GiB limit the small preset at 4096 is refused with a batch that then trains within it.
         let limit = ["ALEXNET_SPLIT_MEMORY_LIMIT": "1G"]
@@ -233,5 +238,35 @@ extension ReliabilityTests {
         XCTAssertEqual(check.status, 0, "the newest checkpoint is whole: \(check.error)")
         report("metrics.jsonl cannot be written (disk full)", "metrics.jsonl -> /dev/full, train --resume RUN", result,
                "stopped at the next step; the checkpoints load")
+    }
+}
+
+extension ReliabilityTests {
+    /// Class folders named with a quote, a backslash and a newline: config.json and the
+    /// checkpoint's manifest stay valid JSON and give the names back as they were.
+    func testClassNamesWithQuotesAndNewlinesRoundTripThroughJSON() throws {
+        let names = ["say \"hi\"", "back\\slash", "two\nlines", "plain"]
+        let data = base + "/awkward"
+        for split in ["train", "val"] {
+            for (k, name) in names.enumerated() {
+                let folder = "\(data)/\(split)/\(name)"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                for i in 0..<4 {
+                    try ImageEncoder.writePNG([UInt8](repeating: UInt8(40 * k + i), count: 12 * 12 * 3), width: 12, height: 12, channels: 3,
+                                              to: "\(folder)/\(i).png")
+                }
+            }
+        }
+        let run = base + "/run"
+        let result = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--data", data, "--epochs", "1", "--batch-size", "8",
+                                                "--run-dir", run], timeout: 120)
+        XCTAssertEqual(result.status, 0, result.error)
+        let config = try JSONSerialization.jsonObject(with: XCTUnwrap(FileManager.default.contents(atPath: run + "/config.json"))) as? [String: Any]
+        XCTAssertEqual(config?["class_names"] as? [String], names.sorted())
+        for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
+            XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(line.utf8)), String(line))
+        }
+        let exported = try CommandRunner.alexnet(["export", "--checkpoint", run, "--out", base + "/model.safetensors"], timeout: 30)
+        XCTAssertEqual(exported.status, 0, exported.error)
     }
 }
