@@ -196,7 +196,7 @@ public struct MemoryLimit: Sendable {
     }
 
     /// `123`, `4K`, `16M`, `2G`, `1T` (powers of 1024), or nil.
-    static func parseBytes(_ text: String) -> Double? {
+    public static func parseBytes(_ text: String) -> Double? {
         let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
         let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
         if let last = trimmed.last, let unit = units[last] {

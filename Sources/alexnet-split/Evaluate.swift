@@ -34,6 +34,8 @@ struct Evaluate: ParsableCommand {
         options.testLimit = testLimit
         options.batchSize = batchSize
         let checkpoint = source.checkpoint
-        try source.launch { CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1) }
+        try source.launch(batch: min(batchSize, testLimit ?? batchSize), data: data) {
+            CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1)
+        }
     }
 }

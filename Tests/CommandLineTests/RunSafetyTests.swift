@@ -63,6 +63,11 @@ extension ReliabilityTests {
         assertRefused(bench, code: 5, mentions: ["needs about", "largest --batch-size that fits"])
         XCTAssertFalse(bench.error.contains("--help"), bench.error)
         report("bench that cannot fit in memory", "alexnet-split bench --preset paper --batch-size 100000000", bench)
+        let run = base + "/run"
+        XCTAssertEqual(try tinyRun(run).status, 0)
+        let evaluation = try CommandRunner.alexnet(["eval", "--simulate", "--checkpoint", run, "--batch-size", "100000000"], timeout: 30)
+        assertRefused(evaluation, code: 5, mentions: ["tiny/split at --batch-size 100000000 needs about", "largest --batch-size that fits"])
+        report("eval that cannot fit in memory", "alexnet-split eval --checkpoint RUN --batch-size 100000000", evaluation)
     }
 
     // MARK: runs
