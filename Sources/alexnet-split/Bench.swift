@@ -49,10 +49,10 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be from 1 to 100000 (got \(steps))") }
+        guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be from 0 to 100000 (got \(warmup))") }
         guard (2...256).contains(classes) else { throw ValidationError("--classes must be in 2...256 for bench's synthetic byte labels (got \(classes))") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be from 1 to 256 (got \(threads))") }
         guard !(simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
         try TrainingFlags.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate || oneProcess)

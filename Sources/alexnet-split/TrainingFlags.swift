@@ -84,8 +84,8 @@ struct TrainingFlags: ParsableArguments {
         guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
         guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be 0 or more (got \(weightDecay))") }
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1 (got \(logEvery))") }
-        guard collectiveTimeout.isFinite, collectiveTimeout >= 0 else {
-            throw ValidationError("--collective-timeout must be a number of seconds, or 0 for no limit (got \(collectiveTimeout))")
+        guard collectiveTimeout.isFinite, (0...Self.maxCollectiveTimeout).contains(collectiveTimeout) else {
+            throw ValidationError("--collective-timeout must be a number of seconds up to \(Int(Self.maxCollectiveTimeout)), or 0 for no limit (got \(collectiveTimeout))")
         }
         for (name, value) in [("--train-limit", trainLimit), ("--test-limit", testLimit)] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1 (got \(value))") }
@@ -105,6 +105,8 @@ struct TrainingFlags: ParsableArguments {
 
     /// More epochs than anyone trains, and few enough that epochs x steps never overflows.
     static let maxEpochs = 1_000_000
+    /// A week: longer than any collective should take, and short enough for the watchdog's nanoseconds.
+    static let maxCollectiveTimeout = 604_800.0
     /// Simulated replicas run 2R threads of one process (InProcessGroup gives each 64 MiB of stack).
     static let maxSimulatedReplicas = 32
 
