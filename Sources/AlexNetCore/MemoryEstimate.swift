@@ -77,8 +77,9 @@ public struct MemoryEstimate: Sendable {
     public var total: Double { parameters + input + activations + workspace }
 }
 
-/// Sizes in words: `512 B`, `3.4 MiB`, `1.21 GiB`, `2.0 TiB`.
+/// Sizes in words: `512 B`, `3.4 MiB`, `1.21 GiB`, `2.0 TiB`; past 1024 EiB, `2.3e+25 B`.
 public func formatBytes(_ bytes: Double) -> String {
+    if bytes >= 0x1p70 { return String(format: "%.1e B", bytes) }
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
     var value = bytes, unit = 0
     while value >= 1024 && unit < units.count - 1 {

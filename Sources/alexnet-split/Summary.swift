@@ -19,7 +19,7 @@ struct Summary: ParsableCommand {
     var batchSize: Int?
 
     func validate() throws {
-        guard classes >= 2 else { throw ValidationError("--classes must be at least 2 (got \(classes))") }
+        guard (2...100_000).contains(classes) else { throw ValidationError("--classes must be from 2 to 100000 (got \(classes))") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
         if traffic, let batchSize, batchSize % 4 != 0 {
             throw ValidationError("--batch-size for --traffic must be a multiple of 4 (got \(batchSize))")
