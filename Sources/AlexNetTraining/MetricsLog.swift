@@ -16,16 +16,8 @@ final class MetricsLog {
 
     deinit { fclose(handle) }
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        return encoder
-    }()
-
     /// A JSON string, escaped by JSONEncoder.
-    static func quoted(_ text: String) -> String {
-        (try? Self.encoder.encode(text)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
-    }
+    static func quoted(_ text: String) -> String { JSONText.encode(text) }
 
     /// Appends one record. Values are numbers, strings or booleans.
     func record(_ fields: KeyValuePairs<String, Any>) {

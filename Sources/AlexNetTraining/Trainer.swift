@@ -341,12 +341,7 @@ public enum Trainer {
                             weightDecay: options.weightDecay, seed: options.seed, data: options.dataDirectory,
                             trainImages: session.trainCount, testImages: session.testCount, launch: launch,
                             classNames: session.data?.classNames ?? [])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        var json = try encoder.encode(config)
-        json.append(0x0A)
-        try AtomicFile.write(json, to: (directory as NSString).appendingPathComponent("config.json"))
+        try AtomicFile.write(Data((JSONText.encode(config) + "\n").utf8), to: (directory as NSString).appendingPathComponent("config.json"))
     }
 
     /// Runs every rank as a thread of this process: the simulation mode.
