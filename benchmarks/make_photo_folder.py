@@ -7,9 +7,10 @@ saved as JPEG (and a few PNG) at random sizes and qualities. Training crops come
 60% of each photograph and test crops from the right 40%, so the test images show parts of the
 scene that training never saw.
 
-    python3 benchmarks/make_photo_folder.py OUT [--train 150] [--val 40] [--seed 1]
+    python3 benchmarks/make_photo_folder.py OUT [--train 150] [--val 40] [--seed 1] [--classes 10]
 
-writes OUT/train/<class>/*.jpg and OUT/val/<class>/*.jpg.
+writes OUT/train/<class>/*.jpg and OUT/val/<class>/*.jpg (--classes N keeps the first N
+photographs, e.g. 5 for an odd class count).
 """
 import argparse
 import os
@@ -56,15 +57,16 @@ def main():
     parser.add_argument("--train", type=int, default=150)
     parser.add_argument("--val", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--classes", type=int, default=len(PHOTOS), choices=range(2, len(PHOTOS) + 1))
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    for name, load in PHOTOS.items():
+    for name, load in list(PHOTOS.items())[:args.classes]:
         photo = np.asarray(load())[..., :3]
         for split, count, left, right in [("train", args.train, 0.0, 0.6), ("val", args.val, 0.6, 1.0)]:
             folder = os.path.join(args.out, split, name)
             os.makedirs(folder, exist_ok=True)
             crops(photo, count, left, right, rng, folder, name)
-    print(f"wrote {len(PHOTOS)} classes, {args.train} training and {args.val} test images each, to {args.out}")
+    print(f"wrote {args.classes} classes, {args.train} training and {args.val} test images each, to {args.out}")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,23 @@ public final class Buffer {
     public let count: Int
     /// Start of the storage; valid for the life of the buffer.
     public let pointer: UnsafeMutablePointer<Float>
+    /// The buffer whose storage this one views, kept alive by it; nil when this one owns its own.
+    private let base: Buffer?
 
     /// Allocates `count` floats, all zero.
     public init(count: Int) {
         self.count = count
         pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
+        base = nil
+    }
+
+    /// A view of `count` floats of `base` from `offset`: the same storage, no copy.
+    public init(viewing base: Buffer, offset: Int, count: Int) {
+        precondition(offset >= 0 && offset + count <= base.count, "view \(offset)..<\(offset + count) outside a buffer of \(base.count)")
+        self.count = count
+        pointer = base.pointer + offset
+        self.base = base
     }
 
     /// Allocates a buffer holding a copy of `values`.
@@ -21,7 +32,7 @@ public final class Buffer {
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { pointer.deallocate() }
+    deinit { if base == nil { pointer.deallocate() } }
 
     /// The contents as an array (for tests and checkpoints, never in the hot path).
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
@@ -30,15 +41,18 @@ public final class Buffer {
     public func zero(count n: Int? = nil) { pointer.update(repeating: 0, count: n ?? count) }
 }
 
-/// A trainable tensor: its value, its gradient and its SGD momentum.
+/// A trainable tensor: its value, its gradient and its SGD momentum. In a network these are
+/// views into the network's `ParameterArena`; a layer built alone owns small buffers of its own.
 public final class Parameter {
     /// Stable name, e.g. `conv3.weight`.
     public let name: String
     /// Shape as the layer sees it, e.g. `[outputs, inputsPerGroup, k, k]`.
     public let shape: [Int]
-    public let value: Buffer
-    public let gradient: Buffer
-    public let momentum: Buffer
+    public private(set) var value: Buffer
+    public private(set) var gradient: Buffer
+    public private(set) var momentum: Buffer
+    /// Where the tensor starts in its arena's three buffers (nil until placed in one).
+    public private(set) var offset: Int?
 
     public init(name: String, shape: [Int]) {
         self.name = name
@@ -50,4 +64,58 @@ public final class Parameter {
     }
 
     public var count: Int { value.count }
+
+    /// Moves the tensor into `arena` at `offset`, keeping its contents.
+    fileprivate func place(in arena: ParameterArena, at offset: Int) {
+        func moved(_ old: Buffer, into base: Buffer) -> Buffer {
+            let view = Buffer(viewing: base, offset: offset, count: old.count)
+            view.pointer.update(from: old.pointer, count: old.count)
+            return view
+        }
+        value = moved(value, into: arena.values)
+        gradient = moved(gradient, into: arena.gradients)
+        momentum = moved(momentum, into: arena.momenta)
+        self.offset = offset
+    }
+}
+
+/// Every trainable tensor of a network in three allocations, one for all values, one for all
+/// gradients and one for all momenta, each `Parameter` a view at its offset (llm.c's layout).
+/// So the optimiser, the finiteness check and the replicas' gradient sum each make one pass
+/// over one contiguous block, not one per tensor.
+public final class ParameterArena {
+    /// The tensors in order: parameter `i` starts where `i - 1` ends.
+    public let parameters: [Parameter]
+    public let values: Buffer
+    public let gradients: Buffer
+    public let momenta: Buffer
+
+    /// Moves `parameters` (each into no other arena) into one arena, in order.
+    public init(_ parameters: [Parameter]) {
+        precondition(parameters.allSatisfy { $0.offset == nil }, "a parameter already lives in an arena")
+        let count = parameters.map(\.count).reduce(0, +)
+        self.parameters = parameters
+        values = Buffer(count: count)
+        gradients = Buffer(count: count)
+        momenta = Buffer(count: count)
+        var offset = 0
+        for p in parameters {
+            p.place(in: self, at: offset)
+            offset += p.count
+        }
+    }
+
+    /// Floats in each of the three buffers.
+    public var count: Int { values.count }
+
+    /// Whether every value is finite (neither NaN nor infinite).
+    public var valuesAreFinite: Bool {
+        UnsafeBufferPointer(start: values.pointer, count: count).allSatisfy(\.isFinite)
+    }
+
+    /// Multiplies every gradient by `factor`.
+    public func scaleGradients(by factor: Float) {
+        let g = gradients.pointer
+        for i in 0..<count { g[i] *= factor }
+    }
 }

@@ -15,11 +15,17 @@ public protocol Communicator: AnyObject {
     func broadcastIdly(_ bytes: UnsafeMutableRawBufferPointer, root: Int)
     /// Concatenates every rank's `count` floats, in rank order, into `receive` (`count * size`).
     func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
+    /// The all-gather of blocks of different sizes (MPI_Allgatherv): rank `r` sends `counts[r]`
+    /// floats, and every rank receives them all, in rank order, into `receive` (`counts.sum()`
+    /// floats); every rank passes the same `counts`.
+    func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>)
     /// Sums the ranks' `send` buffers (`count * size` each) and leaves block `rank` of the sum,
     /// `count` floats, in `receive`.
     func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
-    /// Element-wise sum of every rank's `values` (the same length everywhere), returned on every rank.
-    func sum(_ values: [Double]) -> [Double]
+    /// Element-wise maximum of every rank's `values` (the same length everywhere), returned on
+    /// every rank: how ranks agree on a status (`agree`). With `idly`, ranks that may wait long
+    /// sleep instead of spinning, as in `broadcastIdly`.
+    func maximum(_ values: [Int32], idly: Bool) -> [Int32]
     /// Returns when every rank has called it.
     func barrier()
     /// Splits this communicator (a collective): ranks that pass the same `color` form a new
@@ -28,10 +34,12 @@ public protocol Communicator: AnyObject {
     /// Rank `r` receives `counts[r]` bytes of `send` (meaningful on `root` only), taken at offset
     /// `counts[0..<r].sum()`, into the start of `receive`; every rank passes the same `counts`.
     func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int)
+    /// The reverse of `scatter`: rank `r`'s first `counts[r]` bytes of `send` land in `receive`
+    /// on `root` (meaningful there only) at offset `counts[0..<r].sum()`; every rank passes the
+    /// same `counts`.
+    func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int)
     /// Block `j` of `send` (`count` floats) goes to rank `j`; block `i` of `receive` comes from rank `i`.
     func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>)
-    /// Ends every rank at once with `exitCode`: the way out when ranks can no longer agree.
-    func abort(exitCode: Int32) -> Never
 }
 
 public extension Communicator {
@@ -58,10 +66,13 @@ public final class SingleProcessCommunicator: Communicator {
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
     }
+    public func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>) {
+        allGather(send, count: counts[0], into: receive)
+    }
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
     }
-    public func sum(_ values: [Double]) -> [Double] { values }
+    public func maximum(_ values: [Int32], idly: Bool) -> [Int32] { values }
     public func barrier() {}
     public func split(color: Int, key: Int) -> Communicator { SingleProcessCommunicator() }
     public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
@@ -69,8 +80,10 @@ public final class SingleProcessCommunicator: Communicator {
             target.copyMemory(from: source, byteCount: counts[0])
         }
     }
+    public func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        scatter(send, counts: counts, into: receive, root: root)  // one rank: both copy its bytes
+    }
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: count) }
     }
-    public func abort(exitCode: Int32) -> Never { exit(exitCode) }
 }

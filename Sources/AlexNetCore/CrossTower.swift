@@ -1,28 +1,44 @@
 /// Where the towers meet: concatenates every rank's channels (or features) into the whole
-/// input of a cross-connected layer, DESIGN.md §4.
+/// input of a cross-connected layer, or into the logits (docs/models.md).
 ///
-/// input `[C_local, n, ...]` on each rank -> output `[C_local * ranks, n, ...]`, rank-major,
-/// which is the tower order. Backward depends on who consumes the gathered tensor:
+/// input `[C_rank, n, ...]` on each rank -> output `[sum of C_r, n, ...]`, rank-major, which is
+/// the tower order. Every rank holds the same number of channels, except at the logits when the
+/// classes do not split evenly over the towers (5 classes: 3 on rank 0, 2 on rank 1); then the
+/// all-gather takes per-rank counts (MPI_Allgatherv). Backward depends on who consumes the
+/// gathered tensor:
 /// - `.sum`: a layer whose kernels are split over the ranks; each rank's input gradient is only
 ///   its own kernels' share, so the shares are summed and each rank keeps its block
-///   (reduce-scatter).
+///   (reduce-scatter). Its blocks are always equal.
 /// - `.slice`: the loss, computed identically on every rank; each rank keeps its block.
 public final class CrossTowerGather: Stage {
     public enum Backward: Sendable { case sum, slice }
     public let layerName: String
     public let localShape: Shape
+    /// Channels of every rank, in rank order.
+    public let rankChannels: [Int]
     public let backwardMode: Backward
     private let communicator: Communicator
 
-    public init(layerName: String, localShape: Shape, backward: Backward, communicator: Communicator) {
+    public init(layerName: String, localShape: Shape, rankChannels: [Int], backward: Backward, communicator: Communicator) {
+        precondition(rankChannels.count == communicator.size && rankChannels[communicator.rank] == localShape.channels,
+                     "\(layerName): rank \(communicator.rank)'s \(localShape.channels) channels disagree with the plan's \(rankChannels)")
+        precondition(backward == .slice || Set(rankChannels).count == 1, "a reduce-scatter needs equal blocks")
         self.layerName = layerName
         self.localShape = localShape
+        self.rankChannels = rankChannels
         backwardMode = backward
         self.communicator = communicator
     }
 
+    /// Whether every rank holds as many channels: then the plain all-gather serves.
+    private var even: Bool { rankChannels.allSatisfy { $0 == rankChannels[0] } }
+
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
-        communicator.allGather(input, count: localShape.size * n, into: output)
+        if even {
+            communicator.allGather(input, count: localShape.size * n, into: output)
+        } else {
+            communicator.allGather(input, counts: rankChannels.map { $0 * localShape.planeSize * n }, into: output)
+        }
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
@@ -33,7 +49,8 @@ public final class CrossTowerGather: Stage {
             guard let dx else { preconditionFailure("a cross-tower gather is never a network's first stage") }
             communicator.reduceScatterSum(dy, count: count, into: dx)
         case .slice:
-            dx?.update(from: dy + communicator.rank * count, count: count)
+            let offset = rankChannels[..<communicator.rank].reduce(0, +) * localShape.planeSize * n
+            dx?.update(from: dy + offset, count: count)
         }
     }
 }

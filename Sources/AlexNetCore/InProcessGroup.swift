@@ -8,7 +8,7 @@ import Foundation
 public final class InProcessGroup {
     public let size: Int
     fileprivate var board: [UnsafeRawPointer?]
-    fileprivate var doubles: [[Double]]
+    fileprivate var integers: [[Int32]]
     fileprivate let gate: Gate
     /// `split`'s (color, key) per rank, and the sub-groups made from them.
     fileprivate var splitRequests: [(color: Int, key: Int)]
@@ -18,7 +18,7 @@ public final class InProcessGroup {
         precondition(size >= 1)
         self.size = size
         board = Array(repeating: nil, count: size)
-        doubles = Array(repeating: [], count: size)
+        integers = Array(repeating: [], count: size)
         gate = Gate(parties: size)
         splitRequests = Array(repeating: (0, 0), count: size)
     }
@@ -103,6 +103,16 @@ final class InProcessCommunicator: Communicator {
         }
     }
 
+    func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>) {
+        exchange(UnsafeRawPointer(send)) { board in
+            var offset = 0
+            for r in 0..<size {
+                (receive + offset).update(from: board[r]!.assumingMemoryBound(to: Float.self), count: counts[r])
+                offset += counts[r]
+            }
+        }
+    }
+
     func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         exchange(UnsafeRawPointer(send)) { board in
             let offset = rank * count
@@ -114,13 +124,14 @@ final class InProcessCommunicator: Communicator {
         }
     }
 
-    func sum(_ values: [Double]) -> [Double] {
-        group.doubles[rank] = values
+    /// Threads wait on a condition variable, so `idly` changes nothing here.
+    func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
+        group.integers[rank] = values
         group.gate.wait()
-        var total = group.doubles[0]
-        for r in 1..<size { for i in total.indices { total[i] += group.doubles[r][i] } }
+        var result = group.integers[0]
+        for r in 1..<size { for i in result.indices { result[i] = max(result[i], group.integers[r][i]) } }
         group.gate.wait()
-        return total
+        return result
     }
 
     func barrier() { group.gate.wait() }
@@ -155,16 +166,26 @@ final class InProcessCommunicator: Communicator {
         group.gate.wait()
     }
 
+    func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        group.board[rank] = UnsafeRawPointer(send.baseAddress)
+        group.gate.wait()
+        if rank == root {
+            var offset = 0
+            for r in 0..<size {
+                if counts[r] > 0, let source = group.board[r], source != UnsafeRawPointer(receive.baseAddress! + offset) {
+                    (receive.baseAddress! + offset).copyMemory(from: source, byteCount: counts[r])
+                }
+                offset += counts[r]
+            }
+        }
+        group.gate.wait()
+    }
+
     func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         exchange(UnsafeRawPointer(send)) { board in
             for r in 0..<size {
                 (receive + r * count).update(from: board[r]!.assumingMemoryBound(to: Float.self) + rank * count, count: count)
             }
         }
-    }
-
-    func abort(exitCode: Int32) -> Never {
-        fflush(stdout)
-        exit(exitCode)
     }
 }

@@ -10,8 +10,12 @@ public struct ModelSummary {
         public var op: String
         /// What a conv or linear layer reads: the image, its own tower, or both towers.
         public var reads: String
+        /// Rank 0's output; the ranks differ only at the class layer when the classes do not
+        /// split evenly (`outputsByRank`), and rank 0 then holds the larger share.
         public var outputPerRank: Shape
+        public var outputsByRank: [Shape]
         public var outputTotal: Shape
+        /// Rank 0's parameters and FLOPs, and those of all ranks together.
         public var parametersPerRank: Int
         public var parametersTotal: Int
         public var flopsPerRank: Int
@@ -21,13 +25,15 @@ public struct ModelSummary {
     public let plan: NetworkPlan
     public let rows: [Row]
 
-    /// `stages` are the plan's stages for one tower per rank.
-    public init(plan: NetworkPlan, stages: [StagePlan]) {
+    /// The table for one tower per rank.
+    public init(plan: NetworkPlan) throws {
         self.plan = plan
         let ranks = plan.towers
+        let byRank = try (0..<ranks).map { try plan.stages(ranks: ranks, rank: $0) }
         var partial = false
         var rows: [Row] = []
-        for stage in stages {
+        for (index, stage) in byRank[0].enumerated() {
+            let same = byRank.map { $0[index] }
             var reads = ""
             switch stage.op {
             case .convolution, .linear:
@@ -40,11 +46,11 @@ public struct ModelSummary {
                 break
             }
             var total = stage.output
-            if partial { total.channels *= ranks }
+            if partial { total.channels = same.map(\.output.channels).reduce(0, +) }
             rows.append(Row(layer: stage.layer, op: stage.op.displayName, reads: reads, outputPerRank: stage.output,
-                            outputTotal: total, parametersPerRank: stage.parameterCount,
-                            parametersTotal: stage.parameterCount * ranks, flopsPerRank: stage.forwardFLOPs,
-                            flopsTotal: stage.forwardFLOPs * ranks))
+                            outputsByRank: same.map(\.output), outputTotal: total, parametersPerRank: stage.parameterCount,
+                            parametersTotal: same.map(\.parameterCount).reduce(0, +), flopsPerRank: stage.forwardFLOPs,
+                            flopsTotal: same.map(\.forwardFLOPs).reduce(0, +)))
         }
         self.rows = rows
     }
@@ -70,7 +76,9 @@ public struct ModelSummary {
         func p(_ count: Int) -> String { count == 0 ? "-" : "\(count)" }
         func mib(_ bytes: Double) -> String { bytes == 0 ? "-" : String(format: "%.1f", bytes / 1_048_576) }
         for (i, r) in rows.enumerated() {
-            var row = [r.layer, r.op, r.reads, "\(r.outputPerRank)", "\(r.outputTotal)", p(r.parametersPerRank),
+            let perRank = Set(r.outputsByRank.map(\.description)).count == 1 ? "\(r.outputPerRank)"
+                : r.outputsByRank.map(\.description).joined(separator: "+")
+            var row = [r.layer, r.op, r.reads, perRank, "\(r.outputTotal)", p(r.parametersPerRank),
                        p(r.parametersTotal), m(r.flopsPerRank), m(r.flopsTotal)]
             if let memory { row += [mib(memory.stages[i].activations), mib(memory.stages[i].workspace)] }
             table.append(row)
@@ -84,6 +92,9 @@ public struct ModelSummary {
                 c < 3 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[c] - cell.count) + cell
             }.joined(separator: "  "))
+        }
+        if let last = plan.layers.last, Set(last.towerOutputs).count > 1 {
+            lines.append("The \(spec.classes) classes split \(last.towerOutputs.map(String.init).joined(separator: " + ")) over the towers (tower 0 the larger share); params/rank and MFLOP/rank are rank 0's.")
         }
         lines.append("FLOPs are forward multiply-adds x2 per image; a training step costs about 3x.")
         if let memory { lines.append(memoryLine(memory)) }

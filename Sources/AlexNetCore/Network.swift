@@ -11,14 +11,14 @@ public final class Network {
     public let stages: [Stage]
     public let communicator: Communicator
     public let maxBatch: Int
-    /// The image batch, `[C, n, H, W]`; every rank holds all of it.
-    public let input: Buffer
-    /// The batch's labels, `maxBatch` long.
-    public var labels: [Int32]
+    /// The batch of the last forward pass: the first stage's input, which backward reads again.
+    private var lastBatch: Batch?
     private let outputs: [Buffer]
     private let gradients: [Buffer]
-    /// Every trainable tensor of this rank, in stage order.
+    /// Every trainable tensor of this rank, in stage order: views into `arena`.
     public let parameters: [Parameter]
+    /// The values, gradients and momenta of `parameters`, one block each.
+    public let arena: ParameterArena
     /// Time spent in each stage, for `bench`.
     public let times: StageTimes
 
@@ -31,7 +31,7 @@ public final class Network {
         self.plan = plan
         self.communicator = communicator
         self.maxBatch = maxBatch
-        stagePlans = try plan.stages(ranks: communicator.size)
+        stagePlans = try plan.stages(ranks: communicator.size, rank: communicator.rank)
         let scratch = Scratch()
         let groups = plan.towers / communicator.size
         let firstTower = communicator.rank * groups
@@ -56,20 +56,21 @@ public final class Network {
             case .flatten:
                 return Flatten(layerName: stage.layer, input: stage.input)
             case let .gather(mode):
-                return CrossTowerGather(layerName: stage.layer, localShape: stage.input, backward: mode, communicator: communicator)
+                return CrossTowerGather(layerName: stage.layer, localShape: stage.input, rankChannels: stage.rankChannels,
+                                        backward: mode, communicator: communicator)
             }
         }
-        input = Buffer(count: plan.spec.input.size * maxBatch)
-        labels = Array(repeating: 0, count: maxBatch)
         outputs = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
         gradients = stagePlans.map { Buffer(count: $0.output.size * maxBatch) }
-        parameters = stages.flatMap(\.parameters)
+        arena = ParameterArena(stages.flatMap(\.parameters))
+        parameters = arena.parameters
         times = StageTimes(stages: stages.count)
         initializeWeights(seed: seed, initialization: initialization ?? plan.spec.initialization)
     }
 
     /// Draws every tower's weights from a generator keyed by (seed, layer, tower), so a tower
-    /// starts the same whichever rank or process holds it.
+    /// starts the same whichever rank or process holds it. Tower t's rows follow tower t-1's,
+    /// however many each holds (the class layer's towers may differ by one).
     private func initializeWeights(seed: UInt64, initialization: Initialization) {
         for (stage, stagePlan) in zip(stages, stagePlans) {
             let weight: Parameter, bias: Parameter, receptive: Int
@@ -79,12 +80,15 @@ public final class Network {
                 (weight, bias, receptive) = (linear.weight, linear.bias, 1)
             } else { continue }
             let layer = plan.layers[stagePlan.layerIndex]
-            let rows = layer.outputsPerTower, rowLength = weight.shape.dropFirst().reduce(1, *)
-            let fanOut = rows * plan.towers * receptive
-            for block in 0..<towersHere {
-                var random = KeyedRandom(seed, UInt64(layer.index), UInt64(firstTower + block))
-                let w = weight.value.pointer + block * rows * rowLength
-                let b = bias.value.pointer + block * rows
+            let rowLength = weight.shape.dropFirst().reduce(1, *)
+            let fanOut = layer.totalOutputs * receptive
+            var row = 0
+            for tower in firstTower..<(firstTower + towersHere) {
+                let rows = layer.towerOutputs[tower]
+                var random = KeyedRandom(seed, UInt64(layer.index), UInt64(tower))
+                let w = weight.value.pointer + row * rowLength
+                let b = bias.value.pointer + row
+                row += rows
                 switch initialization {
                 case .paper:
                     for i in 0..<rows * rowLength { w[i] = Float(0.01 * random.normal()) }
@@ -107,10 +111,13 @@ public final class Network {
         Array(UnsafeBufferPointer(start: logits, count: plan.classes * n))
     }
 
-    /// Runs the batch in `input` through every stage.
-    public func forward(batch n: Int, context: StepContext) {
+    /// Runs `batch`'s images through every stage.
+    public func forward(_ batch: Batch, context: StepContext) {
+        let n = batch.count
         precondition(n >= 1 && n <= maxBatch, "batch of \(n) outside 1...\(maxBatch)")
-        var x = UnsafePointer(input.pointer)
+        precondition(batch.shape == plan.spec.input, "a batch of \(batch.shape) images into a \(plan.spec.input) network")
+        lastBatch = batch
+        var x = UnsafePointer(batch.pixels.pointer)
         for (i, (stage, output)) in zip(stages, outputs).enumerated() {
             let start = monotonicSeconds()
             stage.forward(input: x, output: output.pointer, batch: n, context: context)
@@ -119,10 +126,13 @@ public final class Network {
         }
     }
 
-    /// Back-propagates the gradient that the loss left in the logits' gradient buffer.
-    public func backward(batch n: Int) {
+    /// Back-propagates, through the last forward pass, the gradient that the loss left in the
+    /// logits' gradient buffer.
+    public func backward() {
+        guard let batch = lastBatch else { preconditionFailure("backward before any forward pass") }
+        let n = batch.count
         for i in stride(from: stages.count - 1, through: 0, by: -1) {
-            let x = i == 0 ? UnsafePointer(input.pointer) : UnsafePointer(outputs[i - 1].pointer)
+            let x = i == 0 ? UnsafePointer(batch.pixels.pointer) : UnsafePointer(outputs[i - 1].pointer)
             let start = monotonicSeconds()
             stages[i].backward(input: x, output: outputs[i].pointer, outputGradient: gradients[i].pointer,
                                inputGradient: i == 0 ? nil : gradients[i - 1].pointer, batch: n)
@@ -130,16 +140,14 @@ public final class Network {
         }
     }
 
-    /// Forward, softmax cross-entropy against `labels`, and (when training) backward.
+    /// Forward, softmax cross-entropy against the batch's labels, and (when training) backward.
     /// Fills every parameter's gradient; returns the batch's mean loss and correct count.
     @discardableResult
-    public func run(batch n: Int, context: StepContext) -> (loss: Double, correct: Int) {
-        forward(batch: n, context: context)
-        let result = labels.withUnsafeBufferPointer {
-            softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, classes: plan.classes, batch: n,
-                                gradient: context.training ? gradients[gradients.count - 1].pointer : nil)
-        }
-        if context.training { backward(batch: n) }
+    public func run(_ batch: Batch, context: StepContext) -> (loss: Double, correct: Int) {
+        forward(batch, context: context)
+        let result = softmaxCrossEntropy(logits: logits, labels: batch.labels, classes: plan.classes, batch: batch.count,
+                                         gradient: context.training ? gradients[gradients.count - 1].pointer : nil)
+        if context.training { backward() }
         return result
     }
 

@@ -16,10 +16,16 @@ public struct LayerPlan: Sendable {
     public var spec: LayerSpec
     /// Position in the table; keys the layer's random streams.
     public var index: Int
-    /// Kernels each tower holds.
-    public var outputsPerTower: Int
+    /// Kernels each tower holds, tower by tower. Even for every layer but the class layer, whose
+    /// C outputs split as evenly as they go: tower t gets C/T, plus one if t < C % T.
+    public var towerOutputs: [Int]
     /// Whether the layer reads every tower's channels.
     public var readsAllTowers: Bool
+
+    /// Kernels held by towers `towers` together.
+    public func outputs(ofTowers towers: Range<Int>) -> Int { towerOutputs[towers].reduce(0, +) }
+    /// Kernels in the whole layer.
+    public var totalOutputs: Int { towerOutputs.reduce(0, +) }
 }
 
 /// A problem with a requested model, in words a user can act on.
@@ -35,6 +41,9 @@ public struct NetworkPlan: Sendable {
     public let layers: [LayerPlan]
 
     public init(spec: ModelSpec, model: ModelKind) throws {
+        guard spec.classes >= 2 else {
+            throw PlanError("\(spec.classes == 1 ? "1 class" : "\(spec.classes) classes"): a classifier needs at least 2; give data with 2 or more classes")
+        }
         self.spec = spec
         self.model = model
         let towers = model.towers
@@ -42,43 +51,56 @@ public struct NetworkPlan: Sendable {
         layers = try spec.layers.enumerated().map { index, layer in
             var total = spec.outputs(of: layer)
             if model == .paper1GPU, case .convolution = layer.kind, index != lastConv { total /= 2 }
-            guard total % towers == 0 else {
-                throw PlanError("\(layer.name) has \(total) outputs, which do not split over \(towers) towers; use an even number of classes or --model unsplit")
+            // Only the classes may split unevenly: the layer is last and reads every tower, so
+            // nothing after it needs equal shares and the one-process reference holds it whole.
+            let mayBeUneven = layer.outputs == nil && index == spec.layers.count - 1 && layer.reads == .allTowers
+            guard total % towers == 0 || mayBeUneven else {
+                throw PlanError("\(layer.name) has \(total) outputs, which do not split evenly over \(towers) towers; make its width a multiple of \(towers) or use --model unsplit")
             }
-            return LayerPlan(spec: layer, index: index, outputsPerTower: total / towers,
+            return LayerPlan(spec: layer, index: index, towerOutputs: Self.evenShares(total, over: towers),
                              readsAllTowers: towers == 1 || layer.reads == .allTowers)
         }
+    }
+
+    /// `total` split over `parts` as evenly as it goes, the larger shares first: part p gets
+    /// total/parts, plus one if p < total % parts (5 over 2: [3, 2]).
+    public static func evenShares(_ total: Int, over parts: Int) -> [Int] {
+        (0..<parts).map { total / parts + ($0 < total % parts ? 1 : 0) }
     }
 
     public var towers: Int { model.towers }
     public var classes: Int { spec.classes }
 
-    /// The operations one rank runs when `ranks` ranks share the towers equally
-    /// (each then holds `towers / ranks` of them as groups).
-    public func stages(ranks: Int) throws -> [StagePlan] {
-        guard ranks >= 1, towers % ranks == 0 else {
+    /// The operations rank `rank` runs when `ranks` ranks share the towers equally (each then
+    /// holds `towers / ranks` of them as groups). The ranks' plans differ only in the class
+    /// layer's width when the classes do not split evenly.
+    public func stages(ranks: Int, rank: Int = 0) throws -> [StagePlan] {
+        guard ranks >= 1, towers % ranks == 0, (0..<ranks).contains(rank) else {
             throw PlanError("the \(model.rawValue) model has \(towers) tower(s) and cannot be split over \(ranks) ranks")
         }
         let groups = towers / ranks
+        let towersOf = { (r: Int) in (r * groups)..<((r + 1) * groups) }
         var shape = spec.input
-        var partial = false  // does this rank hold only its towers' share of the channels?
+        var shares: [Int]? = nil  // when this rank holds only its towers' channels: every rank's channel count
         var spatial = true   // is the activation still [C, n, H, W]? (even at 1x1, PyTorch needs a Flatten)
         var plans: [StagePlan] = []
-        func add(_ layer: LayerPlan, _ op: StageOp, _ output: Shape) {
-            plans.append(StagePlan(layer: layer.spec.name, layerIndex: layer.index, op: op, input: shape, output: output))
+        func add(_ layer: LayerPlan, _ op: StageOp, _ output: Shape, gathering: [Int] = []) {
+            plans.append(StagePlan(layer: layer.spec.name, layerIndex: layer.index, op: op, input: shape, output: output,
+                                   rankChannels: gathering))
             shape = output
         }
         for layer in layers {
             let inputGroups = layer.readsAllTowers ? 1 : groups
             if case .fullyConnected = layer.spec.kind, spatial {
+                shares = shares?.map { $0 * shape.planeSize }
                 add(layer, .flatten, Shape(channels: shape.size))
                 spatial = false
             }
-            if layer.readsAllTowers && partial {
-                add(layer, .gather(.sum), Shape(channels: shape.channels * ranks, height: shape.height, width: shape.width))
-                partial = false
+            if layer.readsAllTowers, let parts = shares {
+                add(layer, .gather(.sum), Shape(channels: parts.reduce(0, +), height: shape.height, width: shape.width), gathering: parts)
+                shares = nil
             }
-            let outputs = layer.outputsPerTower * groups
+            let outputs = layer.outputs(ofTowers: towersOf(rank))
             switch layer.spec.kind {
             case let .convolution(kernel, stride, padding):
                 let size = { convolutionOutputSize(input: $0, kernel: kernel, stride: stride, padding: padding) }
@@ -90,22 +112,25 @@ public struct NetworkPlan: Sendable {
             case .fullyConnected:
                 add(layer, .linear(groups: inputGroups), Shape(channels: outputs))
             }
-            partial = ranks > 1
+            shares = ranks > 1 ? (0..<ranks).map { layer.outputs(ofTowers: towersOf($0)) } : nil
             if layer.spec.relu { add(layer, .relu, shape) }
             if layer.spec.lrn { add(layer, .lrn(groups: groups), shape) }
-            if layer.spec.pool {
-                let size = { convolutionOutputSize(input: $0, kernel: 3, stride: 2, padding: 0) }
-                guard shape.height >= 3, shape.width >= 3 else {
-                    throw PlanError("\(layer.spec.name)'s pool gets a \(shape) input, smaller than its 3x3 window")
-                }
-                add(layer, .maxPool(size: 3, stride: 2), Shape(channels: shape.channels, height: size(shape.height), width: size(shape.width)))
-            }
+            if layer.spec.pool { add(layer, .maxPool(size: 3, stride: 2), try pooled(shape, layer: layer.spec.name)) }
             if layer.spec.dropout > 0 { add(layer, .dropout(rate: layer.spec.dropout, groups: groups), shape) }
         }
-        if partial, let last = layers.last {
-            add(last, .gather(.slice), Shape(channels: shape.channels * ranks))
+        if let parts = shares, let last = layers.last {
+            add(last, .gather(.slice), Shape(channels: parts.reduce(0, +)), gathering: parts)
         }
         return plans
+    }
+
+    /// The output of the 3/2 max-pool that follows `layer`.
+    private func pooled(_ shape: Shape, layer: String) throws -> Shape {
+        guard shape.height >= 3, shape.width >= 3 else {
+            throw PlanError("\(layer)'s pool gets a \(shape) input, smaller than its 3x3 window")
+        }
+        let size = { convolutionOutputSize(input: $0, kernel: 3, stride: 2, padding: 0) }
+        return Shape(channels: shape.channels, height: size(shape.height), width: size(shape.width))
     }
 }
 
@@ -117,6 +142,9 @@ public struct StagePlan: Sendable {
     /// Per-sample shapes on this rank.
     public var input: Shape
     public var output: Shape
+    /// For a gather: the channels (features, once flat) each rank contributes, in rank order;
+    /// unequal when the classes do not split evenly. Empty for every other operation.
+    public var rankChannels: [Int] = []
 
     /// Trainable numbers on this rank.
     public var parameterCount: Int {

@@ -75,13 +75,19 @@ public final class TimedCommunicator: Communicator {
         timed("all-gather", count * (size - 1) * 4) { inner.allGather(send, count: count, into: receive) }
     }
 
+    /// Counted with the even all-gathers: the same traffic, other ranks' blocks received.
+    public func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>) {
+        timed("all-gather", (counts.reduce(0, +) - counts[rank]) * 4) { inner.allGather(send, counts: counts, into: receive) }
+    }
+
     public func reduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         timed("reduce-scatter", count * (size - 1) * 4) { inner.reduceScatterSum(send, count: count, into: receive) }
     }
 
-    public func sum(_ values: [Double]) -> [Double] {
-        var result: [Double] = []
-        timed("sum", values.count * (size - 1) * 8) { result = inner.sum(values) }
+    public func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
+        guard !idly else { return inner.maximum(values, idly: true) }
+        var result: [Int32] = []
+        timed("maximum", values.count * (size - 1) * 4) { result = inner.maximum(values, idly: false) }
         return result
     }
 
@@ -94,10 +100,13 @@ public final class TimedCommunicator: Communicator {
         timed("scatter", rank == root ? 0 : counts[rank]) { inner.scatter(send, counts: counts, into: receive, root: root) }
     }
 
+    public func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        timed("gather", rank == root ? counts.reduce(0, +) - counts[root] : 0) { inner.gather(send, counts: counts, into: receive, root: root) }
+    }
+
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         timed("all-to-all", count * (size - 1) * 4) { inner.allToAll(send, count: count, into: receive) }
     }
 
     public func barrier() { inner.barrier() }
-    public func abort(exitCode: Int32) -> Never { inner.abort(exitCode: exitCode) }
 }

@@ -15,6 +15,9 @@ public final class ReplicaLayout {
     public let world: Communicator
     public let pair: Communicator
     public let twins: Communicator
+    /// Where a step's loss and correct count are summed over the replicas: the world, or with
+    /// one replica a single rank, since every rank of the pair already holds them.
+    public let metrics: Communicator
     public let towers: Int
     public let replicas: Int
     public let replica: Int
@@ -31,9 +34,11 @@ public final class ReplicaLayout {
         if replicas == 1 {
             pair = world
             twins = SingleProcessCommunicator()
+            metrics = SingleProcessCommunicator()
         } else {
             pair = world.split(color: replica, key: tower)
             twins = world.split(color: tower, key: replica)
+            metrics = world
         }
     }
 
@@ -154,20 +159,22 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
         let t = plan.towers, ranks = t * replicas
         guard t > 1 else { return v }
         let perReplica = (batch + replicas - 1) / replicas
-        let stages = try plan.stages(ranks: t)
-        for stage in stages {
+        let towerStages = try (0..<t).map { try plan.stages(ranks: t, rank: $0) }
+        for stage in towerStages[0] {
             guard case let .gather(mode) = stage.op else { continue }
-            // Every rank of every pair receives the other towers' blocks, for every image once.
-            v.activationAllGathers += t * (t - 1) * stage.input.size * batch * 4
-            if training, mode == .sum { v.reduceScatters += t * (t - 1) * stage.input.size * batch * 4 }
+            // Every rank of every pair receives the other towers' blocks, for every image once:
+            // all ranks together, (t - 1) times the gathered whole, even or not.
+            v.activationAllGathers += (t - 1) * stage.output.size * batch * 4
+            if training, mode == .sum { v.reduceScatters += (t - 1) * stage.output.size * batch * 4 }
         }
         if training && replicas > 1 {
-            for stage in stages where stage.parameterCount > 0 {
-                let bias = stage.output.channels
-                for count in [stage.parameterCount - bias, bias] {
-                    let block = (count + replicas - 1) / replicas
-                    v.gradientAllReduce += t * replicas * 2 * (replicas - 1) * block * 4
-                }
+            // One ordered sum over each tower's whole gradient arena: every rank receives
+            // 2 blocks of ceil(count/R) floats (the last block padded with zeros). The
+            // towers' arenas may differ in size when the classes split unevenly.
+            for stages in towerStages {
+                let count = stages.map(\.parameterCount).reduce(0, +)
+                let block = (count + replicas - 1) / replicas
+                v.gradientAllReduce += replicas * 2 * (replicas - 1) * block * 4
             }
         }
         if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }

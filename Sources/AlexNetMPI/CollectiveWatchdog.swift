@@ -21,7 +21,7 @@ import Synchronization
 final class CollectiveWatchdog: @unchecked Sendable {
     /// The collectives it can name.
     enum Collective: Int {
-        case none, broadcast, allGather, reduceScatter, sum, barrier, scatter, allToAll
+        case none, broadcast, allGather, reduceScatter, barrier, scatter, allToAll, maximum, gather
 
         var name: String {
             switch self {
@@ -29,10 +29,11 @@ final class CollectiveWatchdog: @unchecked Sendable {
             case .broadcast: "broadcast"
             case .allGather: "all-gather"
             case .reduceScatter: "reduce-scatter"
-            case .sum: "all-reduce"
             case .barrier: "barrier"
             case .scatter: "scatter"
             case .allToAll: "all-to-all"
+            case .maximum: "max-reduce"
+            case .gather: "gather"
             }
         }
     }

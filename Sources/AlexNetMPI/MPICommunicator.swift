@@ -39,7 +39,7 @@ public final class MPICommunicator: Communicator {
     /// ptrace failures in containers.
     ///
     /// `collectiveTimeout` (seconds; 0 for none) bounds how long an all-gather, reduce-scatter,
-    /// sum, barrier, or a broadcast once the towers have started, may take: past it, the job
+    /// max-reduce, barrier, or a broadcast once the towers have started, may take: past it, the job
     /// is ended with one error line (CollectiveWatchdog). Broadcasts that wait idly (while rank 0
     /// trains a one-tower model alone) are never timed.
     public init(collectiveTimeout: Double = MPICommunicator.defaultCollectiveTimeout) {
@@ -87,18 +87,24 @@ public final class MPICommunicator: Communicator {
         guard let base = bytes.baseAddress else { return }
         var request: MPI_Request? = nil
         MPI_Ibcast(base, Int32(bytes.count), cmpi_byte(), Int32(root), world, &request)
-        var done: Int32 = 0
-        while true {
-            MPI_Test(&request, &done, cmpi_status_ignore())
-            if done != 0 { break }
-            usleep(1000)
-        }
+        waitIdly(&request)
     }
 
     public func allGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         towersStarted = true
         timed(.allGather) {
             MPI_Allgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world)
+        }
+    }
+
+    /// MPI_Allgatherv, with displacements that put the blocks one after the other.
+    public func allGather(_ send: UnsafePointer<Float>, counts: [Int], into receive: UnsafeMutablePointer<Float>) {
+        precondition(counts.reduce(0, +) <= Int(Int32.max), "MPI counts are 32-bit")
+        towersStarted = true
+        let counts32 = counts.map { Int32($0) }
+        let displacements = counts32.indices.map { counts32[..<$0].reduce(0, +) }
+        timed(.allGather) {
+            MPI_Allgatherv(send, counts32[rank], cmpi_float(), receive, counts32, displacements, cmpi_float(), world)
         }
     }
 
@@ -119,10 +125,33 @@ public final class MPICommunicator: Communicator {
         for i in 0..<count { receive[i] += own[i] }
     }
 
-    public func sum(_ values: [Double]) -> [Double] {
-        var result = [Double](repeating: 0, count: values.count)
-        timed(.sum) { MPI_Allreduce(values, &result, Int32(values.count), cmpi_double(), cmpi_sum(), world) }
+    /// MPI_Allreduce(MAX) on 32-bit ints; with `idly`, MPI_Iallreduce polled every
+    /// millisecond and never timed, as `broadcastIdly`.
+    public func maximum(_ values: [Int32], idly: Bool) -> [Int32] {
+        var result = [Int32](repeating: 0, count: values.count)
+        guard idly else {
+            timed(.maximum) { MPI_Allreduce(values, &result, Int32(values.count), cmpi_int(), cmpi_max(), world) }
+            return result
+        }
+        var request: MPI_Request? = nil
+        values.withUnsafeBufferPointer { send in
+            result.withUnsafeMutableBufferPointer { receive in
+                MPI_Iallreduce(send.baseAddress, receive.baseAddress, Int32(values.count), cmpi_int(), cmpi_max(), world, &request)
+                waitIdly(&request)
+            }
+        }
         return result
+    }
+
+    /// Polls `request` every millisecond until it completes: Open MPI's blocking calls
+    /// busy-poll, which would take a core from a rank that is working alone.
+    private func waitIdly(_ request: inout MPI_Request?) {
+        var done: Int32 = 0
+        while true {
+            MPI_Test(&request, &done, cmpi_status_ignore())
+            if done != 0 { return }
+            usleep(1000)
+        }
     }
 
     public func barrier() { timed(.barrier) { MPI_Barrier(world) } }
@@ -153,27 +182,39 @@ public final class MPICommunicator: Communicator {
     }
 
     public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
-        let counts32 = counts.map { Int32($0) }
-        var offsets: [Int32] = [], offset: Int32 = 0
-        for c in counts32 { offsets.append(offset); offset += c }
-        let scatter = {
+        let (counts32, offsets) = Self.countsAndOffsets(counts)
+        // Like a broadcast: timed once the towers have started.
+        timedOnceStarted(.scatter) {
             MPI_Scatterv(send.baseAddress, counts32, offsets, cmpi_byte(), receive.baseAddress, counts32[self.rank], cmpi_byte(),
                          Int32(root), self.world)
         }
-        // Like a broadcast: timed once the towers have started.
-        guard let watchdog, towersStarted else { _ = scatter(); return }
-        _ = watchdog.time(.scatter) { scatter() }
+    }
+
+    public func gather(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {
+        let (counts32, offsets) = Self.countsAndOffsets(counts)
+        timedOnceStarted(.gather) {
+            MPI_Gatherv(send.baseAddress, counts32[self.rank], cmpi_byte(), receive.baseAddress, counts32, offsets, cmpi_byte(),
+                        Int32(root), self.world)
+        }
+    }
+
+    /// MPI's Int32 counts and the offsets of a scatter's or gather's blocks.
+    private static func countsAndOffsets(_ counts: [Int]) -> (counts: [Int32], offsets: [Int32]) {
+        let counts32 = counts.map { Int32($0) }
+        var offsets: [Int32] = [], offset: Int32 = 0
+        for c in counts32 { offsets.append(offset); offset += c }
+        return (counts32, offsets)
+    }
+
+    /// A collective that may wait long before the towers start (rank 0 preparing data) is
+    /// timed only after their first exchange.
+    private func timedOnceStarted(_ collective: CollectiveWatchdog.Collective, _ body: () -> Int32) {
+        guard let watchdog, towersStarted else { _ = body(); return }
+        _ = watchdog.time(collective, body)
     }
 
     public func allToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) {
         towersStarted = true
         timed(.allToAll) { MPI_Alltoall(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world) }
-    }
-
-    public func abort(exitCode: Int32) -> Never {
-        fflush(stdout)
-        fflush(stderr)
-        MPI_Abort(world, exitCode)
-        exit(exitCode)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import AlexNetCore
 
 /// Writes files so that a reader never sees half of one: to a temporary name beside the
 /// target, fsynced, then renamed into place.
@@ -61,7 +62,7 @@ public enum AtomicFile {
 }
 
 /// A training problem, phrased as one line that names the problem and the fix.
-public struct TrainingError: Error, CustomStringConvertible {
+public struct TrainingError: ExitCoded, CustomStringConvertible {
     public let description: String
     /// The process exit code it leads to: 1 for data and files, 2 for a model that cannot run
     /// as asked, 3 for a diverged loss.

@@ -44,7 +44,6 @@ public struct BenchmarkReport: Sendable {
 
     public var medianStep: Double { stepSeconds.sorted()[stepSeconds.count / 2] }
     public var imagesPerSecond: Double { Double(batchSize) / medianStep }
-    public var totalSeconds: Double { stepSeconds.reduce(0, +) }
 }
 
 public enum Benchmark {
@@ -64,48 +63,19 @@ public enum Benchmark {
             throw PlanError("--batch-size \(options.batchSize) does not split evenly over \(layout.replicas) replicas: use a multiple of \(layout.replicas)")
         }
         let network = try Network(plan: plan, communicator: layout.pair, maxBatch: options.batchSize / layout.replicas, seed: options.seed)
-
-        // Synthetic 28x28 grey images, assembled by the real coordinator path on rank 0.
-        var random = KeyedRandom(options.seed, 0xBE)
-        let count = options.batchSize * 2
-        let images = LabeledImages(height: 28, width: 28, pixels: (0..<(count * 784)).map { _ in UInt8(random.below(256)) },
-                                   labels: (0..<count).map { _ in Int32(random.below(options.classes)) })
-        let names = (0..<options.classes).map { "class \($0)" }
-        let coordinator = timed.rank == 0
-            ? Coordinator(data: DataSet(name: "synthetic", format: .idx, train: images, test: images, classNames: names), input: plan.spec.input,
-                          layout: DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1), settings: DataSettings(),
-                          seed: options.seed)
-            : nil
-        coordinator?.shuffle(epoch: 1)
-        let sgd = SGD()
+        let coordinator = timed.rank == 0 ? syntheticCoordinator(options, input: plan.spec.input) : nil
         let n = options.batchSize
         // The training loop's own hand-out and step (ReplicaTraining), so what is measured is what trains.
         let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n)
         let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator]
-        var stepSeconds: [Double] = [], coordinatorSeconds = 0.0
-        for step in 0..<(options.warmup + options.steps) {
-            if step == options.warmup {
-                network.times.reset()
-                counters.forEach { $0?.reset() }
-            }
-            let start = monotonicSeconds(), assembling = replicas.assemblySeconds
-            guard let share = replicas.handOut((step % 2 * n)..<(step % 2 * n + n)) else { throw TrainingError("stopped at your request") }
-            replicas.step(share, step: step, seed: options.seed, training: !options.inference)
-            if !options.inference { sgd.update(network.parameters) }
-            if step >= options.warmup {
-                stepSeconds.append(monotonicSeconds() - start)
-                coordinatorSeconds += replicas.assemblySeconds - assembling
-            }
-        }
-        var memory = [Double](repeating: 0, count: timed.size)
-        memory[timed.rank] = Double(peakResidentBytes())
-        memory = timed.inner.sum(memory)
+        let (stepSeconds, coordinatorSeconds) = try measure(options, replicas: replicas, counters: counters)
+        let memory = try timed.inner.agreeEach(.success(peakResidentBytes()))
         let traffic = measuredTraffic(layout, steps: options.steps)
         guard timed.rank == 0 else { return nil }
 
         // Rank 0's collectives on the world, its pair and its twins (one object when R = 1).
         let distinct = counters.compactMap { $0 }.reduce(into: [TimedCommunicator]()) { list, c in if !list.contains(where: { $0 === c }) { list.append(c) } }
-        let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
+        let summary = try ModelSummary(plan: plan)
         // Training: forward, input gradient and weight gradient, except conv1's input gradient.
         let forward = Double(summary.flopsTotal)
         let firstLayer = Double(summary.rows.first?.flopsTotal ?? 0)
@@ -120,9 +90,47 @@ public enum Benchmark {
             launch: launch, batchSize: n, stepSeconds: stepSeconds, flopsPerImage: flops, stages: stages,
             communicationSeconds: distinct.map(\.communicationSeconds).reduce(0, +) / measured,
             waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
-            bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory.map { Int($0) },
+            bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
             predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference))
+    }
+
+    /// Synthetic 28x28 grey images, two batches of them, assembled by the real coordinator path.
+    static func syntheticCoordinator(_ options: BenchmarkOptions, input: Shape) -> Coordinator {
+        var random = KeyedRandom(options.seed, 0xBE)
+        let count = options.batchSize * 2
+        let images = LabeledImages(height: 28, width: 28, pixels: (0..<(count * 784)).map { _ in UInt8(random.below(256)) },
+                                   labels: (0..<count).map { _ in Int32(random.below(options.classes)) })
+        let names = (0..<options.classes).map { "class \($0)" }
+        let coordinator = Coordinator(data: DataSet(name: "synthetic", format: .idx, train: images, test: images, classNames: names),
+                                      input: input, layout: DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1),
+                                      settings: DataSettings(), seed: options.seed)
+        coordinator.shuffle(epoch: 1)
+        return coordinator
+    }
+
+    /// Runs the warm-up and measured steps; the seconds of each measured step, and the seconds
+    /// the coordinator spent assembling over all of them. Stage times and `counters` restart
+    /// after the warm-up.
+    static func measure(_ options: BenchmarkOptions, replicas: ReplicaTraining,
+                        counters: [TimedCommunicator?]) throws -> (steps: [Double], coordinator: Double) {
+        let sgd = SGD(), n = options.batchSize, network = replicas.network
+        var stepSeconds: [Double] = [], coordinatorSeconds = 0.0
+        for step in 0..<(options.warmup + options.steps) {
+            if step == options.warmup {
+                network.times.reset()
+                counters.forEach { $0?.reset() }
+            }
+            let start = monotonicSeconds(), assembling = replicas.assemblySeconds
+            guard let share = replicas.handOut((step % 2 * n)..<(step % 2 * n + n)) else { throw TrainingError("stopped at your request") }
+            replicas.step(share, step: step, seed: options.seed, training: !options.inference)
+            if !options.inference { sgd.update(network.arena) }
+            if step >= options.warmup {
+                stepSeconds.append(monotonicSeconds() - start)
+                coordinatorSeconds += replicas.assemblySeconds - assembling
+            }
+        }
+        return (stepSeconds, coordinatorSeconds)
     }
 
     /// Bytes received per step by kind, summed over every rank (a collective over the world).

@@ -75,8 +75,12 @@ public struct CheckpointManifest: Codable, Sendable {
 }
 
 
-/// Checkpoints: `<run>/checkpoints/step-NNNNNNN/` holding `tower<t>.safetensors` (each rank's
-/// weights and momentum, written by that rank) and `manifest.json` (written last, by rank 0).
+/// Checkpoints: `<run>/checkpoints/step-NNNNNNN/` holding `tower<t>.safetensors` (each tower's
+/// weights and momentum) and `manifest.json` (written last, with every file's size and CRC-32).
+///
+/// Rank 0 writes the whole checkpoint on its own disk: the other ranks send their tower files
+/// over the communicator, and on loading rank 0 reads them and sends each rank its own. So the
+/// run directory need not be shared between hosts, and the checkpoint is all in one place.
 ///
 /// Tensor names in a tower file: `<layer>.weight`, `<layer>.bias` (the tower's kernels, PyTorch
 /// layout) and the same names with `.momentum` appended.
@@ -95,64 +99,79 @@ public enum Checkpoint {
     static func save(network: Network, manifest: CheckpointManifest, run: String, keep: Int, coordinatorFiles: [String: Data] = [:],
                      comm: Communicator, reporter: Reporter) throws -> String {
         let path = directory(run: run, step: manifest.step)
-        let finite = network.parameters.allSatisfy { p in (0..<p.count).allSatisfy { p.value.pointer[$0].isFinite } }
-        var status = [finite ? 0 : 1]
-        if finite && comm.rank == 0 {
+        try refuseNonFinite(network, step: manifest.step, comm: comm, reporter: reporter)
+        try comm.agree(comm.rank != 0 ? .success(()) : Result {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                reporter.fail("cannot create \(path): \((error as NSError).localizedDescription); the previous checkpoint is kept")
-                status[0] = 2
+                throw TrainingError("cannot create \(path): \((error as NSError).localizedDescription); the previous checkpoint is kept")
             }
+        })
+        // Every rank's tower file travels to rank 0, which writes it: the run directory need
+        // only be on rank 0's disk. After a failure rank 0 still takes part in the rest.
+        var m = manifest
+        var failure: Error?
+        try gatherOnRankZero(towerFile(network, manifest: manifest), comm: comm) { rank, bytes in
+            guard failure == nil else { return }
+            let name = towerFileName(rank * network.towersHere)
+            do {
+                try AtomicFile.write(bytes, to: "\(path)/\(name)")
+                m.files.append(CheckpointManifest.File(name: name, bytes: bytes.count, crc32: crc(bytes)))
+            } catch { failure = error }
         }
-        status = [Int(comm.sum([Double(status[0])])[0])]
-        if status[0] == 1 { reporter.fail("the weights are no longer finite at step \(manifest.step); no checkpoint was written over the last good one") }
-        guard status[0] == 0 else { throw TrainingError.reported(exitCode: status[0] == 1 ? 3 : 1) }
-
-        // Each rank writes its towers' file, then the ranks pool sizes and checksums.
-        var entry = [Double](repeating: 0, count: 3 * comm.size)  // failed, bytes, crc32 per rank
-        let name = towerFileName(network.firstTower)
-        do {
-            let data = SafeTensors.encode(towerTensors(network), metadata: [
-                "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
-                "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
-            try AtomicFile.write(data, to: "\(path)/\(name)")
-            entry[3 * comm.rank + 1] = Double(data.count)
-            entry[3 * comm.rank + 2] = Double(crc(data))
-        } catch {
-            entry[3 * comm.rank] = 1
-            fputs("error: rank \(comm.rank): \(error); the previous checkpoint is kept\n", stderr)
-        }
-        entry = comm.sum(entry)
-        var written = [0]
-        if comm.rank == 0 {
-            if (0..<comm.size).contains(where: { entry[3 * $0] != 0 }) {
+        try comm.agree(comm.rank != 0 ? .success(()) : Result {
+            do {
+                if let failure { throw failure }
+                try writeManifest(m, coordinatorFiles: coordinatorFiles, to: path)
+                prune(run: run, keep: keep)
+            } catch {
                 try? FileManager.default.removeItem(atPath: path)
-                written[0] = 1
-            } else {
-                var m = manifest
-                m.files = (0..<comm.size).map { r in
-                    CheckpointManifest.File(name: towerFileName(r * network.towersHere), bytes: Int(entry[3 * r + 1]),
-                                            crc32: UInt32(entry[3 * r + 2]))
-                }
-                do {
-                    for (name, data) in coordinatorFiles.sorted(by: { $0.key < $1.key }) {
-                        try AtomicFile.write(data, to: "\(path)/\(name)")
-                        m.files.append(CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data)))
-                    }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
-                    syncDirectory(path)
-                    prune(run: run, keep: keep)
-                } catch {
-                    reporter.fail("\(error); the previous checkpoint is kept")
-                    try? FileManager.default.removeItem(atPath: path)
-                    written[0] = 1
-                }
+                throw TrainingError("\(error); the previous checkpoint is kept")
             }
-        }
-        comm.broadcast(&written, root: 0)
-        if written[0] != 0 { throw TrainingError.reported(exitCode: 1) }
+        })
         return path
+    }
+
+    /// Ends every rank with exit code 3 when any rank's weights are not finite.
+    private static func refuseNonFinite(_ network: Network, step: Int, comm: Communicator, reporter: Reporter) throws {
+        guard try comm.agreeEach(.success(network.arena.valuesAreFinite)).allSatisfy({ $0 }) else {
+            reporter.fail("the weights are no longer finite at step \(step); no checkpoint was written over the last good one")
+            throw TrainingError.reported(exitCode: 3)
+        }
+    }
+
+    /// This rank's tower file: its towers' weights and momenta, with metadata naming them.
+    private static func towerFile(_ network: Network, manifest: CheckpointManifest) -> Data {
+        SafeTensors.encode(towerTensors(network), metadata: [
+            "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
+            "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
+    }
+
+    /// Rank 0 writes its own files, then the manifest that makes the checkpoint exist.
+    private static func writeManifest(_ manifest: CheckpointManifest, coordinatorFiles: [String: Data], to path: String) throws {
+        var m = manifest
+        for (name, data) in coordinatorFiles.sorted(by: { $0.key < $1.key }) {
+            try AtomicFile.write(data, to: "\(path)/\(name)")
+            m.files.append(CheckpointManifest.File(name: name, bytes: data.count, crc32: crc(data)))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
+        syncDirectory(path)
+    }
+
+    /// Hands every rank's `data` to `receive` on rank 0, in rank order, one rank at a time (so
+    /// rank 0 holds one other rank's bytes at a time); every rank of `comm` calls it.
+    static func gatherOnRankZero(_ data: Data, comm: Communicator, _ receive: (_ rank: Int, Data) -> Void) throws {
+        let sizes = try comm.agreeEach(.success(data.count))
+        if comm.rank == 0 { receive(0, data) }
+        for sender in 1..<max(comm.size, 1) {
+            var counts = [Int](repeating: 0, count: comm.size)
+            counts[sender] = sizes[sender]
+            var arrived = Data(count: comm.rank == 0 ? counts[sender] : 0)
+            data.withUnsafeBytes { send in
+                arrived.withUnsafeMutableBytes { comm.gather(send, counts: counts, into: $0, root: 0) }
+            }
+            if comm.rank == 0 { receive(sender, arrived) }
+        }
     }
 
     static func towerTensors(_ network: Network) -> [SafeTensors.Tensor] {
@@ -237,10 +256,15 @@ public enum Checkpoint {
         return result
     }
 
-    /// Loads this rank's towers (weights and momentum) into `network`.
+    /// Loads the towers of a tower file in this process (weights and momentum) into `network`.
     public static func load(_ path: String, into network: Network) throws {
         let filePath = "\(path)/\(towerFileName(network.firstTower))"
         guard let data = FileManager.default.contents(atPath: filePath) else { throw TrainingError("\(filePath) is missing") }
+        try load(data, source: filePath, into: network)
+    }
+
+    /// Loads a tower file's bytes (read from `source`) into `network`.
+    static func load(_ data: Data, source filePath: String, into network: Network) throws {
         let tensors = Dictionary(uniqueKeysWithValues: try SafeTensors.decode(data, source: filePath).tensors.map { ($0.name, $0) })
         for p in network.parameters {
             for (name, buffer) in [(p.name, p.value), (p.name + ".momentum", p.momentum)] {

@@ -9,7 +9,7 @@ public enum CheckpointEvaluation {
     public static func run(checkpoint: String, options: TrainingOptions, communicator: Communicator, launch: String) -> Int32 {
         let reporter = Reporter(speaks: communicator.rank == 0)
         do {
-            let (path, manifest) = try Restore.share(checkpoint, classes: nil, comm: communicator, reporter: reporter)
+            let (path, manifest) = try Restore.share(checkpoint, comm: communicator, reporter: reporter)
             guard let preset = Preset(rawValue: manifest.preset), let model = ModelKind(rawValue: manifest.model) else {
                 throw TrainingError("\(path) holds an unknown model \(manifest.preset)/\(manifest.model)")
             }
@@ -37,16 +37,17 @@ public enum CheckpointEvaluation {
                                 restored: statistics)
                 }
                 reporter.say("evaluating \(path) (\(manifest.preset)/\(manifest.model), epoch \(manifest.epoch), step \(manifest.step)) on \(session.testCount) test images\(settings.tenCrop ? " x 10 patches" : ""), \(how)")
-                return Trainer.evaluate(network: network, coordinator: coordinator, count: session.testCount,
-                                        broadcast: BatchBroadcast(network: network, communicator: comm).send, seed: manifest.seed,
-                                        tenCrop: settings.tenCrop)
+                return Trainer.evaluate(network: network, batch: Batch(shape: plan.spec.input, capacity: network.maxBatch),
+                                        coordinator: coordinator, count: session.testCount, transport: BatchTransport(pair: comm),
+                                        seed: manifest.seed, tenCrop: settings.tenCrop)
             }
             guard session.isCoordinator else { return 0 }
             guard let result = evaluation ?? nil else {
                 reporter.say("stopped at your request")
                 return 130
             }
-            reporter.say(String(format: "test top-1 %.2f%%, top-5 %.2f%%, loss %.4f (%d images%@)", 100 * result.top1, 100 * result.top5,
+            if let note = Trainer.Evaluation.topNote(classes: plan.classes) { reporter.say(note) }
+            reporter.say(String(format: "test top-1 %.2f%%, \(Trainer.Evaluation.topName(classes: plan.classes)) %.2f%%, loss %.4f (%d images%@)", 100 * result.top1, 100 * result.top5,
                                 result.loss, session.testCount, settings.tenCrop ? ", 10 patches each" : ""))
             return 0
         } catch {

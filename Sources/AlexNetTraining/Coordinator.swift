@@ -2,7 +2,7 @@ import AlexNetCore
 import AlexNetData
 
 /// Rank 0's data side: it owns the data set, shuffles it with the seed, and assembles each
-/// batch into the network's input (preprocessing and augmentation) before it is broadcast.
+/// `Batch` (preprocessing and augmentation) before `BatchTransport` moves it to the ranks.
 final class Coordinator {
     let data: DataSet
     private let input: Shape
@@ -60,20 +60,16 @@ final class Coordinator {
         order.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
     }
 
-    /// Fills the network's input and labels with training images `order[range]` (augmented),
-    /// from the batch prepared in the background if it is this one; then starts preparing
-    /// `next`, if given.
-    func assembleTraining(_ range: Range<Int>, into network: Network, next: Range<Int>? = nil) {
+    /// Fills `batch` with training images `order[range]` (augmented), from the batch prepared
+    /// in the background if it is this one; then starts preparing `next`, if given.
+    func assembleTraining(_ range: Range<Int>, into batch: Batch, next: Range<Int>? = nil) {
         let n = range.count
+        precondition(n <= batch.capacity, "\(n) images into a batch of \(batch.capacity)")
+        batch.count = n
         let key = { (r: Range<Int>) in self.epoch << 40 | r.lowerBound }
-        let taken = network.labels.withUnsafeMutableBufferPointer { labels in
-            prefetcher?.take(key: key(range), pixelCount: n * input.size, labelCount: n,
-                             into: network.input.pointer, labels: labels.baseAddress!) ?? false
-        }
-        if !taken {
-            let fill = training(range)
-            network.labels.withUnsafeMutableBufferPointer { fill(network.input.pointer, $0.baseAddress!) }
-        }
+        let taken = prefetcher?.take(key: key(range), pixelCount: n * input.size, labelCount: n,
+                                     into: batch.pixels.pointer, labels: batch.labels) ?? false
+        if !taken { training(range)(batch.pixels.pointer, batch.labels) }
         if let next, let prefetcher, !next.isEmpty {
             prefetcher.start(key: key(next), training(next))
         }
@@ -94,50 +90,17 @@ final class Coordinator {
         }
     }
 
-    /// Views per test image: 10 for the paper's ten patches, else 1.
-    func testViews(tenCrop: Bool) -> Int {
-        if case .paper = pipeline, tenCrop { return 10 }
-        return 1
-    }
-
-    /// Fills the network's input and labels with test images `range`, in file order, as seen
-    /// through test view `view` (0: the centre crop; see `CropAssembler.centreView`).
-    func assembleTest(_ range: Range<Int>, view: Int = 0, into network: Network) {
-        network.labels.withUnsafeMutableBufferPointer { labels in
-            switch pipeline {
-            case .resize(let a):
-                a.assemble(Array(range)[...], from: data.test, pixels: network.input.pointer, labels: labels.baseAddress!)
-            case .paper(let a):
-                let v = a.centreView(view)
-                a.assemble(Array(range)[...], from: data.test, view: { _, _ in v }, pixels: network.input.pointer, labels: labels.baseAddress!)
-            }
+    /// Fills `batch` with test images `range`, in file order, as seen through test view `view`
+    /// (0: the centre crop; see `CropAssembler.centreView`).
+    func assembleTest(_ range: Range<Int>, view: Int = 0, into batch: Batch) {
+        precondition(range.count <= batch.capacity, "\(range.count) images into a batch of \(batch.capacity)")
+        batch.count = range.count
+        switch pipeline {
+        case .resize(let a):
+            a.assemble(Array(range)[...], from: data.test, pixels: batch.pixels.pointer, labels: batch.labels)
+        case .paper(let a):
+            let v = a.centreView(view)
+            a.assemble(Array(range)[...], from: data.test, view: { _, _ in v }, pixels: batch.pixels.pointer, labels: batch.labels)
         }
-    }
-}
-
-/// Sends each batch from the coordinator to every rank, preceded by the coordinator's decision
-/// whether to stop (Ctrl-C or SIGTERM), so that every rank stops after the same step.
-final class BatchBroadcast {
-    private let network: Network
-    private let communicator: Communicator
-    private var control: [Int32] = [0]
-
-    init(network: Network, communicator: Communicator) {
-        self.network = network
-        self.communicator = communicator
-    }
-
-    /// Broadcasts the `n`-image batch in the network's input; false when every rank must stop.
-    func send(_ n: Int) -> Bool {
-        control[0] = StopRequest.isRequested ? 1 : 0
-        communicator.broadcast(&control, root: 0)
-        if control[0] != 0 {
-            StopRequest.reachedBoundary()
-            return false
-        }
-        let bytes = n * network.plan.spec.input.size * 4
-        communicator.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: bytes), root: 0)
-        network.labels.withUnsafeMutableBytes { communicator.broadcast(UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 4)]), root: 0) }
-        return true
     }
 }

@@ -11,8 +11,9 @@ public enum Evaluator {
                                 statistics: InputStatistics? = nil, seed: UInt64 = 1) -> Trainer.Evaluation {
         let coordinator = Coordinator(data: data, input: network.plan.spec.input, layout: layout, settings: settings, seed: seed,
                                       restored: statistics)
-        return Trainer.evaluate(network: network, coordinator: coordinator, count: data.test.count, broadcast: { _ in true },
-                                seed: seed, tenCrop: settings.tenCrop)!
+        let batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
+        return Trainer.evaluate(network: network, batch: batch, coordinator: coordinator, count: data.test.count,
+                                transport: BatchTransport(pair: SingleProcessCommunicator()), seed: seed, tenCrop: settings.tenCrop)!
     }
 
     /// The softmax of every test image through test view `view` alone (0: the centre crop,
@@ -22,11 +23,12 @@ public enum Evaluator {
         let coordinator = Coordinator(data: data, input: network.plan.spec.input, layout: layout, settings: settings, seed: seed,
                                       restored: statistics)
         let classes = network.plan.classes
+        let batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
         var result: [[Double]] = []
         for first in stride(from: 0, to: data.test.count, by: network.maxBatch) {
             let n = min(network.maxBatch, data.test.count - first)
-            coordinator.assembleTest(first..<(first + n), view: view, into: network)
-            network.forward(batch: n, context: StepContext(training: false, step: 0, seed: seed))
+            coordinator.assembleTest(first..<(first + n), view: view, into: batch)
+            network.forward(batch, context: StepContext(training: false, step: 0, seed: seed))
             let logits = network.logitValues(batch: n)
             for b in 0..<n { result.append(softmaxProbabilities(logits: logits, classes: classes, batch: n, sample: b)) }
         }

@@ -7,7 +7,9 @@ import Foundation
 /// The Sequential is the one-process reference plan: every operation in order, with module
 /// index `i` owning `i.weight` and `i.bias`. Tower `t`'s kernels are rows `t*O/T ..< (t+1)*O/T`
 /// of each merged tensor, which is exactly how `groups=2` lays them out, and fc6's input is
-/// flattened from the towers' channels in order, as PyTorch flattens `[C, H, W]`.
+/// flattened from the towers' channels in order, as PyTorch flattens `[C, H, W]`. fc8 reads
+/// both towers, so it is one `nn.Linear` however its classes split: with an odd count, tower 0's
+/// rows (the larger share) come first, then tower 1's, the order of the gathered logits.
 public enum Export {
     public struct Model {
         public var manifest: CheckpointManifest

@@ -66,11 +66,7 @@ public enum MemoryAdmission {
 
     /// The need of `job` at global batch `batch`.
     public static func need(_ job: MemoryJob, batch: Int) throws -> MemoryNeed {
-        // The classes are a guess before the data is read: round them up to split over the
-        // towers, so that an odd guess is not reported here as the model's problem.
-        let towers = job.model.towers
-        let classes = (max(job.classes, 2) + towers - 1) / towers * towers
-        let plan = try NetworkPlan(spec: job.preset.spec(classes: classes), model: job.model)
+        let plan = try NetworkPlan(spec: job.preset.spec(classes: max(job.classes, 2)), model: job.model)
         let perReplica = max(1, batch / max(job.replicas, 1))
         let input = plan.spec.input
         var need = MemoryNeed()
@@ -82,6 +78,7 @@ public enum MemoryAdmission {
                 need.checkpoint = job.writesWeights ? whole.parameters * 4 / 3 : 0
             }
         } else {
+            // Rank 0 holds the larger share of fc8 when the classes are odd.
             let rank = MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: input, batch: perReplica)
             need.networks = rank.total * Double(job.ranksHere)
             need.checkpoint = job.writesWeights ? rank.parameters * 4 / 3 * Double(min(job.ranksHere, plan.towers)) : 0

@@ -8,12 +8,12 @@ public enum Prediction {
     public static func run(checkpoint: String, images: [String], threads: Int, communicator: Communicator, launch: String) -> Int32 {
         let reporter = Reporter(speaks: communicator.rank == 0)
         do {
-            let (path, manifest) = try Restore.share(checkpoint, classes: nil, comm: communicator, reporter: reporter)
+            let (path, manifest) = try Restore.share(checkpoint, comm: communicator, reporter: reporter)
             guard let preset = Preset(rawValue: manifest.preset), let model = ModelKind(rawValue: manifest.model) else {
                 throw TrainingError("\(path) holds an unknown model \(manifest.preset)/\(manifest.model); it was written by another version")
             }
             let layout = manifest.dataLayout ?? DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1)
-            let session = Session(communicator: communicator, data: nil, counts: [0, 0, manifest.classes], layout: layout)
+            let session = Session(communicator: communicator, data: nil, shape: Session.Shape(classes: manifest.classes, layout: layout))
             var statistics = InputStatistics()
             try session.onCoordinator {
                 statistics = try Checkpoint.statistics(path, manifest: manifest)
@@ -26,51 +26,72 @@ public enum Prediction {
                 throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", exitCode: 2)
             }
             // Rank 0 decodes; a file it cannot read is reported and left out.
-            var decoded: [(name: String, image: DecodedImage)] = []
-            var failures = 0
-            if communicator.rank == 0 {
-                for file in images {
-                    do { decoded.append((file, try ImageFile.decode(path: file, channels: layout.channels))) } catch {
-                        reporter.fail("\(error)")
-                        failures += 1
-                    }
-                }
-            }
-            var count = [decoded.count]
-            communicator.broadcast(&count, root: 0)
-            let names = manifest.classNames ?? (0..<manifest.classes).map { "class \($0)" }
-            let input = plan.spec.input
-            let batch = max(1, min(count[0], 64))
-            if count[0] > 0 {
-                _ = try Trainer.onTowerRanks(plan: plan, session: session,
-                                             threads: threads, launch: launch, stopped: { _ in false }) { comm, _ in
-                    BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? threads : 1)
-                    let network = try Network(plan: plan, communicator: comm, maxBatch: batch, seed: manifest.seed)
-                    try Restore.load(path, into: network, comm: comm, reporter: reporter)
-                    for first in stride(from: 0, to: count[0], by: batch) {
-                        let n = min(batch, count[0] - first)
-                        if comm.rank == 0 {
-                            for b in 0..<n {
-                                preprocess(decoded[first + b].image, into: network.input.pointer, sample: b, of: n, input: input,
-                                           layout: layout, statistics: statistics)
-                            }
-                        }
-                        comm.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: n * input.size * 4), root: 0)
-                        network.forward(batch: n, context: StepContext(training: false, step: 0, seed: manifest.seed))
-                        let logits = network.logitValues(batch: n)
-                        for b in 0..<n where comm.rank == 0 {
-                            let p = softmaxProbabilities(logits: logits, classes: manifest.classes, batch: n, sample: b)
-                            let best = p.indices.sorted { p[$0] > p[$1] }.prefix(5)
-                            reporter.say("\(decoded[first + b].name): " + best.map {
-                                String(format: "%@ %.1f%%", names[$0], 100 * p[$0])
-                            }.joined(separator: ", "))
-                        }
-                    }
+            let (decoded, failures) = communicator.rank == 0 ? decode(images, channels: layout.channels, reporter: reporter) : ([], 0)
+            let count = try communicator.agree(decider: 0) { decoded.count }
+            if count > 0 {
+                let classifier = Classifier(plan: plan, manifest: manifest, path: path, layout: layout, statistics: statistics,
+                                            reporter: reporter)
+                _ = try Trainer.onTowerRanks(plan: plan, session: session, threads: threads, launch: launch, stopped: { _ in false }) { comm, _ in
+                    try classifier.run(decoded, count: count, comm: comm, threads: threads)
                 }
             }
             return failures > 0 ? 1 : 0
         } catch {
             return reporter.exitCode(for: error)
+        }
+    }
+
+    /// The images that decode, with their file names, and how many did not (each reported).
+    static func decode(_ files: [String], channels: Int, reporter: Reporter) -> ([(name: String, image: DecodedImage)], Int) {
+        var decoded: [(name: String, image: DecodedImage)] = [], failures = 0
+        for file in files {
+            do { decoded.append((file, try ImageFile.decode(path: file, channels: channels))) } catch {
+                reporter.fail("\(error)")
+                failures += 1
+            }
+        }
+        return (decoded, failures)
+    }
+
+    /// A checkpoint's model as predict runs it: the towers classify the images 64 at a time,
+    /// rank 0 prepares each batch and prints every image's top 5.
+    struct Classifier {
+        let plan: NetworkPlan
+        let manifest: CheckpointManifest
+        let path: String
+        let layout: DataLayout
+        let statistics: InputStatistics
+        let reporter: Reporter
+
+        /// Every rank of the towers calls it; `decoded` (rank 0's) holds `count` images.
+        func run(_ decoded: [(name: String, image: DecodedImage)], count: Int, comm: Communicator, threads: Int) throws {
+            BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? threads : 1)
+            let capacity = max(1, min(count, 64)), input = plan.spec.input
+            let network = try Network(plan: plan, communicator: comm, maxBatch: capacity, seed: manifest.seed)
+            let batch = Batch(shape: input, capacity: capacity)
+            try Restore.load(path, into: network, comm: comm, reporter: reporter)
+            for first in stride(from: 0, to: count, by: capacity) {
+                batch.count = min(capacity, count - first)
+                if comm.rank == 0 {
+                    for b in 0..<batch.count {
+                        preprocess(decoded[first + b].image, into: batch.pixels.pointer, sample: b, of: batch.count, input: input,
+                                   layout: layout, statistics: statistics)
+                    }
+                }
+                comm.broadcast(batch.pixelBytes(), root: 0)  // no labels: they are what predict finds
+                network.forward(batch, context: StepContext(training: false, step: 0, seed: manifest.seed))
+                if comm.rank == 0 { report(network.logitValues(batch: batch.count), names: decoded[first..<(first + batch.count)].map(\.name)) }
+            }
+        }
+
+        /// One line per image: its five likeliest classes, with probabilities.
+        private func report(_ logits: [Float], names files: [String]) {
+            let classNames = manifest.classNames ?? (0..<manifest.classes).map { "class \($0)" }
+            for (b, file) in files.enumerated() {
+                let p = softmaxProbabilities(logits: logits, classes: manifest.classes, batch: files.count, sample: b)
+                let best = p.indices.sorted { p[$0] > p[$1] }.prefix(5)
+                reporter.say("\(file): " + best.map { String(format: "%@ %.1f%%", classNames[$0], 100 * p[$0]) }.joined(separator: ", "))
+            }
         }
     }
 

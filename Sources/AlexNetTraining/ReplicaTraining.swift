@@ -2,9 +2,10 @@ import AlexNetCore
 import Foundation
 
 /// The training side of R replicas of the split model (`ReplicaLayout`): the batch hand-out,
-/// the step (local share, gradients summed among twins, metrics summed on the world), and
-/// what only replica 0 does (evaluate, write checkpoints and weights). With one replica every
-/// method is the plain two-rank path, collective for collective.
+/// the step (local share, gradients summed among twins, metrics summed over the replicas), and
+/// what only replica 0 does (evaluate, write checkpoints and weights). One replica is the case
+/// R = 1 of the same code: its twins are a single rank, so the scatter and the gradient sum move
+/// nothing, and the run is the plain two-rank run, collective for collective.
 final class ReplicaTraining {
     let layout: ReplicaLayout
     let network: Network
@@ -12,11 +13,13 @@ final class ReplicaTraining {
     /// Images per replica: the global batch size divided by the replicas.
     let perReplica: Int
     private let reduction: OrderedAllReduce
-    private let wholeBatch: BatchBroadcast
-    private var control: [Int32] = [0]
+    /// This rank's share of each training batch, and of each test batch on replica 0.
+    let batch: Batch
+    private let transport: BatchTransport
+    /// On replica 0's pair: moves test batches (replica 0 tests alone).
+    let testTransport: BatchTransport
     /// On the coordinator: the shares of replicas 1..<R, one after the other.
-    private let staging: Buffer?
-    private var stagingLabels: [Int32]
+    private let staging: Batch?
     /// Seconds the coordinator spent assembling batches (for `bench`).
     private(set) var assemblySeconds = 0.0
 
@@ -26,10 +29,11 @@ final class ReplicaTraining {
         self.coordinator = coordinator
         perReplica = batchSize / layout.replicas
         reduction = OrderedAllReduce(communicator: layout.twins)
-        wholeBatch = BatchBroadcast(network: network, communicator: layout.pair)
-        let others = coordinator != nil && layout.replicas > 1 ? (layout.replicas - 1) * perReplica : 0
-        staging = others > 0 ? Buffer(count: others * network.plan.spec.input.size) : nil
-        stagingLabels = Array(repeating: 0, count: others)
+        batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
+        transport = BatchTransport(layout: layout)
+        testTransport = BatchTransport(pair: layout.pair)
+        let others = coordinator != nil ? (layout.replicas - 1) * perReplica : 0
+        staging = others > 0 ? Batch(shape: network.plan.spec.input, capacity: others) : nil
     }
 
     var replicas: Int { layout.replicas }
@@ -38,52 +42,30 @@ final class ReplicaTraining {
     /// coordinator and hands each replica its share; nil when every rank must stop. `next`, the
     /// next global batch if there is one, lets the coordinator prepare it in the background.
     func handOut(_ range: Range<Int>, next: Range<Int>? = nil) -> ReplicaShare? {
-        let n = range.count
-        guard replicas > 1 else {
-            assemble(range, next: next)
-            return wholeBatch.send(n) ? ReplicaShare(offset: 0, count: n, batch: n) : nil
-        }
-        control[0] = StopRequest.isRequested ? 1 : 0
-        layout.world.broadcast(&control, root: 0)
-        if control[0] != 0 {
-            StopRequest.reachedBoundary()
-            return nil
-        }
-        let imageBytes = network.plan.spec.input.size * 4
-        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: n, perReplica: perReplica) }
+        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: range.count, perReplica: perReplica) }
         let mine = shares[layout.replica]
-        if layout.tower == 0 {
-            // The coordinator assembles each share in turn (its own last, into its input) and
-            // scatters the others to the replicas' tower-0 ranks.
-            if coordinator != nil, let staging {
-                // The order of assembly (replicas 1..<R, then 0), so each call can name the next for prefetching.
-                let sequence = assemblyOrder(range)
-                let following = next.flatMap { assemblyOrder($0).first }
-                let imageSize = network.plan.spec.input.size
-                var at = 0  // images staged so far
-                for (k, share) in sequence.dropLast().enumerated() {
-                    assemble(share, next: sequence[k + 1])
-                    (staging.pointer + at * imageSize).update(from: network.input.pointer, count: share.count * imageSize)
-                    for b in 0..<share.count { stagingLabels[at + b] = network.labels[b] }
-                    at += share.count
-                }
-                assemble(sequence[sequence.count - 1], next: following)
-            }
-            let counts = shares.enumerated().map { $0.offset == 0 ? 0 : $0.element.count }
-            layout.twins.scatter(UnsafeRawBufferPointer(start: staging?.pointer, count: staging == nil ? 0 : counts.reduce(0, +) * imageBytes),
-                                 counts: counts.map { $0 * imageBytes },
-                                 into: UnsafeMutableRawBufferPointer(start: network.input.pointer, count: mine.count * imageBytes), root: 0)
-            stagingLabels.withUnsafeBytes { send in
-                network.labels.withUnsafeMutableBytes { receive in
-                    layout.twins.scatter(send, counts: counts.map { $0 * 4 }, into: receive, root: 0)
-                }
-            }
+        stage(range, next: next)
+        let scattered = shares.indices.map { $0 == 0 ? 0 : shares[$0].count }
+        guard transport.move(batch, mine: mine.count, staged: staging, shares: scattered) else { return nil }
+        return ReplicaShare(offset: mine.lowerBound, count: mine.count, batch: range.count)
+    }
+
+    /// The coordinator assembles each share in turn: those of replicas 1..<R into the staging
+    /// batch, one after the other, for the scatter; its own replica's last, into its batch. Each
+    /// call names the next share, so that the background can prepare it.
+    private func stage(_ range: Range<Int>, next: Range<Int>?) {
+        guard let coordinator else { return }
+        let start = monotonicSeconds()
+        let sequence = assemblyOrder(range)
+        let following = next.flatMap { assemblyOrder($0).first }
+        var staged = 0
+        for (k, share) in sequence.dropLast().enumerated() {
+            let room = Batch(viewing: staging!, from: staged, capacity: share.count)
+            coordinator.assembleTraining(share, into: room, next: sequence[k + 1])
+            staged += share.count
         }
-        if !mine.isEmpty {
-            layout.pair.broadcast(UnsafeMutableRawBufferPointer(start: network.input.pointer, count: mine.count * imageBytes), root: 0)
-            network.labels.withUnsafeMutableBytes { layout.pair.broadcast(UnsafeMutableRawBufferPointer(rebasing: $0[0..<(mine.count * 4)]), root: 0) }
-        }
-        return ReplicaShare(offset: mine.lowerBound, count: mine.count, batch: n)
+        coordinator.assembleTraining(sequence[sequence.count - 1], into: batch, next: following)
+        assemblySeconds += monotonicSeconds() - start
     }
 
     /// The shares of global batch `range` as ranges of the epoch's order, in the order the
@@ -95,78 +77,65 @@ final class ReplicaTraining {
         }
     }
 
-    /// The coordinator fills its network's input with training images `range` of the epoch's
-    /// order, and starts preparing `next` in the background.
-    private func assemble(_ range: Range<Int>, next: Range<Int>?) {
-        guard let coordinator else { return }
-        let start = monotonicSeconds()
-        coordinator.assembleTraining(range, into: network, next: next)
-        assemblySeconds += monotonicSeconds() - start
-    }
-
-    /// Forward and backward on this replica's share, then (R > 1) the gradient of the mean loss
-    /// over the global batch, summed among twins, and the global batch's mean loss and correct
+    /// Forward and backward on this replica's share, then the gradient of the mean loss over
+    /// the global batch, summed among twins, and the global batch's mean loss and correct
     /// count. Every rank returns the same loss, so all agree when it is not finite.
     @discardableResult
     func step(_ share: ReplicaShare, step: Int, seed: UInt64, training: Bool = true) -> (loss: Double, correct: Int) {
-        guard replicas > 1 else {
-            return network.run(batch: share.count, context: StepContext(training: training, step: step, seed: seed))
-        }
         var local = (loss: 0.0, correct: 0)
         if share.count > 0 {
-            local = network.run(batch: share.count, context: StepContext(training: training, step: step, seed: seed,
-                                                                         sampleOffset: share.offset, globalBatch: share.batch))
+            local = network.run(batch, context: StepContext(training: training, step: step, seed: seed,
+                                                            sampleOffset: share.offset, globalBatch: share.batch))
         }
-        if training {
-            // Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the
-            // gradient of the global batch's mean loss.
-            let weight = Float(Double(share.count) / Double(share.batch))
-            for p in network.parameters {
-                if share.count == 0 {
-                    p.gradient.zero()
-                } else if weight != 1 {
-                    for i in 0..<p.count { p.gradient.pointer[i] *= weight }
-                }
-                reduction.sum(p.gradient.pointer, count: p.count)
-            }
+        if training { sumGradients(share) }
+        return globalMetrics(local, share: share)
+    }
+
+    /// Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the gradient
+    /// of the global batch's mean loss. One ordered sum over the whole arena (with one replica,
+    /// the weight is 1 and the sum is over one rank: nothing happens).
+    private func sumGradients(_ share: ReplicaShare) {
+        let weight = Float(Double(share.count) / Double(share.batch))
+        let arena = network.arena
+        if share.count == 0 {
+            arena.gradients.zero()
+        } else if weight != 1 {
+            arena.scaleGradients(by: weight)
         }
-        // Both towers of a pair hold the same logits: tower 0 speaks for its replica.
+        reduction.sum(arena.gradients.pointer, count: arena.count)
+    }
+
+    /// The global batch's mean loss and correct count, summed over the replicas in rank order.
+    /// Both towers of a pair hold the same logits: tower 0 speaks for its replica. With one
+    /// replica every rank already holds them.
+    private func globalMetrics(_ local: (loss: Double, correct: Int), share: ReplicaShare) -> (loss: Double, correct: Int) {
+        guard layout.metrics.size > 1 else { return local }
         let speaks = layout.tower == 0 && share.count > 0
-        let total = layout.world.sumInRankOrder([speaks ? local.loss * Double(share.count) : 0, speaks ? Double(local.correct) : 0])
+        let total = layout.metrics.sumInRankOrder([speaks ? local.loss * Double(share.count) : 0, speaks ? Double(local.correct) : 0])
         return (total[0] / Double(share.batch), Int(total[1]))
     }
 
-    /// Runs `evaluate` on replica 0 (its pair, with the pair's own hand-out) and shares the
+    /// Runs `evaluate` on replica 0 (its pair, with the pair's own transport) and shares the
     /// result with every rank, which the learning-rate schedule reads; nil when stopped.
-    func evaluateOnFirstReplica(_ evaluate: (_ broadcast: (Int) -> Bool) -> Trainer.Evaluation?) -> Trainer.Evaluation? {
-        guard replicas > 1 else { return evaluate(wholeBatch.send) }
-        var shared = [1.0, 0, 0, 0]  // stopped, loss, top-1, top-5
-        if layout.replica == 0, let e = evaluate(wholeBatch.send) { shared = [0, e.loss, e.top1, e.top5] }
+    func evaluateOnFirstReplica(_ evaluate: (_ transport: BatchTransport) -> Trainer.Evaluation?) throws -> Trainer.Evaluation? {
         // The other replicas wait without spinning a core that replica 0 needs.
-        layout.world.broadcastIdly(&shared, root: 0)
-        if shared[0] != 0 {
-            StopRequest.reachedBoundary()
-            return nil
-        }
-        return Trainer.Evaluation(loss: shared[1], top1: shared[2], top5: shared[3])
+        let shared = try layout.world.agree(layout.replica == 0 ? .success(Finished(evaluation: evaluate(testTransport))) : nil,
+                                            decider: 0, idly: true)
+        if shared.evaluation == nil { StopRequest.reachedBoundary() }
+        return shared.evaluation
+    }
+
+    /// An evaluation, or nil when it was stopped.
+    private struct Finished: Codable {
+        var evaluation: Trainer.Evaluation?
     }
 
     /// Runs `write` on replica 0's ranks only (twins hold the same weights) and ends every rank
     /// with the same error if it failed there. Returns `write`'s value on replica 0.
     func onFirstReplica<T>(_ write: () throws -> T) throws -> T? {
-        guard replicas > 1 else { return try write() }
-        var status: [Int32] = [0]
-        var value: T?, failure: Error?
-        if layout.replica == 0 {
-            do { value = try write() } catch {
-                failure = error
-                status[0] = (error as? TrainingError)?.exitCode ?? 1
-            }
-        }
-        layout.world.broadcastIdly(&status, root: 0)
-        if let failure { throw failure }
-        if status[0] != 0 { throw TrainingError.reported(exitCode: status[0]) }
-        return value
+        let outcome: Result<T?, Error> = layout.replica == 0 ? Result { try write() } : .success(nil)
+        try layout.world.agree(outcome.map { _ in () }, idly: true)
+        return try outcome.get()
     }
 }
 

@@ -14,7 +14,13 @@ final class Reporter {
     }
 
     /// Prints `error` unless rank 0 already has, and gives the exit code it leads to.
+    /// An agreement that failed prints this rank's own error, if it had one, with the code
+    /// the ranks agreed on.
     func exitCode(for error: Error) -> Int32 {
+        if let failure = error as? AgreementFailure {
+            if let cause = failure.cause { _ = exitCode(for: cause) }
+            return failure.exitCode
+        }
         guard let error = error as? TrainingError else {
             fail("\(error)")
             return 1

@@ -17,42 +17,35 @@ public final class Session {
 
     public var isCoordinator: Bool { communicator.rank == 0 }
 
-    init(communicator: Communicator, data: DataSet?, counts: [Int], layout: DataLayout) {
+    init(communicator: Communicator, data: DataSet?, shape: Shape) {
         self.communicator = communicator
         self.data = data
-        trainCount = counts[0]
-        testCount = counts[1]
-        classes = counts[2]
-        self.layout = layout
+        trainCount = shape.trainCount
+        testCount = shape.testCount
+        classes = shape.classes
+        layout = shape.layout
         reporter = Reporter(speaks: communicator.rank == 0)
     }
 
+    /// The data's counts and layout: what rank 0 tells the others.
+    struct Shape: Codable {
+        var trainCount = 0, testCount = 0, classes: Int
+        var layout: DataLayout
+    }
+
     /// Loads the data on rank 0 and shares its size. On failure rank 0 prints the error and
-    /// every rank gets a TrainingError with the same exit code. The other ranks wait without
-    /// spinning, so that decoding photos has every core. `preset` sets the stored image size.
+    /// every rank gets the same exit code. The other ranks wait without spinning, so that
+    /// decoding photos has every core. `preset` sets the stored image size.
     public static func open(directory: String, trainLimit: Int?, testLimit: Int?, settings: DataSettings = DataSettings(),
                             preset: Preset, seed: UInt64, communicator: Communicator) throws -> Session {
         var data: DataSet?
-        // status, train images, test images, classes, format, preprocessing, image size, channels
-        var header = [0, 0, 0, 0, 0, 0, 0, 0]
-        if communicator.rank == 0 {
-            do {
-                let (loaded, layout) = try load(directory: directory, trainLimit: trainLimit, testLimit: testLimit,
-                                                settings: settings, preset: preset, seed: seed)
-                data = loaded
-                header = [0, loaded.train.count, loaded.test.count, loaded.classes,
-                          DataFormat.allCases.firstIndex(of: layout.format)!, Preprocessing.allCases.firstIndex(of: layout.preprocessing)!,
-                          layout.imageSize, layout.channels]
-            } catch {
-                Reporter(speaks: true).fail("\(error)")
-                header[0] = 1
-            }
+        let shape = try communicator.agree(decider: 0, idly: true) {
+            let (loaded, layout) = try load(directory: directory, trainLimit: trainLimit, testLimit: testLimit,
+                                            settings: settings, preset: preset, seed: seed)
+            data = loaded
+            return Shape(trainCount: loaded.train.count, testCount: loaded.test.count, classes: loaded.classes, layout: layout)
         }
-        communicator.broadcastIdly(&header, root: 0)
-        guard header[0] == 0 else { throw TrainingError.reported(exitCode: 1) }
-        let layout = DataLayout(format: DataFormat.allCases[header[4]], preprocessing: Preprocessing.allCases[header[5]],
-                                imageSize: header[6], channels: header[7])
-        return Session(communicator: communicator, data: data, counts: Array(header[1...3]), layout: layout)
+        return Session(communicator: communicator, data: data, shape: shape)
     }
 
     /// Reads the data set and, for the paper's preprocessing, stores every image as an S x S square.
@@ -92,14 +85,6 @@ public final class Session {
     /// Runs `body` on rank 0 and shares whether it succeeded, so that a failure on the
     /// coordinator (an unwritable run directory, say) ends every rank.
     func onCoordinator(_ body: () throws -> Void) throws {
-        var status = [0]
-        if isCoordinator {
-            do { try body() } catch {
-                reporter.fail("\(error)")
-                status[0] = 1
-            }
-        }
-        communicator.broadcast(&status, root: 0)
-        if status[0] != 0 { throw TrainingError.reported(exitCode: 1) }
+        try communicator.agree(isCoordinator ? Result(catching: body) : .success(()))
     }
 }

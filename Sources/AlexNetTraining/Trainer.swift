@@ -2,113 +2,96 @@ import AlexNetCore
 import AlexNetData
 import Foundation
 
-/// The training loop. Every rank runs it (SPMD); rank 0 is also the coordinator: it assembles
-/// and broadcasts each batch, and owns every log line and file.
+/// The `train` command. Every rank runs it (SPMD); rank 0 is also the coordinator: it assembles
+/// each batch, and owns every log line and file. The epochs and steps are a `TrainingRun`.
 public enum Trainer {
-    /// The `train` command: loads the data, trains, reports. Returns the exit code (the same on
-    /// every rank).
+    /// The `train` command: resolves the checkpoint to resume from (once), loads the data,
+    /// trains, reports. Returns the exit code (the same on every rank).
     public static func run(_ options: TrainingOptions, communicator: Communicator, launch: String) -> Int32 {
-        var options = options
-        // Resuming reads the same data as the checkpoint did. Only rank 0 reads data, so only it
-        // needs to know; a checkpoint it cannot read is reported, for every rank, in train().
-        if communicator.rank == 0, let resume = options.resume, let manifest = try? Checkpoint.resolve(resume).manifest {
-            if !options.dataDirectoryGiven, let directory = manifest.dataDirectory { options.dataDirectory = directory }
-            options.trainLimit = manifest.trainLimit
-            options.testLimit = manifest.testLimit
-            if var settings = manifest.dataSettings {
-                (settings.tenCrop, settings.prefetch) = (options.data.tenCrop, options.data.prefetch)
-                options.data = settings
-            }
-            options.seed = manifest.seed
-        }
+        let reporter = Reporter(speaks: communicator.rank == 0)
         do {
+            let resume = try options.resume.map { try ResumeState.resolve($0, options: options, comm: communicator, reporter: reporter) }
+            let options = resume?.applied(to: options) ?? options
             let session = try Session.open(directory: options.dataDirectory, trainLimit: options.trainLimit,
                                            testLimit: options.testLimit, settings: options.data, preset: options.preset,
                                            seed: options.seed, communicator: communicator)
             let directory = options.runDirectory ?? defaultRunDirectory(options)
-            let result = try train(options, session: session, runDirectory: directory, launch: launch)
-            guard session.isCoordinator else { return 0 }
-            if let failure = StopRequest.failure {
-                session.reporter.fail(failure + (options.checkpoints
-                    ? "; the last checkpoint is kept: make room, then alexnet-split train --resume \(directory)" : ""))
-                return 1
-            }
-            if result.interrupted {
-                session.reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
-                    ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
-                return 130
-            }
-            if let skipped = session.data?.skipped, !skipped.isEmpty {
-                session.reporter.say("skipped \(skipped.count) unreadable image(s) (--skip-bad-images), listed in \(directory)/skipped-images.txt:")
-                for why in skipped.prefix(20) { session.reporter.say("  \(why)") }
-                if skipped.count > 20 { session.reporter.say("  ... and \(skipped.count - 20) more") }
-            }
-            if let final = result.final {
-                session.reporter.say(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %ld steps in %@; metrics in %@/metrics.jsonl",
-                                            100 * final.testTop1, 100 * final.testTop5, result.steps,
-                                            formatDuration(result.seconds), directory))
-            }
-            return 0
+            let result = try train(options, session: session, runDirectory: directory, launch: launch, resume: resume)
+            return session.isCoordinator ? finish(result, options: options, session: session, directory: directory) : 0
         } catch {
-            return Reporter(speaks: communicator.rank == 0).exitCode(for: error)
+            return reporter.exitCode(for: error)
         }
     }
 
-    /// Trains `options.model` with `options.seed` and writes its metrics to `runDirectory`.
-    /// Every rank of the session calls it. Throws TrainingError (already reported by rank 0).
-    public static func train(_ options: TrainingOptions, session: Session, runDirectory: String, launch: String) throws -> RunResult {
-        let communicator = session.communicator
+    /// Rank 0's closing lines, and the exit code: 130 when stopped at the user's request.
+    static func finish(_ result: RunResult, options: TrainingOptions, session: Session, directory: String) -> Int32 {
         let reporter = session.reporter
-        var options = options
-        var restored: (path: String, manifest: CheckpointManifest)?
-        if let resume = options.resume {
-            let found = try Restore.share(resume, classes: session.classes, comm: communicator, reporter: reporter)
-            try Restore.check(found.manifest, path: found.path, options: options)
-            // The checkpoint's own settings carry on; only the number of epochs may change.
-            let m = found.manifest
-            if let images = m.trainImages, images != session.trainCount {
-                throw TrainingError("\(found.path) was trained on \(images) training images, but this data has \(session.trainCount); resume with the same --data", exitCode: 2)
-            }
-            options.seed = m.seed
-            options.learningRate = m.learningRateSchedule.rate
-            options.batchSize = m.batchSize
-            options.momentum = m.momentum
-            options.weightDecay = m.weightDecay
-            if !options.epochsGiven { options.epochs = m.epochs }
-            restored = found
+        if let failure = StopRequest.failure {
+            reporter.fail(failure + (options.checkpoints
+                ? "; the last checkpoint is kept: make room, then alexnet-split train --resume \(directory)" : ""))
+            return 1
         }
-        let plan: NetworkPlan
-        do {
-            plan = try NetworkPlan(spec: session.layout.spec(options.preset, classes: session.classes), model: options.model)
-        } catch {
-            reporter.fail("\(error)")
-            throw TrainingError.reported(exitCode: 2)
+        if result.interrupted {
+            reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
+                ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
+            return 130
         }
-        // Two ranks per replica of the split model, and a batch that splits over the replicas (ReplicaTraining.swift).
-        if let problem = replicaProblem(plan: plan, ranks: communicator.size, options: options) {
-            reporter.fail(problem)
-            throw TrainingError.reported(exitCode: 2)
+        if let skipped = session.data?.skipped, !skipped.isEmpty {
+            reporter.say("skipped \(skipped.count) unreadable image(s) (--skip-bad-images), listed in \(directory)/skipped-images.txt:")
+            for why in skipped.prefix(20) { reporter.say("  \(why)") }
+            if skipped.count > 20 { reporter.say("  ... and \(skipped.count - 20) more") }
         }
-        var metrics: MetricsLog?
-        try session.onCoordinator {
-            do {
-                try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            } catch {
-                throw TrainingError("cannot create run directory \(runDirectory): \((error as NSError).localizedDescription); pass a writable --run-dir")
-            }
-            metrics = try MetricsLog(directory: runDirectory)
-            try writeConfig(options, session: session, launch: launch, to: runDirectory)
-            if let skipped = session.data?.skipped, !skipped.isEmpty {
-                try AtomicFile.write(Data(skipped.map { $0 + "\n" }.joined().utf8), to: "\(runDirectory)/skipped-images.txt")
-            }
+        if let final = result.final {
+            reporter.say(String(format: "test accuracy %.2f%% (\(Evaluation.topName(classes: session.classes)) %.2f%%) after %ld steps in %@; metrics in %@/metrics.jsonl",
+                                100 * final.testTop1, 100 * final.testTop5, result.steps, formatDuration(result.seconds), directory))
         }
+        return 0
+    }
 
+    /// Trains `options.model` with `options.seed` and writes its metrics to `runDirectory`,
+    /// continuing `resume` if given (`options` already carry its settings: `ResumeState.applied`).
+    /// Every rank of the session calls it. Throws TrainingError (already reported by rank 0).
+    public static func train(_ options: TrainingOptions, session: Session, runDirectory: String, launch: String,
+                             resume: ResumeState? = nil) throws -> RunResult {
+        try resume?.check(session)
+        let plan = try makePlan(options, session: session)
+        var metrics: MetricsLog?
+        try session.onCoordinator { metrics = try prepare(runDirectory, options: options, session: session, launch: launch) }
+        let statistics = try resume?.statistics(session)
         let (result, stopped) = try onTowerRanks(plan: plan, session: session, threads: options.threadsForOneTower, launch: launch,
                                                  stopped: { $0.interrupted }) { comm, how in
-            try loop(options, plan: plan, session: session, towers: comm, metrics: metrics, launch: how,
-                     runDirectory: runDirectory, restored: restored)
+            try TrainingRun(options, plan: plan, session: session, towers: comm, metrics: metrics, launch: how,
+                            runDirectory: runDirectory, resume: resume, statistics: statistics).train()
         }
         return result ?? RunResult(model: plan.model, seed: options.seed, interrupted: stopped)
+    }
+
+    /// The model's plan, checked against the ranks: two per replica of the split model, and a
+    /// batch that splits over the replicas (ReplicaTraining.swift). Every rank stops alike.
+    static func makePlan(_ options: TrainingOptions, session: Session) throws -> NetworkPlan {
+        do {
+            let plan = try NetworkPlan(spec: session.layout.spec(options.preset, classes: session.classes), model: options.model)
+            if let problem = replicaProblem(plan: plan, ranks: session.communicator.size, options: options) { throw TrainingError(problem) }
+            return plan
+        } catch {
+            session.reporter.fail("\(error)")
+            throw TrainingError.reported(exitCode: 2)
+        }
+    }
+
+    /// Rank 0 creates the run directory and writes its config; returns the metrics log.
+    static func prepare(_ runDirectory: String, options: TrainingOptions, session: Session, launch: String) throws -> MetricsLog {
+        do {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError("cannot create run directory \(runDirectory): \((error as NSError).localizedDescription); pass a writable --run-dir")
+        }
+        let metrics = try MetricsLog(directory: runDirectory)
+        try writeConfig(options, session: session, launch: launch, to: runDirectory)
+        if let skipped = session.data?.skipped, !skipped.isEmpty {
+            try AtomicFile.write(Data(skipped.map { $0 + "\n" }.joined().utf8), to: "\(runDirectory)/skipped-images.txt")
+        }
+        return metrics
     }
 
     /// Runs `body` over the ranks that hold the model's towers, with a communicator among them
@@ -123,177 +106,13 @@ public enum Trainer {
             return (value, stopped(value))
         }
         let alone = "rank 0 alone with \(threads) BLAS threads (the other \(communicator.size - 1) rank(s) sleep)"
-        var status: [Int32] = [0, 0]  // exit code, stopped
         guard session.isCoordinator else {
-            communicator.broadcastIdly(&status, root: 0)
-            if status[0] != 0 { throw TrainingError.reported(exitCode: status[0]) }
-            return (nil, status[1] != 0)
+            return (nil, try communicator.agree(nil as Result<Bool, Error>?, decider: 0, idly: true))
         }
         session.reporter.say("note: the \(plan.model.rawValue) model has one tower, so it runs on \(alone)")
-        do {
-            let value = try body(SingleProcessCommunicator(), alone)
-            status[1] = stopped(value) ? 1 : 0
-            communicator.broadcastIdly(&status, root: 0)
-            return (value, stopped(value))
-        } catch {
-            status[0] = (error as? TrainingError)?.exitCode ?? 1
-            communicator.broadcastIdly(&status, root: 0)
-            throw error
-        }
-    }
-
-    /// The epochs and steps themselves, over the ranks that hold the towers.
-    static func loop(_ options: TrainingOptions, plan: NetworkPlan, session: Session, towers comm: Communicator,
-                     metrics: MetricsLog?, launch: String, runDirectory: String,
-                     restored: (path: String, manifest: CheckpointManifest)?) throws -> RunResult {
-        let reporter = session.reporter
-        BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
-        // Replicas: the towers meet on their pair, each replica computes its share of the batch.
-        let layout = ReplicaLayout(world: comm, towers: plan.towers)
-        let network: Network
-        do {
-            network = try Network(plan: plan, communicator: layout.pair, maxBatch: min(options.batchSize / layout.replicas, session.trainCount),
-                                  seed: options.seed, initialization: options.initialization)
-        } catch {
-            reporter.fail("\(error)")
-            throw TrainingError.reported(exitCode: 2)
-        }
-        let coordinator = session.data.map {
-            Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: options.data, seed: options.seed,
-                        restored: restored.flatMap { try? Checkpoint.statistics($0.path, manifest: $0.manifest) },
-                        maxBatch: network.maxBatch)
-        }
-        let statisticsFile = coordinator?.statistics.encoded()
-        if let statisticsFile { try? AtomicFile.write(statisticsFile, to: "\(runDirectory)/\(InputStatistics.fileName)") }
-        let batch = min(options.batchSize, session.trainCount)
-        let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize)
-
-        let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: plan.towers))
-        var result = RunResult(model: plan.model, seed: options.seed, launch: launch,
-                               parameters: summary.parametersTotal, forwardFLOPs: summary.flopsTotal)
-        reporter.say("training \(plan.spec.name)/\(plan.model.rawValue) on \(session.data?.name ?? "") (\(session.trainCount) train, \(session.testCount) test images, \(session.classes) classes), \(launch)")
-        reporter.say(describe(session.layout, settings: options.data, input: plan.spec.input))
-        reporter.say("batch \(options.batchSize), lr \(options.learningRate), momentum \(options.momentum), weight decay \(options.weightDecay), seed \(options.seed), \((options.initialization ?? plan.spec.initialization).rawValue) init")
-
-        var schedule = options.initialSchedule
-        var (firstEpoch, firstStep) = (1, 0)
-        if reporter.speaks { StopRequest.noteLastCheckpoint(restored?.path, run: runDirectory) }
-        if let restored {
-            try Restore.load(restored.path, into: network, comm: comm, reporter: reporter)
-            let m = restored.manifest
-            schedule = m.learningRateSchedule
-            result.steps = m.step
-            result.epochs = m.history
-            (firstEpoch, firstStep) = (m.epoch, m.stepInEpoch)
-            reporter.say("resumed from \(restored.path): epoch \(m.epoch), step \(m.step), \(schedule.summary)")
-        }
-        var sgd = SGD(learningRate: schedule.rate, momentum: options.momentum, weightDecay: options.weightDecay)
-        let trainCount = session.trainCount
-        let stepsPerEpoch = (trainCount + batch - 1) / batch
-        let totalSteps = min(options.epochs * stepsPerEpoch, options.maxSteps ?? Int.max)
-        if firstEpoch > options.epochs {
-            reporter.say("the checkpoint has finished all \(options.epochs) epochs; pass a larger --epochs to train further")
-        }
-
-        /// A checkpoint of where training stands: the next step is `stepInEpoch` of `epoch`.
-        func checkpoint(epoch: Int, stepInEpoch: Int) throws {
-            guard options.checkpoints else { return }
-            let manifest = CheckpointManifest(
-                preset: options.preset.rawValue, model: plan.model.rawValue, classes: plan.classes, towers: plan.towers,
-                seed: options.seed, batchSize: options.batchSize, epochs: options.epochs, momentum: options.momentum,
-                weightDecay: options.weightDecay, initialization: options.initialization?.rawValue, step: result.steps,
-                epoch: epoch, stepInEpoch: stepInEpoch, schedule: CheckpointManifest.schedule(schedule), history: result.epochs,
-                pixelMean: coordinator?.statistics.normalization?.mean, pixelStd: coordinator?.statistics.normalization?.std,
-                classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
-                testLimit: options.testLimit, trainImages: session.trainCount, dataSettings: options.data, dataLayout: session.layout)
-            // Twins hold the same weights: replica 0's pair writes the tower files.
-            let path = try replicas.onFirstReplica {
-                try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
-                                    coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
-                                    comm: layout.pair, reporter: reporter)
-            }
-            if let path {
-                reporter.say("checkpoint: \(path)")
-                if reporter.speaks { StopRequest.noteLastCheckpoint(path, run: runDirectory) }
-            }
-        }
-
-        let started = now(), stepsAtStart = result.steps
-        var trainingSeconds = 0.0, trainedImages = 0
-        epochs: for epoch in firstEpoch...max(firstEpoch, options.epochs) where epoch <= options.epochs && result.steps < totalSteps {
-            coordinator?.shuffle(epoch: epoch)
-            sgd.learningRate = schedule.rate
-            let epochStart = now()
-            var (epochLoss, epochCorrect, epochSeen) = (0.0, 0, 0)
-            var (windowLoss, windowCorrect, windowSeen, windowStart) = (0.0, 0, 0, now())
-            for s in (epoch == firstEpoch ? firstStep : 0)..<stepsPerEpoch where result.steps < totalSteps {
-                let first = s * batch, n = min(batch, trainCount - first)
-                let next = s + 1 < stepsPerEpoch && result.steps + 1 < totalSteps ? (first + n)..<min(first + n + batch, trainCount) : nil
-                guard let share = replicas.handOut(first..<(first + n), next: next) else {
-                    result.interrupted = true
-                    try checkpoint(epoch: epoch, stepInEpoch: s)
-                    break epochs
-                }
-                let (loss, correct) = replicas.step(share, step: result.steps, seed: options.seed)
-                guard loss.isFinite else {
-                    reporter.fail("the loss became \(loss.isNaN ? "NaN" : "infinite") at step \(result.steps + 1) (epoch \(epoch)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
-                    throw TrainingError.reported(exitCode: 3)
-                }
-                sgd.update(network.parameters)
-                result.steps += 1
-                epochLoss += loss * Double(n); epochCorrect += correct; epochSeen += n
-                windowLoss += loss * Double(n); windowCorrect += correct; windowSeen += n
-                if result.steps % options.logEvery == 0 || s == stepsPerEpoch - 1 || result.steps == totalSteps {
-                    let elapsed = now() - windowStart
-                    trainingSeconds += elapsed
-                    trainedImages += windowSeen
-                    let rate = Double(windowSeen) / max(elapsed, 1e-9)
-                    let eta = Double(totalSteps - result.steps) * (now() - started) / Double(result.steps - stepsAtStart)
-                    reporter.say(String(format: "epoch %ld/%ld  step %4ld/%ld  loss %.4f  train acc %5.1f%%  %6.1f img/s  ETA %@",
-                                        epoch, options.epochs, s + 1, stepsPerEpoch, windowLoss / Double(windowSeen),
-                                        100 * Double(windowCorrect) / Double(windowSeen), rate, formatDuration(eta)))
-                    metrics?.record(["kind": "step", "epoch": epoch, "step": result.steps, "loss": windowLoss / Double(windowSeen),
-                                     "train_accuracy": Double(windowCorrect) / Double(windowSeen), "images_per_second": rate,
-                                     "lr": Double(schedule.rate)])
-                    (windowLoss, windowCorrect, windowSeen, windowStart) = (0, 0, 0, now())
-                }
-                if options.checkpointEvery > 0 && result.steps % options.checkpointEvery == 0 && s + 1 < stepsPerEpoch {
-                    try checkpoint(epoch: epoch, stepInEpoch: s + 1)
-                }
-            }
-            guard let test = replicas.evaluateOnFirstReplica({
-                evaluate(network: network, coordinator: coordinator, count: session.testCount, broadcast: $0, seed: options.seed,
-                         tenCrop: options.data.tenCrop)
-            }) else {
-                result.interrupted = true
-                try checkpoint(epoch: epoch, stepInEpoch: stepsPerEpoch)
-                break
-            }
-            let record = EpochResult(epoch: epoch, trainLoss: epochLoss / Double(max(epochSeen, 1)),
-                                     trainAccuracy: Double(epochCorrect) / Double(max(epochSeen, 1)), testLoss: test.loss,
-                                     testTop1: test.top1, testTop5: test.top5, seconds: now() - epochStart,
-                                     dataOrder: coordinator?.orderChecksum ?? 0)
-            result.epochs.append(record)
-            reporter.say(String(format: "epoch %ld/%ld done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %@",
-                                epoch, options.epochs, formatDuration(record.seconds), record.trainLoss, 100 * record.trainAccuracy,
-                                test.loss, 100 * test.top1, 100 * test.top5, schedule.summary))
-            metrics?.record(["kind": "epoch", "epoch": epoch, "step": result.steps, "train_loss": record.trainLoss,
-                             "train_accuracy": record.trainAccuracy, "test_loss": test.loss, "test_top1": test.top1,
-                             "test_top5": test.top5, "seconds": record.seconds, "data_order": "\(record.dataOrder)",
-                             "lr": Double(schedule.rate)])
-            if session.isCoordinator { writePlot(result, model: plan.model.rawValue, to: "\(runDirectory)/training.svg") }
-            // The paper's rule reads the validation error; here the test set plays that part.
-            if let change = schedule.endEpoch(epoch, validationError: 1 - test.top1) { reporter.say(change) }
-            if result.steps < totalSteps || epoch == options.epochs { try checkpoint(epoch: epoch + 1, stepInEpoch: 0) }
-        }
-        result.seconds = now() - started
-        result.imagesPerSecond = Double(trainedImages) / max(trainingSeconds, 1e-9)
-        if let prefix = options.dumpWeightsPrefix, !result.interrupted, layout.replica == 0 {
-            let tensors = network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
-            try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors",
-                                 replacing: options.replaceOutputs)
-        }
-        return result
+        let outcome = Result { try body(SingleProcessCommunicator(), alone) }
+        let wasStopped = try communicator.agree(outcome.map(stopped), decider: 0, idly: true)
+        return (try outcome.get(), wasStopped)
     }
 
     /// training.svg: train loss and test accuracy per epoch, redrawn after every epoch.

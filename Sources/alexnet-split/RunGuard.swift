@@ -85,12 +85,13 @@ struct Preflight {
         } catch {
             failure = RuntimeFailure("\(error)")
         }
-        var codes = [Double](repeating: 0, count: comm.size)
-        codes[comm.rank] = Double(failure?.exitCode ?? 0)
-        codes = comm.sum(codes)
+        // Each rank's exit code in its own slot: the maximum over ranks gathers them all.
+        var codes = [Int32](repeating: 0, count: comm.size)
+        codes[comm.rank] = failure?.exitCode ?? 0
+        codes = comm.maximum(codes, idly: false)
         guard let first = codes.firstIndex(where: { $0 != 0 }) else { return (0, Self.share(folder, comm)) }
         if first == comm.rank, let failure { fputs("error: \(failure.description)\n", stderr) }
-        return (Int32(codes[first]), nil)
+        return (codes[first], nil)
     }
 
     /// Rank 0's string on every rank.

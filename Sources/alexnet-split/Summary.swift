@@ -28,16 +28,16 @@ struct Summary: ParsableCommand {
 
     func run() throws {
         let plan: NetworkPlan
-        let stages: [StagePlan]
+        let summary: ModelSummary
         do {
             plan = try NetworkPlan(spec: modelOptions.preset.spec(classes: classes), model: modelOptions.model)
-            stages = try plan.stages(ranks: plan.towers)
+            summary = try ModelSummary(plan: plan)
         } catch {
             throw ValidationError("\(error)")
         }
         guard traffic else {
-            let memory = batchSize.map { MemoryEstimate(stages: stages, input: plan.spec.input, batch: $0) }
-            print(ModelSummary(plan: plan, stages: stages).text(memory: memory))
+            let memory = try batchSize.map { MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: plan.spec.input, batch: $0) }
+            print(summary.text(memory: memory))
             if let batchSize { print(try Self.jobMemory(plan: plan, batch: batchSize)) }
             return
         }

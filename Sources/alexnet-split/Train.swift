@@ -51,10 +51,7 @@ struct Train: ParsableCommand {
         options.replaceOutputs = force
         if let resume {
             options.resume = resume
-            // A checkpoint folder's run is two levels up; a run folder is itself.
-            let url = URL(fileURLWithPath: resume)
-            options.runDirectory = url.deletingLastPathComponent().lastPathComponent == "checkpoints"
-                ? url.deletingLastPathComponent().deletingLastPathComponent().path : resume
+            options.runDirectory = ResumeState.runDirectory(resuming: resume)
         }
         let given = ResumeCheck.given(in: Array(CommandLine.arguments.dropFirst()))
         let preflight = Preflight(coordinator: { [options, force] in try Self.claimRun(options, given: given, force: force) },

@@ -10,7 +10,6 @@ final class CommunicatorTests: XCTestCase {
         var gathered = [[Float]](repeating: [], count: size)
         var scattered = [[Float]](repeating: [], count: size)
         var broadcasts = [[Int]](repeating: [], count: size)
-        var sums = [[Double]](repeating: [], count: size)
         group.run { c in
             let r = c.rank
             let mine = (0..<count).map { Float(r * 100 + $0) }
@@ -21,13 +20,11 @@ final class CommunicatorTests: XCTestCase {
             c.reduceScatterSum(contribution, count: count, into: &block)
             var values = r == 1 ? [7, 8, 9] : [0, 0, 0]
             c.broadcast(&values, root: 1)
-            let total = c.sum([Double(r), 1])
             c.barrier()
             lock.withLock {
                 gathered[r] = all
                 scattered[r] = block
                 broadcasts[r] = values
-                sums[r] = total
             }
         }
         let expectedGather = (0..<size).flatMap { r in (0..<count).map { Float(r * 100 + $0) } }
@@ -36,7 +33,36 @@ final class CommunicatorTests: XCTestCase {
             // sum over ranks of (rank+1) * i = 6 * i, block r.
             XCTAssertEqual(scattered[r], (0..<count).map { Float(6 * (r * count + $0)) })
             XCTAssertEqual(broadcasts[r], [7, 8, 9])
-            XCTAssertEqual(sums[r], [3, 3])
         }
+    }
+
+    /// The all-gather with per-rank counts (unequal, one of them zero) concatenates the blocks in
+    /// rank order on every rank, in-process, through TimedCommunicator (which counts the bytes
+    /// each rank receives) and in one process.
+    func testAllGatherWithCountsConcatenatesUnequalBlocksInRankOrder() {
+        let counts = [3, 0, 2]
+        let expected = (0..<3).flatMap { r in (0..<counts[r]).map { Float(10 * r + $0) + 0.5 } }
+        let group = InProcessGroup(size: 3)
+        let lock = NSLock()
+        var gathered = [[Float]](repeating: [], count: 3), received = [Int](repeating: 0, count: 3)
+        group.run { c in
+            let timed = TimedCommunicator(c, separateWaiting: false)
+            // One float more than sent, so that the zero-count rank too passes real storage.
+            let mine = (0..<counts[c.rank]).map { Float(10 * c.rank + $0) + 0.5 } + [-1]
+            var all = [Float](repeating: .nan, count: counts.reduce(0, +))
+            timed.allGather(mine, counts: counts, into: &all)
+            lock.withLock {
+                gathered[c.rank] = all
+                received[c.rank] = timed.bytes["all-gather"] ?? -1
+            }
+        }
+        for r in 0..<3 {
+            XCTAssertEqual(gathered[r], expected, "rank \(r)")
+            XCTAssertEqual(received[r], (5 - counts[r]) * 4, "rank \(r) receives the other ranks' floats")
+        }
+        let one = SingleProcessCommunicator()
+        var alone = [Float](repeating: 0, count: 3)
+        one.allGather([1, 2, 3], counts: [3], into: &alone)
+        XCTAssertEqual(alone, [1, 2, 3])
     }
 }

@@ -64,6 +64,21 @@ func centralDifference(_ pointer: UnsafeMutablePointer<Float>, _ i: Int, epsilon
     return (up - down) / (2 * Double(epsilon))
 }
 
+/// The slopes of the loss just above and just below x_i: (loss(x_i + e) - loss(x_i)) / e and
+/// (loss(x_i) - loss(x_i - e)) / e, leaving x_i as it was. They differ when a kink lies between.
+func oneSidedDifferences(_ pointer: UnsafeMutablePointer<Float>, _ i: Int, epsilon: Float,
+                         loss: () -> Double) -> (forward: Double, backward: Double) {
+    let saved = pointer[i]
+    let here = loss()
+    pointer[i] = saved + epsilon
+    let up = loss()
+    pointer[i] = saved - epsilon
+    let down = loss()
+    pointer[i] = saved
+    let step = Double(saved + epsilon) - Double(saved)  // the nudge as stored in Float
+    return ((up - here) / step, (here - down) / step)
+}
+
 /// Random values whose magnitudes stay above `floor`, so that nudges never cross a kink at zero.
 func randomValues(_ count: Int, seed: UInt64, floor: Float = 0) -> [Float] {
     var random = KeyedRandom(seed)

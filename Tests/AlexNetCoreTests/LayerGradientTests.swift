@@ -138,7 +138,7 @@ final class LayerGradientTests: XCTestCase {
         p.value.pointer[0] = 2
         p.gradient.pointer[0] = 0.5
         p.momentum.pointer[0] = 0.1
-        SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01).update([p])
+        SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01).update(ParameterArena([p]))
         let v: Float = 0.9 * 0.1 - 0.01 * 0.1 * 2 - 0.1 * 0.5
         XCTAssertEqual(p.momentum.array[0], v, accuracy: 1e-7)
         XCTAssertEqual(p.value.array[0], 2 + v, accuracy: 1e-7)

@@ -49,14 +49,14 @@ final class PlanTests: XCTestCase {
 
     func testPaperOneGPUBaselineHalvesConv1ToConv4() throws {
         let plan = try NetworkPlan(spec: Preset.paper.spec(classes: 1000), model: .paper1GPU)
-        XCTAssertEqual(plan.layers.map(\.outputsPerTower), [48, 128, 192, 192, 256, 4096, 4096, 1000])
+        XCTAssertEqual(plan.layers.map(\.towerOutputs), [[48], [128], [192], [192], [256], [4096], [4096], [1000]])
         let unsplit = try NetworkPlan(spec: Preset.paper.spec(classes: 1000), model: .unsplit)
-        XCTAssertEqual(unsplit.layers.map(\.outputsPerTower), [96, 256, 384, 384, 256, 4096, 4096, 1000])
+        XCTAssertEqual(unsplit.layers.map(\.towerOutputs), [[96], [256], [384], [384], [256], [4096], [4096], [1000]])
     }
 
     func testParameterAndFLOPCountsFollowTheArithmetic() throws {
         let plan = try NetworkPlan(spec: Preset.small.spec(classes: 10), model: .split)
-        let summary = ModelSummary(plan: plan, stages: try plan.stages(ranks: 2))
+        let summary = try ModelSummary(plan: plan)
         // Per tower: conv1 12x(1x5x5)+12, conv2 32x(12x5x5)+32, conv3 48x(64x3x3)+48, conv4 48x(48x9)+48,
         // conv5 32x(48x9)+32, fc6 512x576+512, fc7 512x1024+512, fc8 5x1024+5.
         let perTower = [12 * 25 + 12, 32 * 12 * 25 + 32, 48 * 64 * 9 + 48, 48 * 48 * 9 + 48, 32 * 48 * 9 + 32,
@@ -67,11 +67,47 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(summary.rows.first?.flopsPerRank, conv1)
     }
 
-    func testOddClassCountCannotSplit() {
-        XCTAssertThrowsError(try NetworkPlan(spec: Preset.small.spec(classes: 7), model: .split)) { error in
-            XCTAssertTrue("\(error)".contains("fc8"))
+    func testClassesSplitAsEvenlyAsTheyGoTowerZeroTheLarger() throws {
+        XCTAssertEqual(NetworkPlan.evenShares(5, over: 2), [3, 2])
+        XCTAssertEqual(NetworkPlan.evenShares(1000, over: 2), [500, 500])
+        XCTAssertEqual(NetworkPlan.evenShares(7, over: 3), [3, 2, 2])
+        for classes in [2, 3, 5, 7, 37, 101, 1000] {
+            let plan = try NetworkPlan(spec: Preset.small.spec(classes: classes), model: .split)
+            XCTAssertEqual(plan.layers.last?.towerOutputs, [(classes + 1) / 2, classes / 2], "\(classes) classes")
+            XCTAssertEqual(plan.layers.dropLast().map { Set($0.towerOutputs).count }, Array(repeating: 1, count: 7), "hidden layers stay even")
+            let ranks = try (0..<2).map { try plan.stages(ranks: 2, rank: $0) }
+            // The ranks differ only in fc8's width; both gather all the logits.
+            for (a, b) in zip(ranks[0], ranks[1]) where a.layer != "fc8" || a.op != .linear(groups: 1) {
+                XCTAssertEqual(a.output, b.output, "\(a.layer) \(a.op.displayName)")
+            }
+            XCTAssertEqual(ranks.map { $0.first { $0.op == .linear(groups: 1) && $0.layer == "fc8" }?.output.channels },
+                           [(classes + 1) / 2, classes / 2])
+            XCTAssertEqual(ranks.map { $0.last?.rankChannels }, [[(classes + 1) / 2, classes / 2], [(classes + 1) / 2, classes / 2]])
+            XCTAssertEqual(ranks.map { $0.last?.output.channels }, [classes, classes])
+            // The grouped reference holds the whole layer in one process.
+            XCTAssertEqual(try plan.stages(ranks: 1).last { $0.op == .linear(groups: 1) }?.output.channels, classes)
         }
-        XCTAssertNoThrow(try NetworkPlan(spec: Preset.small.spec(classes: 7), model: .unsplit))
+        let five = try ModelSummary(plan: NetworkPlan(spec: Preset.small.spec(classes: 5), model: .split))
+        let fc8 = try XCTUnwrap(five.rows.first { $0.layer == "fc8" && $0.op == "Linear" })
+        XCTAssertEqual(fc8.outputsByRank.map(\.channels), [3, 2])
+        XCTAssertEqual(fc8.parametersTotal, 5 * 1024 + 5)
+        XCTAssertEqual(fc8.parametersPerRank, 3 * 1024 + 3)
+        XCTAssertTrue(five.text.contains("3+2"), five.text)
+        XCTAssertTrue(five.text.contains("The 5 classes split 3 + 2 over the towers"), five.text)
+    }
+
+    func testFewerThanTwoClassesAndUnevenHiddenWidthsAreRefused() {
+        for model in ModelKind.allCases {
+            XCTAssertThrowsError(try NetworkPlan(spec: Preset.small.spec(classes: 1), model: model)) { error in
+                XCTAssertTrue("\(error)".contains("at least 2"), "\(error)")
+            }
+        }
+        var spec = Preset.tiny.spec(classes: 4)
+        spec.layers[5].outputs = 15
+        XCTAssertThrowsError(try NetworkPlan(spec: spec, model: .split)) { error in
+            XCTAssertTrue("\(error)".contains("fc6 has 15 outputs"), "\(error)")
+        }
+        XCTAssertNoThrow(try NetworkPlan(spec: spec, model: .unsplit))
     }
 
     func testSplitCannotRunOnThreeRanks() throws {

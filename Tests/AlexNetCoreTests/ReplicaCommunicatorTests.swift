@@ -1,8 +1,8 @@
 import AlexNetCore
 import XCTest
 
-/// The collectives that replicas add (split, scatter, all-to-all) and the ordered sums built
-/// on them, in-process with six ranks, against their definitions.
+/// The collectives that replicas add (split, scatter, all-to-all), the logits' all-gather with
+/// per-rank counts on the sub-communicators, and the ordered sums built on them, in-process with six ranks, against their definitions.
 final class ReplicaCommunicatorTests: XCTestCase {
     func testSplitScatterAndAllToAllMatchTheirDefinitions() {
         let size = 6
@@ -11,6 +11,7 @@ final class ReplicaCommunicatorTests: XCTestCase {
         var places = [[Int]](repeating: [], count: size)
         var scattered = [[UInt8]](repeating: [], count: size)
         var exchanged = [[Float]](repeating: [], count: size)
+        var pairLogits = [[Float]](repeating: [], count: size)
         group.run { world in
             let r = world.rank
             // Layout of 3 replicas of 2 towers: pairs (r/2) ranked by tower, twins (r%2) ranked by replica.
@@ -29,7 +30,12 @@ final class ReplicaCommunicatorTests: XCTestCase {
             let blocks = (0..<twins.size).flatMap { j in [Float(10 * twins.rank + j), Float(-j)] }
             var gathered = [Float](repeating: 0, count: blocks.count)
             twins.allToAll(blocks, count: 2, into: &gathered)
+            // The logits' all-gather within each pair: tower 0 holds 3 classes, tower 1 two.
+            let classes = [3, 2], pair = layout.pair
+            var logits = [Float](repeating: .nan, count: 5)
+            pair.allGather((0..<classes[pair.rank]).map { Float(100 * r + $0) }, counts: classes, into: &logits)
             lock.withLock {
+                pairLogits[r] = logits
                 places[r] = [layout.replica, layout.tower, layout.pair.rank, layout.pair.size, layout.twins.rank, layout.twins.size,
                              reversed.rank, reversed.size]
                 scattered[r] = received
@@ -43,7 +49,36 @@ final class ReplicaCommunicatorTests: XCTestCase {
             XCTAssertEqual(scattered[r], (0..<r).map { UInt8(offset + $0) }, "rank \(r)")
             let twinRank = r / 2
             XCTAssertEqual(exchanged[r], (0..<3).flatMap { i in [Float(10 * i + twinRank), Float(-twinRank)] }, "rank \(r)")
+            let tower0 = Float(100 * (r / 2 * 2)), tower1 = tower0 + 100
+            XCTAssertEqual(pairLogits[r], [tower0, tower0 + 1, tower0 + 2, tower1, tower1 + 1], "rank \(r): its own pair's logits")
         }
+    }
+
+    /// Gather, the reverse of scatter (how rank 0 collects the towers' checkpoint files): rank k
+    /// sends k + 1 bytes, and only the root's buffer changes, with the blocks in rank order.
+    func testGatherMatchesItsDefinition() {
+        let size = 4, root = 2
+        let counts = (0..<size).map { $0 + 1 }
+        let group = InProcessGroup(size: size)
+        let lock = NSLock()
+        var results = [[UInt8]](repeating: [], count: size)
+        group.run { world in
+            let mine = (0..<counts[world.rank]).map { UInt8(50 * world.rank + $0) }
+            var received = [UInt8](repeating: 255, count: counts.reduce(0, +))
+            mine.withUnsafeBytes { send in
+                received.withUnsafeMutableBytes { world.gather(send, counts: counts, into: $0, root: root) }
+            }
+            lock.withLock { results[world.rank] = received }
+        }
+        let expected = (0..<size).flatMap { r in (0..<counts[r]).map { UInt8(50 * r + $0) } }
+        for r in 0..<size {
+            XCTAssertEqual(results[r], r == root ? expected : [UInt8](repeating: 255, count: expected.count), "rank \(r)")
+        }
+        var one = [UInt8](repeating: 0, count: 3)
+        [UInt8]([7, 8, 9]).withUnsafeBytes { send in
+            one.withUnsafeMutableBytes { SingleProcessCommunicator().gather(send, counts: [3], into: $0, root: 0) }
+        }
+        XCTAssertEqual(one, [7, 8, 9])
     }
 
     /// The ordered all-reduce sums each element in rank order on every rank, whatever the

@@ -118,9 +118,11 @@ final class ReplicaTests: XCTestCase {
     }
 
     func testBenchMeasuresThePredictedTraffic() throws {
-        for (replicas, inference) in [(1, false), (2, false), (3, false), (2, true)] {
+        // Odd class counts too: the logits' all-gather has per-rank counts, fc8's twins sum unequal gradients.
+        for (replicas, inference, classes) in [(1, false, 10), (2, false, 10), (3, false, 10), (2, true, 10), (1, false, 5), (2, false, 7), (2, true, 3)] {
             var o = BenchmarkOptions()
             o.preset = .tiny
+            o.classes = classes
             o.batchSize = 12
             o.steps = 2
             o.warmup = 1
@@ -128,7 +130,7 @@ final class ReplicaTests: XCTestCase {
             o.inference = inference
             let report = try XCTUnwrap(try Benchmark.runSimulated(o))
             XCTAssertEqual(report.replicas, replicas)
-            XCTAssertEqual(report.traffic, report.predictedTraffic, "\(replicas) replicas, inference \(inference)")
+            XCTAssertEqual(report.traffic, report.predictedTraffic, "\(replicas) replicas, inference \(inference), \(classes) classes")
             XCTAssertGreaterThan(report.traffic.activationAllGathers, 0)
             XCTAssertEqual(report.traffic.gradientAllReduce > 0, replicas > 1 && !inference)
             XCTAssertEqual(report.traffic.reduceScatters > 0, !inference)
@@ -141,5 +143,9 @@ final class ReplicaTests: XCTestCase {
         XCTAssertEqual(one.activationAllGathers, 2 * (54 + 4 + 8 + 8 + 5) * 12 * 4)
         XCTAssertEqual(one.reduceScatters, 2 * (54 + 4 + 8 + 8) * 12 * 4)
         XCTAssertEqual(one.batchHandOut, 4 + 12 * (2 * 15 * 15 * 4 + 4))
+        // 5 classes: tower 0 receives tower 1's 2 logits per image, tower 1 receives tower 0's 3.
+        let five = try CommunicationVolume.predicted(plan: NetworkPlan(spec: Preset.tiny.spec(classes: 5), model: .split), replicas: 1, batch: 12)
+        XCTAssertEqual(five.activationAllGathers, (2 * (54 + 4 + 8 + 8) + 2 + 3) * 12 * 4)
+        XCTAssertEqual(five.reduceScatters, one.reduceScatters)
     }
 }

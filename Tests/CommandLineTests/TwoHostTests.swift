@@ -24,12 +24,16 @@ final class TwoHostTests: XCTestCase {
         XCTAssertEqual(check.status, 0, check.output + check.error)
     }
 
-    /// mpirun in host 0 with rank 1 in host 1; `arguments` go to alexnet-split.
-    func acrossHosts(_ arguments: [String], cutLinkWhen file: String? = nil, timeout: Int = 120) throws -> CommandResult {
-        var script = [Self.script, "run", "--timeout", "\(timeout)"]
+    /// mpirun in host 0 with rank 1 in host 1; `arguments` go to alexnet-split. With
+    /// `ownFolder`, host 1 sees `ownFolder.host1` at that path: a folder not shared between hosts.
+    /// With 2 ranks per host, each host holds one replica's pair of towers.
+    func acrossHosts(_ arguments: [String], cutLinkWhen file: String? = nil, ownFolder: String? = nil, ranksPerHost: Int = 1,
+                     timeout: Int = 120) throws -> CommandResult {
+        var script = [Self.script, "run", "--timeout", "\(timeout)", "--slots", "\(ranksPerHost)"]
         if let file { script += ["--cut-link-when", file] }
-        let mpirun = ["--allow-run-as-root", "-q", "-np", "2", "-x", "OPENBLAS_NUM_THREADS=1", "-x", "ALEXNET_SPLIT_TESTING=1",
-                      CommandRunner.executable]
+        if let ownFolder { script += ["--own-folder", ownFolder] }
+        let mpirun = ["--allow-run-as-root", "--oversubscribe", "-q", "-np", "\(2 * ranksPerHost)", "-x", "OPENBLAS_NUM_THREADS=1",
+                      "-x", "ALEXNET_SPLIT_TESTING=1", CommandRunner.executable]
         // The script kills mpirun at its own limit, so that it can still remove the namespaces.
         return try CommandRunner.run("/bin/bash", script + ["--"] + mpirun + arguments, timeout: TimeInterval(timeout + 60))
     }
@@ -71,6 +75,59 @@ final class TwoHostTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(hostLosses.count, 12)
         XCTAssertEqual(hostLosses, try losses(base + "/sim"))
         try assertSameTowerWeights(base + "/hosts/w", base + "/sim/w", "between two hosts and simulation")
+    }
+
+    /// A run directory that each host has on its own disk: rank 0 writes the whole checkpoint on
+    /// host 0 (rank 1 sends its tower over the link), and resume and eval across the hosts read
+    /// it there. Interrupted and resumed this way, the run ends with the same weights as an
+    /// uninterrupted `--simulate` run.
+    func testCheckpointsWithoutASharedDiskLiveOnTheCoordinator() throws {
+        try requireTwoHosts()
+        try checkpointsWithoutASharedDisk(ranksPerHost: 1)
+    }
+
+    /// The same with a replica on each host: replica 1's ranks, on host 1, get their towers from
+    /// rank 0 on resume.
+    func testReplicaCheckpointsWithoutASharedDiskLiveOnTheCoordinator() throws {
+        try requireTwoHosts()
+        try checkpointsWithoutASharedDisk(ranksPerHost: 2)
+    }
+
+    func checkpointsWithoutASharedDisk(ranksPerHost: Int) throws {
+        let run = base + "/run", hostOne = run + ".host1"
+        let common = ["--preset", "tiny", "--train-limit", "300", "--test-limit", "50", "--batch-size", "32",
+                      "--log-every", "1", "--seed", "7", "--checkpoint-every", "4"]
+        let first = try acrossHosts(["train"] + common + ["--epochs", "1", "--run-dir", run], ownFolder: run, ranksPerHost: ranksPerHost)
+        XCTAssertEqual(first.status, 0, first.error)
+        XCTAssertTrue(first.error.contains("started mpirun's daemon on: 10.77.0.2"), first.error)
+        XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: hostOne), [], "rank 1 wrote nothing on its own disk")
+        let epochEnd = run + "/checkpoints/step-0000010"
+        for file in ["tower0.safetensors", "tower1.safetensors", "manifest.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(epochEnd)/\(file)"), "\(file) on host 0")
+        }
+
+        let resumed = try acrossHosts(["train", "--preset", "tiny", "--log-every", "1", "--resume", run, "--epochs", "2"], ownFolder: run,
+                                      ranksPerHost: ranksPerHost)
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertTrue(resumed.output.contains("resumed from \(epochEnd)"), resumed.output)
+        let evaluated = try acrossHosts(["eval", "--checkpoint", run, "--test-limit", "50"], ownFolder: run)
+        XCTAssertEqual(evaluated.status, 0, evaluated.error)
+        XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: hostOne), [], "rank 1 wrote nothing on its own disk")
+
+        let simulated = try CommandRunner.alexnet(["train", "--simulate", "--replicas", "\(ranksPerHost)"] + common
+                                                  + ["--epochs", "2", "--run-dir", base + "/sim"])
+        XCTAssertEqual(simulated.status, 0, simulated.error)
+        XCTAssertEqual(try losses(run), try losses(base + "/sim"))
+        for tower in ["tower0.safetensors", "tower1.safetensors"] {
+            let hosts = try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoints/step-0000020/" + tower))
+            let sim = try Data(contentsOf: URL(fileURLWithPath: base + "/sim/checkpoints/step-0000020/" + tower))
+            XCTAssertGreaterThan(hosts.count, 1000)
+            XCTAssertTrue(hosts == sim, "\(tower) of the resumed two-host run differs from the simulated run's")
+        }
+        let simulatedEval = try CommandRunner.alexnet(["eval", "--simulate", "--checkpoint", base + "/sim", "--test-limit", "50"])
+        let score = { (r: CommandResult) in r.output.split(separator: "\n").first { $0.hasPrefix("test top-1") }.map(String.init) }
+        XCTAssertNotNil(score(evaluated), evaluated.output)
+        XCTAssertEqual(score(evaluated), score(simulatedEval))
     }
 
     /// The link goes down once the first checkpoint is complete: the job ends in bounded time,

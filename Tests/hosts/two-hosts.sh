@@ -5,18 +5,27 @@
 # pair: host 0 is 10.77.0.1 and host 1 is 10.77.0.2, interface `asplit0` on both. mpirun runs
 # in host 0 and starts its daemon on host 1 through an rsh agent that does
 # `ip netns exec <host 1> sh -c "..."` where a real cluster would do `ssh host1 "..."`.
-# The file system is shared, so the binary and the data are at the same path on both hosts.
+# The file system is shared, so the binary and the data are at the same path on both hosts,
+# except for a folder named with --own-folder: each host has its own (a cluster without a
+# shared disk for the run directory).
 #
 #   two-hosts.sh check
 #       exit 0 if this machine can do it; otherwise one line saying why, and exit 77.
-#   two-hosts.sh run [--cut-link-when FILE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS...
-#       makes the two hosts, runs `mpirun --hostfile <both hosts> <transport options> ARGUMENTS`
-#       in host 0, and removes everything it made, even on failure or Ctrl-C. The transport
+#   two-hosts.sh run [--cut-link-when FILE] [--own-folder DIR] [--slots N] [--rate RATE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS...
+#       makes the two hosts, runs `mpirun --hostfile <both hosts> --bind-to none <transport
+#       options> ARGUMENTS` in host 0, and removes everything it made, even on failure or
+#       Ctrl-C. `--bind-to none`: with one slot per host, mpirun would pin each host's rank to
+#       core 0, and on one machine both ranks would share that core. The transport
 #       options force TCP over the veth link, and mpirun's keepalive makes it notice a lost host
 #       within 15 + 3 x 3 = 24 s (alexnet-split's error line comes first if its
 #       --collective-timeout is under 9 s; see the README, "Several hosts"). With
 #       --cut-link-when, the link goes down as soon as FILE exists (a host vanishing). mpirun
-#       is killed if it is still running after --timeout seconds (default 600).
+#       is killed if it is still running after --timeout seconds (default 600). With
+#       --own-folder, host 1 sees DIR.host1 (made if missing, kept afterwards) at the path DIR,
+#       bound there in a mount namespace of its own; host 0 sees DIR itself. --slots N gives
+#       each host N slots (default 1: ranks 0..N-1 on host 0, the next N on host 1). --rate
+#       limits the link in each direction to RATE (tc's units, e.g. 1gbit) with a token bucket
+#       (`tc qdisc ... tbf`), as a slower network would.
 #       Exits with mpirun's status (124 if it had to be killed).
 #   two-hosts.sh clean
 #       removes namespaces left by runs that were killed before they could clean up (those
@@ -80,13 +89,16 @@ clean_leftovers() {
 }
 
 run() {
-  local cut_when="" limit=600
+  local cut_when="" limit=600 own="" own_namespace="" slots=1 rate=""
   while [ $# -gt 0 ]; do
     case $1 in
       --cut-link-when) cut_when=$2; shift 2 ;;
+      --own-folder) own=$(realpath -m "$2"); shift 2 ;;
+      --slots) slots=$2; shift 2 ;;
+      --rate) rate=$2; shift 2 ;;
       --timeout) limit=$2; shift 2 ;;
       --) shift; break ;;
-      *) echo "error: unknown option $1; usage: two-hosts.sh run [--cut-link-when FILE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS..." >&2; exit 64 ;;
+      *) echo "error: unknown option $1; usage: two-hosts.sh run [--cut-link-when FILE] [--own-folder DIR] [--slots N] [--rate RATE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS..." >&2; exit 64 ;;
     esac
   done
   [ $# -gt 0 ] || { echo "error: no mpirun arguments after --; usage: two-hosts.sh run -- -np 2 PROGRAM ..." >&2; exit 64; }
@@ -118,24 +130,38 @@ run() {
   for i in 0 1; do
     ip -n "${ns[$i]}" addr add "${address[$i]}/24" dev "$interface"
     ip -n "${ns[$i]}" link set "$interface" up
+    # A burst of 1 MB passes at once; beyond it, packets wait (up to 100 ms) for tokens.
+    [ -z "$rate" ] || tc -n "${ns[$i]}" qdisc add dev "$interface" root tbf rate "$rate" burst 1mb latency 100ms
   done
 
   cat >"$work/hostfile" <<EOF
-${address[0]} slots=1
-${address[1]} slots=1
+${address[0]} slots=$slots
+${address[1]} slots=$slots
 EOF
+  # Host 1 runs its commands through `enter`, which with --own-folder first binds host 1's own
+  # folder over the path (in a mount namespace of its own, made by unshare).
+  printf '#!/bin/sh\nexec sh -c "$*"\n' >"$work/enter"
+  if [ -n "$own" ]; then
+    mkdir -p "$own" "$own.host1"
+    cat >"$work/enter" <<EOF
+#!/bin/sh
+mount --bind '$own.host1' '$own' || exit 255
+exec sh -c "\$*"
+EOF
+    own_namespace="unshare --mount --propagation private"
+  fi
+  chmod +x "$work/enter"
   # mpirun calls the agent as `agent [options] HOST COMMAND...`, as it would call ssh.
   cat >"$work/agent" <<EOF
 #!/bin/sh
 while [ \$# -gt 0 ]; do case \$1 in -*) shift ;; *) break ;; esac; done
 host=\$1; shift
+echo "\$host" >>"$work/launched"
 case \$host in
-  ${address[0]}) ns=${ns[0]} ;;
-  ${address[1]}) ns=${ns[1]} ;;
+  ${address[0]}) exec ip netns exec ${ns[0]} sh -c "\$*" ;;
+  ${address[1]}) exec ip netns exec ${ns[1]} $own_namespace "$work/enter" "\$*" ;;
   *) echo "two-hosts agent: no host \$host (only ${address[0]} and ${address[1]})" >&2; exit 255 ;;
 esac
-echo "\$host" >>"$work/launched"
-exec ip netns exec "\$ns" sh -c "\$*"
 EOF
   chmod +x "$work/agent"
 
@@ -151,7 +177,7 @@ EOF
 
   local started status=0
   started=$(date +%s.%N)
-  timeout -k 10 "$limit" ip netns exec "${ns[0]}" mpirun --hostfile "$work/hostfile" \
+  timeout -k 10 "$limit" ip netns exec "${ns[0]}" mpirun --hostfile "$work/hostfile" --bind-to none \
     --mca plm_rsh_agent "$work/agent" --mca plm_rsh_no_tree_spawn 1 \
     --mca btl self,tcp --mca btl_tcp_if_include "$interface" --mca oob_tcp_if_include "$interface" \
     --mca oob_tcp_keepalive_time 15 --mca oob_tcp_keepalive_intvl 3 --mca oob_tcp_keepalive_probes 3 \
@@ -176,5 +202,5 @@ case ${1:-} in
     ;;
   run) shift; run "$@" ;;
   clean) clean_leftovers ;;
-  *) echo "usage: two-hosts.sh check | run [--cut-link-when FILE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS... | clean" >&2; exit 64 ;;
+  *) echo "usage: two-hosts.sh check | run [--cut-link-when FILE] [--own-folder DIR] [--slots N] [--rate RATE] [--timeout SECONDS] -- MPIRUN-ARGUMENTS... | clean" >&2; exit 64 ;;
 esac

@@ -1,3 +1,4 @@
+import AlexNetData
 import CPNG
 import CTurboJPEG
 import Foundation
