@@ -42,39 +42,47 @@ public final class Buffer {
 }
 
 /// A trainable tensor: its value, its gradient and its SGD momentum. In a network these are
-/// views into the network's `ParameterArena`; a layer built alone owns small buffers of its own.
+/// views into the network's `ParameterArena`; a layer built alone gets small buffers of its own
+/// on first use. (Made lazily, so that a network never holds both: for the paper preset that
+/// would be another 360 MB per tower while the arena is built.)
 public final class Parameter {
     /// Stable name, e.g. `conv3.weight`.
     public let name: String
     /// Shape as the layer sees it, e.g. `[outputs, inputsPerGroup, k, k]`.
     public let shape: [Int]
-    public private(set) var value: Buffer
-    public private(set) var gradient: Buffer
-    public private(set) var momentum: Buffer
+    public let count: Int
     /// Where the tensor starts in its arena's three buffers (nil until placed in one).
     public private(set) var offset: Int?
+    private var storage: (value: Buffer, gradient: Buffer, momentum: Buffer)?
 
     public init(name: String, shape: [Int]) {
         self.name = name
         self.shape = shape
-        let count = shape.reduce(1, *)
-        value = Buffer(count: count)
-        gradient = Buffer(count: count)
-        momentum = Buffer(count: count)
+        count = shape.reduce(1, *)
     }
 
-    public var count: Int { value.count }
+    public var value: Buffer { buffers.value }
+    public var gradient: Buffer { buffers.gradient }
+    public var momentum: Buffer { buffers.momentum }
 
-    /// Moves the tensor into `arena` at `offset`, keeping its contents.
+    private var buffers: (value: Buffer, gradient: Buffer, momentum: Buffer) {
+        if let storage { return storage }
+        let own = (Buffer(count: count), Buffer(count: count), Buffer(count: count))
+        storage = own
+        return own
+    }
+
+    /// Moves the tensor into `arena` at `offset`, keeping its contents if it had any.
     fileprivate func place(in arena: ParameterArena, at offset: Int) {
-        func moved(_ old: Buffer, into base: Buffer) -> Buffer {
-            let view = Buffer(viewing: base, offset: offset, count: old.count)
-            view.pointer.update(from: old.pointer, count: old.count)
-            return view
+        let views = (Buffer(viewing: arena.values, offset: offset, count: count),
+                     Buffer(viewing: arena.gradients, offset: offset, count: count),
+                     Buffer(viewing: arena.momenta, offset: offset, count: count))
+        if let old = storage {
+            views.0.pointer.update(from: old.value.pointer, count: count)
+            views.1.pointer.update(from: old.gradient.pointer, count: count)
+            views.2.pointer.update(from: old.momentum.pointer, count: count)
         }
-        value = moved(value, into: arena.values)
-        gradient = moved(gradient, into: arena.gradients)
-        momentum = moved(momentum, into: arena.momenta)
+        storage = views
         self.offset = offset
     }
 }

@@ -7,20 +7,20 @@ import Foundation
 /// taken in rank order, which for two ranks is exactly what MPI computes (a+b == b+a).
 public final class InProcessGroup {
     public let size: Int
-    fileprivate var board: [UnsafeRawPointer?]
-    fileprivate var integers: [[Int32]]
+    fileprivate let board: Slots<UnsafeRawPointer?>
+    fileprivate let integers: Slots<[Int32]>
     fileprivate let gate: Gate
     /// `split`'s (color, key) per rank, and the sub-groups made from them.
-    fileprivate var splitRequests: [(color: Int, key: Int)]
+    fileprivate let splitRequests: Slots<(color: Int, key: Int)>
     fileprivate var subgroups: [Int: InProcessGroup] = [:]
 
     public init(size: Int) {
         precondition(size >= 1)
         self.size = size
-        board = Array(repeating: nil, count: size)
-        integers = Array(repeating: [], count: size)
+        board = Slots(count: size, initial: nil)
+        integers = Slots(count: size, initial: [])
         gate = Gate(parties: size)
-        splitRequests = Array(repeating: (0, 0), count: size)
+        splitRequests = Slots(count: size, initial: (0, 0))
     }
 
     /// The communicator of simulated rank `rank`.
@@ -40,6 +40,31 @@ public final class InProcessGroup {
             thread.start()
         }
         done.wait()
+    }
+}
+
+/// One slot per rank, written only by that rank and read by the others after the gate. A fixed
+/// buffer, not an Array: writing an element of an Array shared by threads is a modifying access
+/// of the whole array (a data race under Swift's exclusivity rules, which ThreadSanitizer
+/// reports), even when every thread writes a different index.
+final class Slots<Element> {
+    private let base: UnsafeMutablePointer<Element>
+    let count: Int
+
+    init(count: Int, initial: Element) {
+        self.count = count
+        base = .allocate(capacity: count)
+        base.initialize(repeating: initial, count: count)
+    }
+
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+
+    subscript(index: Int) -> Element {
+        get { base[index] }
+        set { base[index] = newValue }
     }
 }
 
@@ -78,7 +103,7 @@ final class InProcessCommunicator: Communicator {
     }
 
     /// Posts `pointer`, lets every rank read the board with `read`, then releases the board.
-    private func exchange(_ pointer: UnsafeRawPointer, read: ([UnsafeRawPointer?]) -> Void) {
+    private func exchange(_ pointer: UnsafeRawPointer, read: (Slots<UnsafeRawPointer?>) -> Void) {
         group.board[rank] = pointer
         group.gate.wait()
         read(group.board)
@@ -143,9 +168,8 @@ final class InProcessCommunicator: Communicator {
         group.gate.wait()
         if rank == 0 {
             var made: [Int: InProcessGroup] = [:]
-            for c in Set(group.splitRequests.map(\.color)) {
-                made[c] = InProcessGroup(size: group.splitRequests.filter { $0.color == c }.count)
-            }
+            let colors = (0..<size).map { group.splitRequests[$0].color }
+            for c in Set(colors) { made[c] = InProcessGroup(size: colors.filter { $0 == c }.count) }
             group.subgroups = made
         }
         group.gate.wait()

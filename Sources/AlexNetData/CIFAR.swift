@@ -18,7 +18,8 @@ public enum CIFAR {
         let classes = ten ? 10 : 100
         let namesFile = (folder as NSString).appendingPathComponent(ten ? "batches.meta.txt" : "fine_label_names.txt")
         var names = ten ? cifar10ClassNames : (0..<100).map(String.init)
-        if let text = try? String(contentsOfFile: namesFile, encoding: .utf8) {
+        if let bytes = try? ReadLimits.contents(of: namesFile, limit: 1 << 20, what: "class-name list"),
+           let text = String(data: bytes, encoding: .utf8) {
             let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             if lines.count == classes { names = lines }
         }
@@ -38,9 +39,16 @@ public enum CIFAR {
 
     /// One file's images (interleaved RGB) and labels; CIFAR-100's label is the fine one.
     static func records(path: String, labelBytes: Int, classes: Int) throws -> (pixels: [UInt8], labels: [Int32]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard FileManager.default.fileExists(atPath: path) else {
             throw DataError("\(path) is missing: a CIFAR data set needs all its batch files; check --data")
         }
+        let data = try ReadLimits.contents(of: path, limit: ReadLimits.cifarFileBytes, what: "CIFAR batch")
+        return try records(data, path: path, labelBytes: labelBytes, classes: classes)
+    }
+
+    /// The records of a batch file's bytes; its size, already checked against the limit,
+    /// bounds what is allocated.
+    static func records(_ data: Data, path: String, labelBytes: Int, classes: Int) throws -> (pixels: [UInt8], labels: [Int32]) {
         let record = labelBytes + 3072
         guard data.count > 0, data.count % record == 0 else {
             throw DataError("\(path) is truncated or not a CIFAR batch: \(data.count) bytes is not a whole number of \(record)-byte records; re-download it")

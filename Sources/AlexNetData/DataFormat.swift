@@ -24,16 +24,42 @@ public enum DataFormat: String, CaseIterable, Sendable, Codable {
         throw DataError("cannot tell what data \(directory) holds: expected IDX files, CIFAR binary batches, or a folder per class of images (train/<class>/*, val/<class>/*); pass --format if it is one of them")
     }
 
-    /// The visible entries of a directory, sorted; a clear error if it is not one.
+    /// The visible entries of a directory, sorted; a clear error if it is not one, or if an
+    /// entry's name is not UTF-8. Such a name cannot be a class name (it could not be written
+    /// to config.json or a checkpoint), and leaving the entry out would quietly train on less
+    /// data, so it is refused with its bytes shown and the fix.
     static func listing(_ directory: String) throws -> [String] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DataError("no data directory at \(directory): pass --data DIR (for the default Fashion-MNIST, `apt-get install dataset-fashion-mnist`)")
         }
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            throw DataError("cannot list \(directory): check its permissions")
+        guard let names = rawNames(directory) else { throw DataError("cannot list \(directory): check its permissions") }
+        var result: [String] = []
+        for bytes in names where bytes.first != UInt8(ascii: ".") {
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                throw DataError("\(directory) holds \"\(escaped(bytes))\", whose name is not valid UTF-8: rename it (for example with `convmv -f latin1 -t utf8 -r --notest`) or move it out of the data folder")
+            }
+            result.append(name)
         }
-        return names.filter { !$0.hasPrefix(".") }.sorted()
+        return result.sorted()
+    }
+
+    /// The entries of a directory as the bytes the file system holds (Foundation would turn a
+    /// name that is not UTF-8 into replacement characters, and so into a path that does not exist).
+    static func rawNames(_ directory: String) -> [[UInt8]]? {
+        guard let stream = opendir(directory) else { return nil }
+        defer { closedir(stream) }
+        var names: [[UInt8]] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+            if name != [UInt8(ascii: ".")] && name != [UInt8(ascii: "."), UInt8(ascii: ".")] { names.append(name) }
+        }
+        return names
+    }
+
+    /// A file name's bytes for an error line: printable ASCII as it is, the rest as \xNN.
+    static func escaped(_ bytes: [UInt8]) -> String {
+        bytes.map { (0x20..<0x7F).contains($0) && $0 != UInt8(ascii: "\\") ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }.joined()
     }
 }
 

@@ -23,17 +23,34 @@ public struct DecodedImage: Sendable, Equatable {
 /// in the channels asked for; alpha is composited onto black.
 public enum ImageFile {
     public static func decode(path: String, channels: Int) throws -> DecodedImage {
-        precondition(channels == 1 || channels == 3)
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError("cannot read \(path): no such file or not readable")
-        }
-        let head = [UInt8](data.prefix(8))
-        if head.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try decodePNG(data, path: path, channels: channels) }
-        if head.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(data, path: path, channels: channels) }
-        throw DataError("\(path) is not a PNG or JPEG image (it starts with bytes \(head.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")))")
+        let data = try ReadLimits.contents(of: path, limit: ReadLimits.imageFileBytes, what: "image file")
+        return try decode(data, path: path, channels: channels)
     }
 
-    static func decodePNG(_ data: Data, path: String, channels: Int) throws -> DecodedImage {
+    /// Decodes a file's bytes; `path` names it in errors. The dimensions in the header are
+    /// checked against `pixelLimit` before anything is allocated for the pixels.
+    public static func decode(_ data: Data, path: String, channels: Int, pixelLimit: Int = ReadLimits.imagePixels) throws -> DecodedImage {
+        precondition(channels == 1 || channels == 3)
+        let head = [UInt8](data.prefix(8))
+        if head.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try decodePNG(data, path: path, channels: channels, pixelLimit: pixelLimit) }
+        if head.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(data, path: path, channels: channels, pixelLimit: pixelLimit) }
+        if data.isEmpty { throw DataError("\(path) is empty (0 bytes), not an image: remove it or copy it again") }
+        let bytes = head.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
+        throw DataError("\(path) is not a PNG or JPEG image (\(data.count) bytes, starting \(bytes)): remove it or convert it")
+    }
+
+    /// The pixel count of a `width x height` header, or an error naming the file when it is
+    /// empty or above `limit` (checked before decoding, so a small file that claims a huge
+    /// image costs nothing).
+    static func checkedPixels(width: Int, height: Int, path: String, limit: Int) throws -> Int {
+        guard width >= 1, height >= 1 else { throw DataError("\(path) claims an image of \(width) x \(height) pixels; it is damaged") }
+        guard let pixels = ReadLimits.product([width, height], limit: limit) else {
+            throw DataError("\(path) claims \(width) x \(height) pixels, more than the \(limit) this program decodes; scale it down (e.g. to 1024 pixels on its shorter side) or remove it")
+        }
+        return pixels
+    }
+
+    static func decodePNG(_ data: Data, path: String, channels: Int, pixelLimit: Int) throws -> DecodedImage {
         var image = png_image()
         image.version = cpng_image_version()
         defer { png_image_free(&image) }
@@ -45,13 +62,14 @@ public enum ImageFile {
         guard begun != 0 else { throw failure() }
         image.format = channels == 1 ? cpng_format_gray() : cpng_format_rgb()
         let (width, height) = (Int(image.width), Int(image.height))
-        var pixels = [UInt8](repeating: 0, count: width * height * channels)
+        let count = try checkedPixels(width: width, height: height, path: path, limit: pixelLimit)
+        var pixels = [UInt8](repeating: 0, count: count * channels)
         let finished = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
         guard finished != 0 else { throw failure() }
         return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
     }
 
-    static func decodeJPEG(_ data: Data, path: String, channels: Int) throws -> DecodedImage {
+    static func decodeJPEG(_ data: Data, path: String, channels: Int, pixelLimit: Int) throws -> DecodedImage {
         guard let handle = tjInitDecompress() else { throw DataError("libjpeg-turbo could not start") }
         defer { tjDestroy(handle) }
         func failure() -> DataError {
@@ -62,7 +80,7 @@ public enum ImageFile {
         guard tjDecompressHeader3(handle, &bytes, UInt(bytes.count), &width, &height, &subsampling, &colorspace) == 0 else {
             throw failure()
         }
-        let count = Int(width) * Int(height)
+        let count = try checkedPixels(width: Int(width), height: Int(height), path: path, limit: pixelLimit)
         // libjpeg-turbo cannot turn CMYK into RGB itself: decode CMYK and convert here.
         let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         let format = cmyk ? TJPF_CMYK : (channels == 1 ? TJPF_GRAY : TJPF_RGB)

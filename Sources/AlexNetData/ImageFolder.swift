@@ -25,6 +25,9 @@ public enum ImageFolder {
     }
 
     public static func load(directory: String, options: DataLoadOptions) throws -> DataSet {
+        guard (1...ReadLimits.storedImageSide).contains(options.imageSize) else {
+            throw DataError("--image-size \(options.imageSize) is outside 1...\(ReadLimits.storedImageSide) (the paper's is 256): pass a smaller size")
+        }
         let root = directory as NSString
         let entries = try DataFormat.listing(directory)
         let trainFolder = root.appendingPathComponent("train")
@@ -62,6 +65,9 @@ public enum ImageFolder {
     static func classFolders(_ directory: String) throws -> [String] {
         let names = try DataFormat.listing(directory).filter { isDirectory((directory as NSString).appendingPathComponent($0)) }
         guard !names.isEmpty else { throw DataError("\(directory) has no class folders: lay it out as \(directory)/<class>/<image files>") }
+        guard names.count <= ReadLimits.classes else {
+            throw DataError("\(directory) has \(names.count) class folders, more than the \(ReadLimits.classes) this program trains; is --data the right folder?")
+        }
         return names
     }
 
@@ -111,7 +117,10 @@ public enum ImageFolder {
     static func decode(_ items: [Item], options: DataLoadOptions, skipped: inout [String]) throws -> LabeledImages {
         let size = options.imageSize, channels = options.channels
         let stride = size * size * channels
-        var pixels = [UInt8](repeating: 0, count: items.count * stride)
+        guard let total = ReadLimits.product([items.count, stride], limit: Int.max) else {
+            throw DataError("\(items.count) images of \(size) x \(size) x \(channels) bytes do not fit in memory; lower --image-size or --train-limit")
+        }
+        var pixels = [UInt8](repeating: 0, count: total)
         var failures = [String?](repeating: nil, count: items.count)
         pixels.withUnsafeMutableBufferPointer { out in
             failures.withUnsafeMutableBufferPointer { failed in

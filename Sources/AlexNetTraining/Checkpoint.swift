@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import CZlib
 import Foundation
 
@@ -54,6 +55,8 @@ public struct CheckpointManifest: Codable, Sendable {
         return (pixelMean, pixelStd)
     }
     public var files: [File] = []
+    /// The manifest's own checksum (see ManifestChecks.swift); nil in manifests written before it.
+    public var checksum: String?
 
     /// The schedule as it stood.
     public var learningRateSchedule: LearningRateSchedule {
@@ -154,7 +157,7 @@ public enum Checkpoint {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(m), to: "\(path)/\(manifestName)")
+        try AtomicFile.write(try encoder.encode(m.sealed()), to: "\(path)/\(manifestName)")
         syncDirectory(path)
     }
 
@@ -181,7 +184,8 @@ public enum Checkpoint {
         }
     }
 
-    static func crc(_ data: Data) -> UInt32 {
+    /// The CRC-32 (zlib's) the manifest keeps for every file.
+    public static func crc(_ data: Data) -> UInt32 {
         data.withUnsafeBytes { UInt32(crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count))) }
     }
 
@@ -202,29 +206,40 @@ public enum Checkpoint {
         return names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()
     }
 
-    /// Reads a checkpoint's manifest and checks every file against it.
+    /// Reads a checkpoint's manifest and checks it, and every file it lists, before trusting
+    /// any of it: the manifest's checksum and values, each file's size (before reading it) and
+    /// CRC-32, and the files' contents (CheckpointReading.swift).
     public static func validate(_ path: String) throws -> CheckpointManifest {
         let manifestPath = "\(path)/\(manifestName)"
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+        guard FileManager.default.fileExists(atPath: manifestPath) else {
             throw TrainingError("\(path) has no \(manifestName): it is not a complete checkpoint (a crash while writing leaves none)")
         }
-        let manifest: CheckpointManifest
-        do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
-            throw TrainingError("\(manifestPath) is damaged (not a checkpoint manifest); use another checkpoint")
-        }
-        guard manifest.format == "alexnet-split checkpoint", manifest.version == 1 else {
-            throw TrainingError("\(manifestPath) is format \(manifest.format) version \(manifest.version); this build reads version 1")
-        }
+        let data = try ReadLimits.contents(of: manifestPath, limit: ReadLimits.manifestBytes, what: "checkpoint manifest")
+        let manifest = try decodeManifest(data, path: manifestPath)
         for file in manifest.files {
-            let filePath = "\(path)/\(file.name)"
-            guard let bytes = FileManager.default.contents(atPath: filePath) else {
-                throw TrainingError("\(filePath) is missing; the checkpoint is incomplete")
-            }
-            guard bytes.count == file.bytes, crc(bytes) == file.crc32 else {
-                throw TrainingError("\(filePath) does not match its checksum in the manifest (\(bytes.count) bytes, expected \(file.bytes)): it was changed or truncated; use an earlier checkpoint")
-            }
+            try checkContent(of: file, bytes: try checkedFile(file, in: path), manifest: manifest, in: path)
         }
         return manifest
+    }
+
+    /// A listed file's bytes, once its size and CRC-32 match the manifest's.
+    static func checkedFile(_ file: CheckpointManifest.File, in path: String) throws -> Data {
+        let filePath = "\(path)/\(file.name)"
+        guard FileManager.default.fileExists(atPath: filePath) else { throw TrainingError("\(filePath) is missing; the checkpoint is incomplete") }
+        let size = try ReadLimits.regularFileSize(filePath)
+        guard size == file.bytes else {
+            throw TrainingError("\(filePath) is \(size) bytes but the manifest says \(file.bytes): it was changed or truncated; use an earlier checkpoint")
+        }
+        return try checked(ReadLimits.contents(of: filePath, limit: ReadLimits.checkpointFileBytes, what: "checkpoint file"),
+                           against: file, path: filePath)
+    }
+
+    /// `bytes`, once they match the manifest's size and CRC-32 for `file` (read from `filePath`).
+    static func checked(_ bytes: Data, against file: CheckpointManifest.File, path filePath: String) throws -> Data {
+        guard bytes.count == file.bytes, crc(bytes) == file.crc32 else {
+            throw TrainingError("\(filePath) does not match its checksum in the manifest (\(bytes.count) bytes, expected \(file.bytes)): it was changed or truncated; use an earlier checkpoint")
+        }
+        return bytes
     }
 
     /// The newest checkpoint of a run that validates, and the newer ones that did not (with why).
@@ -243,37 +258,5 @@ public enum Checkpoint {
         if FileManager.default.fileExists(atPath: "\(path)/\(manifestName)") { return (path, try validate(path), []) }
         if FileManager.default.fileExists(atPath: "\(path)/checkpoints") { return try newestValid(run: path) }
         throw TrainingError("\(path) is neither a checkpoint (no \(manifestName)) nor a run directory (no checkpoints/); pass a run directory or one of its checkpoints/step-* folders")
-    }
-
-    /// The input statistics a checkpoint's model was trained with.
-    static func statistics(_ path: String, manifest: CheckpointManifest) throws -> InputStatistics {
-        var result = InputStatistics(normalization: manifest.normalization, photo: nil)
-        if manifest.files.contains(where: { $0.name == InputStatistics.fileName }) {
-            let file = "\(path)/\(InputStatistics.fileName)"
-            guard let data = FileManager.default.contents(atPath: file) else { throw TrainingError("\(file) is missing; the checkpoint is incomplete") }
-            result.photo = try InputStatistics.decode(data, source: file)
-        }
-        return result
-    }
-
-    /// Loads the towers of a tower file in this process (weights and momentum) into `network`.
-    public static func load(_ path: String, into network: Network) throws {
-        let filePath = "\(path)/\(towerFileName(network.firstTower))"
-        guard let data = FileManager.default.contents(atPath: filePath) else { throw TrainingError("\(filePath) is missing") }
-        try load(data, source: filePath, into: network)
-    }
-
-    /// Loads a tower file's bytes (read from `source`) into `network`.
-    static func load(_ data: Data, source filePath: String, into network: Network) throws {
-        let tensors = Dictionary(uniqueKeysWithValues: try SafeTensors.decode(data, source: filePath).tensors.map { ($0.name, $0) })
-        for p in network.parameters {
-            for (name, buffer) in [(p.name, p.value), (p.name + ".momentum", p.momentum)] {
-                guard let t = tensors[name] else { throw TrainingError("\(filePath) has no tensor \(name); it was written by another model") }
-                guard t.shape == p.shape else {
-                    throw TrainingError("\(filePath): \(name) is \(t.shape) but this model needs \(p.shape); it was written by another model")
-                }
-                t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: p.count) }
-            }
-        }
     }
 }

@@ -31,7 +31,7 @@ public enum CheckpointEvaluation {
                                                            stopped: { $0 == nil }) { comm, how in
                 BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
                 let network = try Network(plan: plan, communicator: comm, maxBatch: options.batchSize, seed: manifest.seed)
-                try Restore.load(path, into: network, comm: comm, reporter: reporter)
+                try Restore.load(path, manifest: manifest, into: network, comm: comm, reporter: reporter)
                 let coordinator = session.data.map {
                     Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: settings, seed: manifest.seed,
                                 restored: statistics)

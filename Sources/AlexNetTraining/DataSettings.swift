@@ -91,7 +91,7 @@ public struct InputStatistics: @unchecked Sendable {
     }
 
     /// The file that holds `photo`, or nil for `resize` (whose two numbers go in the manifest).
-    func encoded() -> Data? {
+    public func encoded() -> Data? {
         guard let p = photo else { return nil }
         return SafeTensors.encode([
             SafeTensors.Tensor(name: "mean", shape: [p.channels, p.size, p.size], values: p.mean),
@@ -101,16 +101,30 @@ public struct InputStatistics: @unchecked Sendable {
         ], metadata: ["mean_kind": p.meanKind.rawValue])
     }
 
-    /// Reads what `encoded()` wrote.
-    static func decode(_ data: Data, source: String) throws -> PhotoStatistics {
+    /// Reads what `encoded()` wrote, checking that it is statistics of `layout`'s stored images
+    /// (when known): a mean of [channels, size, size], a positive scale, `channels` eigenvalues
+    /// and a square of eigenvectors, all finite.
+    public static func decode(_ data: Data, source: String, layout: DataLayout? = nil) throws -> PhotoStatistics {
         let file = try SafeTensors.decode(data, source: source)
-        let tensors = Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0) })
-        guard let mean = tensors["mean"], mean.shape.count == 3, let scale = tensors["scale"]?.values.first,
-              let values = tensors["eigenvalues"], let vectors = tensors["eigenvectors"] else {
-            throw TrainingError("\(source) is not a statistics file of this program; use another checkpoint")
+        let tensors = Dictionary(file.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        func refuse(_ why: String) -> TrainingError { TrainingError("\(source) is not a statistics file of this checkpoint: \(why); use another checkpoint") }
+        guard let mean = tensors["mean"], let scale = tensors["scale"], let values = tensors["eigenvalues"],
+              let vectors = tensors["eigenvectors"] else { throw refuse("it lacks mean, scale, eigenvalues or eigenvectors") }
+        guard mean.shape.count == 3, mean.shape[1] == mean.shape[2], [1, 3].contains(mean.shape[0]) else {
+            throw refuse("its mean is \(mean.shape), not [1 or 3, S, S]")
         }
-        return PhotoStatistics(size: mean.shape[1], channels: mean.shape[0],
-                               meanKind: MeanKind(rawValue: file.metadata["mean_kind"] ?? "") ?? .pixel,
-                               mean: mean.values, scale: scale, eigenvalues: values.values, eigenvectors: vectors.values)
+        let (channels, size) = (mean.shape[0], mean.shape[1])
+        if let layout, layout.channels != channels || layout.imageSize != size {
+            throw refuse("its mean is \(mean.shape) but the images were \(layout.channels) x \(layout.imageSize) x \(layout.imageSize)")
+        }
+        guard scale.shape == [1], values.shape == [channels], vectors.shape == [channels, channels] else {
+            throw refuse("scale, eigenvalues or eigenvectors has the wrong shape for \(channels) channels")
+        }
+        guard let kind = MeanKind(rawValue: file.metadata["mean_kind"] ?? "") else { throw refuse("its mean_kind is not pixel, channel or none") }
+        guard [mean, values, vectors].allSatisfy({ $0.values.allSatisfy(\.isFinite) }), scale.values[0].isFinite, scale.values[0] > 0 else {
+            throw refuse("it holds non-finite values or a scale that is not positive")
+        }
+        return PhotoStatistics(size: size, channels: channels, meanKind: kind, mean: mean.values, scale: scale.values[0],
+                               eigenvalues: values.values, eigenvectors: vectors.values)
     }
 }

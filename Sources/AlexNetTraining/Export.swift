@@ -27,11 +27,8 @@ public enum Export {
         let spec = manifest.dataLayout?.spec(preset, classes: manifest.classes) ?? preset.spec(classes: manifest.classes)
         let plan = try NetworkPlan(spec: spec, model: kind)
         let stages = try plan.stages(ranks: 1)
-        let files = try manifest.files.filter { $0.name.hasPrefix("tower") }.map { file -> [String: SafeTensors.Tensor] in
-            let filePath = "\(path)/\(file.name)"
-            let data = try Data(contentsOf: URL(fileURLWithPath: filePath))
-            return Dictionary(uniqueKeysWithValues: try SafeTensors.decode(data, source: filePath).tensors.map { ($0.name, $0) })
-        }
+        // In tower order, each file's metadata and finite values checked (swapped files are refused).
+        let files = try Checkpoint.allTowerTensors(path, manifest: manifest)
         var tensors: [SafeTensors.Tensor] = []
         for (index, stage) in stages.enumerated() {
             let expected: [Int]

@@ -27,7 +27,7 @@ public enum Prediction {
             }
             // Rank 0 decodes; a file it cannot read is reported and left out.
             let (decoded, failures) = communicator.rank == 0 ? decode(images, channels: layout.channels, reporter: reporter) : ([], 0)
-            let count = try communicator.agree(decider: 0) { decoded.count }
+            let count = try communicator.agree(decider: 0, idly: true) { decoded.count }
             if count > 0 {
                 let classifier = Classifier(plan: plan, manifest: manifest, path: path, layout: layout, statistics: statistics,
                                             reporter: reporter)
@@ -69,7 +69,7 @@ public enum Prediction {
             let capacity = max(1, min(count, 64)), input = plan.spec.input
             let network = try Network(plan: plan, communicator: comm, maxBatch: capacity, seed: manifest.seed)
             let batch = Batch(shape: input, capacity: capacity)
-            try Restore.load(path, into: network, comm: comm, reporter: reporter)
+            try Restore.load(path, manifest: manifest, into: network, comm: comm, reporter: reporter)
             for first in stride(from: 0, to: count, by: capacity) {
                 batch.count = min(capacity, count - first)
                 if comm.rank == 0 {

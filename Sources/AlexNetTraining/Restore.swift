@@ -4,11 +4,15 @@ import Foundation
 /// Finding a checkpoint on rank 0 and telling every rank about it.
 enum Restore {
     /// Rank 0 resolves `path` (a run folder or a checkpoint folder); every rank gets the
-    /// checkpoint's folder and manifest, or the same error.
+    /// checkpoint's folder and manifest, or the same error. The others wait idly: checking
+    /// every file's checksum may take rank 0 long, and no collective timeout applies yet.
     static func share(_ path: String, comm: Communicator, reporter: Reporter) throws -> (path: String, manifest: CheckpointManifest) {
-        let shared = try comm.agree(decider: 0) {
+        let shared = try comm.agree(decider: 0, idly: true) {
             let found = try Checkpoint.resolve(path)
             for why in found.skipped { reporter.say("note: skipped a damaged checkpoint: \(why)") }
+            if found.manifest.checksum == nil {
+                reporter.say("note: \(found.path)/\(Checkpoint.manifestName) was written before manifests carried a checksum of their own; its values were range-checked, its tower files checked against their CRC-32s")
+            }
             return Shared(path: found.path, manifest: found.manifest)
         }
         return (shared.path, shared.manifest)
@@ -27,20 +31,21 @@ enum Restore {
     }
 
     /// Every rank loads its towers from the tower file that rank 0 reads and sends it (the
-    /// checkpoint need only be on rank 0's disk); any failure ends every rank.
-    static func load(_ path: String, into network: Network, comm: Communicator, reporter: Reporter) throws {
+    /// checkpoint need only be on rank 0's disk), checked again as it arrives (size, CRC-32,
+    /// metadata, finite values); any failure ends every rank.
+    static func load(_ path: String, manifest: CheckpointManifest, into network: Network, comm: Communicator, reporter: Reporter) throws {
         // Which tower each rank holds, so that rank 0 knows which file goes where.
         let towers = try comm.agreeEach(.success(network.firstTower))
-        var mine = (file: "", data: Data())
+        var mine = Data()
         for rank in 0..<comm.size {
             let file = "\(path)/\(Checkpoint.towerFileName(towers[rank]))"
             // A file rank 0 cannot read ends every rank: all learn it from the same broadcast.
             guard let data = sendFromRankZero(file, to: rank, comm: comm, reporter: reporter) else {
                 throw TrainingError.reported(exitCode: 1)
             }
-            if rank == comm.rank { mine = (file, data) }
+            if rank == comm.rank { mine = data }
         }
-        let outcome = Result { try Checkpoint.load(mine.data, source: mine.file, into: network) }
+        let outcome = Result { try Checkpoint.load(path, manifest: manifest, into: network, bytes: mine) }
         // Rank 0's error is printed by its reporter; another rank's by that rank.
         if case .failure(let error) = outcome, comm.rank != 0 { fputs("error: rank \(comm.rank): \(error)\n", stderr) }
         try comm.agree(outcome)

@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header naming each
@@ -38,33 +39,65 @@ public enum SafeTensors {
         return data
     }
 
-    /// Parses a safetensors file's bytes (F32 tensors only).
+    /// Parses a safetensors file's bytes (F32 tensors only). Every length, shape and offset the
+    /// file states is checked, with overflow-checked arithmetic, against the file's size and
+    /// `ReadLimits` before anything is allocated for it.
     public static func decode(_ data: Data, source: String) throws -> (tensors: [Tensor], metadata: [String: String]) {
-        func bad(_ why: String) -> TrainingError { TrainingError("\(source) is not a valid safetensors file: \(why)") }
-        guard data.count >= 8 else { throw bad("shorter than its header length") }
-        let length = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        guard length > 0, 8 + length <= data.count else { throw bad("header length \(length) exceeds the file") }
-        guard let object = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any] else {
-            throw bad("header is not JSON")
+        func bad(_ why: String) -> TrainingError {
+            TrainingError("\(source) is not a valid safetensors file: \(why); it is damaged or was not written by this program")
         }
-        let body = data.subdata(in: (8 + length)..<data.count)
+        let first = data.startIndex
+        guard data.count >= 8 else { throw bad("it is \(data.count) bytes, too short for the 8-byte header length") }
+        let declared = (0..<8).reduce(UInt64(0)) { $0 | UInt64(data[first + $1]) << (8 * UInt64($1)) }
+        let room = min(ReadLimits.safeTensorsHeaderBytes, data.count - 8)
+        guard declared >= 2, declared <= UInt64(room) else {
+            throw bad("its header length \(declared) is outside 2...\(room) (the file is \(data.count) bytes)")
+        }
+        let length = Int(declared)
+        guard let object = try? JSONSerialization.jsonObject(with: data.subdata(in: (first + 8)..<(first + 8 + length))) as? [String: Any] else {
+            throw bad("its header is not a JSON object")
+        }
+        let bodyStart = 8 + length
         var tensors: [Tensor] = []
         var metadata: [String: String] = [:]
         for (name, value) in object {
             if name == "__metadata__" {
-                metadata = value as? [String: String] ?? [:]
+                guard let strings = value as? [String: String] else { throw bad("its __metadata__ is not a map of strings") }
+                metadata = strings
                 continue
             }
-            guard let info = value as? [String: Any], info["dtype"] as? String == "F32",
-                  let shape = info["shape"] as? [Int], let range = info["data_offsets"] as? [Int], range.count == 2,
-                  range[0] >= 0, range[0] <= range[1], range[1] <= body.count,
-                  range[1] - range[0] == shape.reduce(1, *) * 4 else {
-                throw bad("tensor \(name) has a bad entry or lies outside the file")
+            let (shape, range) = try entry(name, value, bodyBytes: data.count - bodyStart, bad: bad)
+            let values = [Float](unsafeUninitializedCapacity: range.count / 4) { buffer, count in
+                data.withUnsafeBytes { raw in
+                    let bytes = raw[(bodyStart + range.lowerBound)..<(bodyStart + range.upperBound)]
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes))
+                }
+                count = buffer.count
             }
-            let values = body.subdata(in: range[0]..<range[1]).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             tensors.append(Tensor(name: name, shape: shape, values: values))
         }
         return (tensors.sorted { $0.name < $1.name }, metadata)
+    }
+
+    /// A tensor's checked shape and byte range within the body (relative to its start).
+    private static func entry(_ name: String, _ value: Any, bodyBytes: Int,
+                              bad: (String) -> TrainingError) throws -> (shape: [Int], range: Range<Int>) {
+        guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+              let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+            throw bad("tensor \(name) lacks a dtype, shape or pair of data_offsets")
+        }
+        guard dtype == "F32" else { throw bad("tensor \(name) is \(dtype); this program reads F32 only") }
+        guard let elements = ReadLimits.product(shape, limit: ReadLimits.checkpointFileBytes / 4) else {
+            throw bad("tensor \(name) has shape \(shape), negative or larger than \(ReadLimits.checkpointFileBytes) bytes")
+        }
+        let (begin, end) = (offsets[0], offsets[1])
+        guard begin >= 0, begin <= end, end <= bodyBytes else {
+            throw bad("tensor \(name) has data_offsets [\(begin), \(end)], outside the \(bodyBytes) bytes of data")
+        }
+        guard end - begin == elements * 4 else {
+            throw bad("tensor \(name) has \(end - begin) bytes for shape \(shape), which needs \(elements * 4)")
+        }
+        return (shape, begin..<end)
     }
 
     private static func quote(_ s: String) -> String {

@@ -83,8 +83,9 @@ public final class Session {
     }
 
     /// Runs `body` on rank 0 and shares whether it succeeded, so that a failure on the
-    /// coordinator (an unwritable run directory, say) ends every rank.
+    /// coordinator (an unwritable run directory, say) ends every rank. Used before the towers
+    /// start, so the others wait idly, untimed, as for the data.
     func onCoordinator(_ body: () throws -> Void) throws {
-        try communicator.agree(isCoordinator ? Result(catching: body) : .success(()))
+        try communicator.agree(isCoordinator ? Result(catching: body) : .success(()), idly: true)
     }
 }

@@ -86,7 +86,7 @@ final class TrainingRun {
 
     /// Loads the checkpoint's weights and momenta, and takes up its schedule, history and place.
     private func restore(_ resume: ResumeState, comm: Communicator) throws {
-        try Restore.load(resume.path, into: network, comm: comm, reporter: reporter)
+        try Restore.load(resume.path, manifest: resume.manifest, into: network, comm: comm, reporter: reporter)
         let m = resume.manifest
         schedule = m.learningRateSchedule
         sgd.learningRate = schedule.rate

@@ -42,17 +42,9 @@ struct DataFlags: ParsableArguments {
     var noPrefetch = false
 
     func validate() throws {
-        if let valFraction, !(valFraction > 0 && valFraction < 1) {
-            throw ValidationError("--val-fraction must be between 0 and 1, e.g. 0.1 (got \(valFraction))")
-        }
-        if let imageSize, !(1...Self.maxImageSize).contains(imageSize) {
-            throw ValidationError("--image-size must be from 1 to \(Self.maxImageSize) pixels, e.g. 256 for the paper preset's 227 crops (got \(imageSize))")
-        }
-        guard colourNoise.isFinite, colourNoise >= 0 else { throw ValidationError("--colour-noise must be 0 or more (got \(colourNoise))") }
+        // The ranges are shared with the checkpoint manifest's reader (SettingRules).
+        if let problem = SettingRules.problem(in: settings) { throw ValidationError(problem.forCommandLine) }
     }
-
-    /// S of the stored squares: 8x the paper's 256, well past any crop a preset takes.
-    static let maxImageSize = 2048
 
     var settings: DataSettings {
         var s = DataSettings()

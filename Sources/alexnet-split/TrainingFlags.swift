@@ -72,26 +72,12 @@ struct TrainingFlags: ParsableArguments {
     var replicas: Int?
 
     func validate() throws {
-        if let epochs, !(1...Self.maxEpochs).contains(epochs) {
-            throw ValidationError("--epochs must be from 1 to \(Self.maxEpochs) (got \(epochs))")
-        }
-        guard lrPatience >= 1 else { throw ValidationError("--lr-patience must be at least 1 (got \(lrPatience))") }
-        guard lrStepEpochs >= 1 else { throw ValidationError("--lr-step-epochs must be at least 1 (got \(lrStepEpochs))") }
-        guard lrFactor.isFinite, lrFactor > 0, lrFactor <= 1 else { throw ValidationError("--lr-factor must be in (0, 1] (got \(lrFactor))") }
-        guard lrMin.isFinite, lrMin >= 0 else { throw ValidationError("--lr-min must be 0 or more (got \(lrMin))") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
-        guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number (got \(lr))") }
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be 0 or more (got \(weightDecay))") }
-        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1 (got \(logEvery))") }
+        // The ranges are shared with the checkpoint manifest's reader (SettingRules).
+        if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
         guard collectiveTimeout.isFinite, (0...Self.maxCollectiveTimeout).contains(collectiveTimeout) else {
             throw ValidationError("--collective-timeout must be a number of seconds up to \(Int(Self.maxCollectiveTimeout)), or 0 for no limit (got \(collectiveTimeout))")
         }
-        for (name, value) in [("--train-limit", trainLimit), ("--test-limit", testLimit)] {
-            if let value, value < 1 { throw ValidationError("\(name) must be at least 1 (got \(value))") }
-        }
         if let replicas {
-            guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
             try Self.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate)
             guard replicas == 1 || modelOptions.model.towers > 1 else {
                 throw ValidationError("--replicas applies to the split model; the \(modelOptions.model.rawValue) model runs on one rank")
@@ -103,8 +89,6 @@ struct TrainingFlags: ParsableArguments {
         }
     }
 
-    /// More epochs than anyone trains, and few enough that epochs x steps never overflows.
-    static let maxEpochs = 1_000_000
     /// A week: longer than any collective should take, and short enough for the watchdog's nanoseconds.
     static let maxCollectiveTimeout = 604_800.0
     /// Simulated replicas run 2R threads of one process (InProcessGroup gives each 64 MiB of stack).

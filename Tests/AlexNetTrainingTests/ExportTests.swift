@@ -132,7 +132,7 @@ final class ExportTests: XCTestCase {
         let pixels = (0..<(input.size * n)).map { _ in Float(random.normal()) }
         let group = InProcessGroup(size: 2)
         let towers = try (0..<2).map { try Network(plan: plan, communicator: group.communicator(rank: $0), maxBatch: n, seed: 1) }
-        for tower in towers { try Checkpoint.load(checkpoint, into: tower) }
+        for tower in towers { try Checkpoint.load(checkpoint, manifest: model.manifest, into: tower) }
         let batch = Batch(shape: plan.spec.input, capacity: n)
         batch.fill(pixels: pixels, labels: Array(repeating: 0, count: n))
         group.run { towers[$0.rank].forward(batch, context: StepContext(training: false, step: 0, seed: 1)) }

@@ -97,6 +97,91 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    /// A photo folder whose one JPEG is rewritten to claim `side x side` pixels in 0.3 KB.
+    func photoFolderWithAHugeJPEG(side: Int) throws -> String {
+        let folder = "\(base)/photos-huge"
+        for name in ["a", "b"] {
+            try FileManager.default.createDirectory(atPath: "\(folder)/\(name)", withIntermediateDirectories: true)
+            try ImageEncoder.writePNG([UInt8](repeating: 30, count: 8 * 8 * 3), width: 8, height: 8, channels: 3, to: "\(folder)/\(name)/0.png")
+        }
+        let jpeg = "\(folder)/a/huge.jpg"
+        try ImageEncoder.writeJPEG([UInt8](repeating: 90, count: 64), width: 8, height: 8, channels: 1, to: jpeg)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: jpeg)))
+        let frame = try XCTUnwrap((0..<(bytes.count - 1)).first { bytes[$0] == 0xFF && bytes[$0 + 1] == 0xC0 })
+        for offset in [frame + 5, frame + 7] { (bytes[offset], bytes[offset + 1]) = (UInt8(side >> 8), UInt8(side & 255)) }
+        try Data(bytes).write(to: URL(fileURLWithPath: jpeg))
+        return folder
+    }
+
+    /// A folder of classes, one of whose names is Latin-1 ("d\xe9o"), not UTF-8.
+    func photoFolderWithALatin1Class() throws -> String {
+        let folder = "\(base)/photos-latin1"
+        try FileManager.default.createDirectory(atPath: "\(folder)/a", withIntermediateDirectories: true)
+        try ImageEncoder.writePNG([UInt8](repeating: 30, count: 8 * 8 * 3), width: 8, height: 8, channels: 3, to: "\(folder)/a/0.png")
+        let name = Array("\(folder)/d".utf8CString.dropLast()) + [CChar(bitPattern: 0xE9), CChar(bitPattern: 0x6F), 0]
+        XCTAssertEqual(name.withUnsafeBufferPointer { mkdir($0.baseAddress!, 0o755) }, 0)
+        return folder
+    }
+
+    func testHostileDataFilesEndEveryRank() throws {
+        let allOnes = idx([], [UInt8](repeating: 0xFF, count: 12) + [1, 2, 3], magic: [0, 0, 0x08, 3])
+        let cases: [(String, String, [String], [String])] = [
+            ("IDX header of all 0xFF (4294967295 images of 4294967295 x 4294967295)", dataFolder("ones", imagesFile: allOnes),
+             ["train-images-idx3-ubyte", "4294967295 x 4294967295 x 4294967295"], []),
+            ("a 0.3 KB JPEG claiming 60000 x 60000 pixels", try photoFolderWithAHugeJPEG(side: 60000), ["huge.jpg", "60000 x 60000"],
+             ["--val-fraction", "0.5"]),
+            ("a class folder whose name is not UTF-8", try photoFolderWithALatin1Class(), ["d\\xe9o", "not valid UTF-8"], ["--val-fraction", "0.5"]),
+        ]
+        for (name, folder, words, extra) in cases {
+            let result = try CommandRunner.mpi(ranks: 2, ["train", "--data", folder, "--run-dir", base + "/run"] + extra, timeout: 60)
+            assertCleanFailure(result, mentions: words)
+            report(name, "mpirun -np 2 alexnet-split train --data DIR" + (extra.isEmpty ? "" : " " + extra.joined(separator: " ")), result)
+        }
+    }
+
+    /// Rewrites `checkpoint/manifest.json` through `change`, dropping its checksum (a manifest
+    /// without one is read with a note, its values still checked).
+    func editManifest(_ checkpoint: String, _ change: (inout [String: Any]) -> Void) throws {
+        let url = URL(fileURLWithPath: checkpoint + "/manifest.json")
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        object["checksum"] = nil
+        change(&object)
+        try JSONSerialization.data(withJSONObject: object).write(to: url)
+    }
+
+    func testHostileCheckpointsAreNeverEvaluated() throws {
+        let run = base + "/run"
+        let trained = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--epochs", "1", "--train-limit", "64",
+                                                 "--test-limit", "16", "--batch-size", "16", "--run-dir", run], timeout: 60)
+        XCTAssertEqual(trained.status, 0, trained.error)
+        let checkpoint = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted().last)
+        func copy(_ name: String) throws -> String {
+            try FileManager.default.copyItem(atPath: "\(run)/checkpoints/\(checkpoint)", toPath: "\(base)/\(name)")
+            return "\(base)/\(name)"
+        }
+        let swapped = try copy("swapped")
+        try FileManager.default.moveItem(atPath: swapped + "/tower0.safetensors", toPath: swapped + "/t")
+        try FileManager.default.moveItem(atPath: swapped + "/tower1.safetensors", toPath: swapped + "/tower0.safetensors")
+        try FileManager.default.moveItem(atPath: swapped + "/t", toPath: swapped + "/tower1.safetensors")
+        let batch = try copy("batch")
+        try editManifest(batch) { $0["batchSize"] = 0 }
+        let position = try copy("position")
+        try editManifest(position) { $0["stepInEpoch"] = 1 << 62 }
+        let noFiles = try copy("no-files")
+        try editManifest(noFiles) { $0["files"] = [Any]() }
+        let cases: [(String, String, [String])] = [
+            ("tower files swapped", swapped, ["tower0.safetensors", "checksum"]),
+            ("manifest batch size 0", batch, ["manifest.json", "batchSize must be at least 1"]),
+            ("manifest position in the epoch 2^62", position, ["manifest.json", "stepInEpoch is 4611686018427387904"]),
+            ("manifest listing no files", noFiles, ["manifest.json", "files lists []"]),
+        ]
+        for (name, path, words) in cases {
+            let result = try CommandRunner.mpi(ranks: 2, ["eval", "--checkpoint", path, "--test-limit", "8"], timeout: 60)
+            assertCleanFailure(result, mentions: words)
+            report(name, "mpirun -np 2 alexnet-split eval --checkpoint CKPT", result)
+        }
+    }
+
     // MARK: options and ranks
 
     func testBadOptionsAndRankCounts() throws {
