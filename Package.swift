@@ -31,12 +31,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Test support: writes PNG and JPEG files from known pixels (the program itself only reads them).
-        .target(name: "TestImages", dependencies: ["AlexNetData", "CPNG", "CTurboJPEG"], path: "Tests/TestImages"),
         .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore"]),
-        .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "TestImages", "CZlib", "CPNG", "CTurboJPEG"]),
-        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining", "TestImages"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "TestImages", "CPNG"]),
+        .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "CZlib", "CPNG", "CTurboJPEG"]),
+        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "CPNG"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -10,6 +10,8 @@ public enum DataFormat: String, CaseIterable, Sendable, Codable {
     case cifar100
     /// A folder per class of JPEG or PNG files (the ImageNet layout).
     case folder
+    /// Shards written by `alexnet-split prepare` (photos stored as `S x S` squares).
+    case shards
 
     /// Whether the format holds colour photographs (the paper's preprocessing is the default).
     public var isPhotographic: Bool { self != .idx }
@@ -17,6 +19,10 @@ public enum DataFormat: String, CaseIterable, Sendable, Codable {
     /// Works out the format from what `directory` holds.
     public static func detect(_ directory: String) throws -> DataFormat {
         let names = try DataFormat.listing(directory)
+        if names.contains(ShardManifest.fileName) { return .shards }
+        if names.contains(ShardManifest.stateName) {
+            throw DataError("\(directory) holds a `prepare` that has not finished: run the same `alexnet-split prepare` again to complete it")
+        }
         if names.contains("data_batch_1.bin") || names.contains("cifar-10-batches-bin") { return .cifar10 }
         if (names.contains("train.bin") && names.contains("test.bin")) || names.contains("cifar-100-binary") { return .cifar100 }
         if IDXDataSet.looksLikeIDX(directory) { return .idx }
@@ -96,6 +102,8 @@ public enum DataSource {
             return try CIFAR.load(directory: directory, format: format).limited(train: options.trainLimit, test: options.testLimit)
         case .folder:
             return try ImageFolder.load(directory: directory, options: options)
+        case .shards:
+            return try ShardSet(directory: directory).load(trainLimit: options.trainLimit, testLimit: options.testLimit, threads: options.threads)
         }
     }
 }

@@ -28,6 +28,20 @@ public enum ImageFolder {
         guard (1...ReadLimits.storedImageSide).contains(options.imageSize) else {
             throw DataError("--image-size \(options.imageSize) is outside 1...\(ReadLimits.storedImageSide) (the paper's is 256): pass a smaller size")
         }
+        var (train, test, classNames) = try files(directory: directory, valFraction: options.valFraction, seed: options.seed)
+        if let limit = options.trainLimit { train = Array(train.prefix(limit)) }
+        if let limit = options.testLimit { test = Array(test.prefix(limit)) }
+        var skipped: [String] = []
+        let trainImages = try decode(train, options: options, skipped: &skipped)
+        let testImages = try decode(test, options: options, skipped: &skipped)
+        return DataSet(name: (directory as NSString).lastPathComponent, format: .folder, train: trainImages, test: testImages,
+                       classNames: classNames, skipped: skipped)
+    }
+
+    /// The labelled files of both splits and the class names. `flatValidation` labels the files
+    /// of a `val/` folder that has no class folders (ILSVRC-2012's); without it such a folder is an error.
+    static func files(directory: String, valFraction: Double?, seed: UInt64,
+                      flatValidation: ((_ folder: String, _ classNames: [String]) throws -> [Item])? = nil) throws -> (train: [Item], test: [Item], classNames: [String]) {
         let root = directory as NSString
         let entries = try DataFormat.listing(directory)
         let trainFolder = root.appendingPathComponent("train")
@@ -39,26 +53,24 @@ public enum ImageFolder {
             classNames = try classFolders(trainFolder)
             train = try items(trainFolder, classNames: classNames, allowEmpty: false)
             let valFolder = root.appendingPathComponent(val)
-            for name in try classFolders(valFolder) where !classNames.contains(name) {
-                throw DataError("\(valFolder)/\(name) is a class that \(trainFolder) does not have: rename or remove it")
+            if let flatValidation, !hasClassFolders(valFolder) {
+                test = try flatValidation(valFolder, classNames)
+            } else {
+                for name in try classFolders(valFolder) where !classNames.contains(name) {
+                    throw DataError("\(valFolder)/\(name) is a class that \(trainFolder) does not have: rename or remove it")
+                }
+                test = try items(valFolder, classNames: classNames, allowEmpty: true)
             }
-            test = try items(valFolder, classNames: classNames, allowEmpty: true)
         } else {
-            guard let fraction = options.valFraction else {
+            guard let fraction = valFraction else {
                 throw DataError("\(directory) is a folder of classes with no train/ and val/ split: pass --val-fraction 0.1 to hold out a seeded tenth of each class for testing")
             }
             classNames = try classFolders(directory)
             (train, test) = holdOut(try items(directory, classNames: classNames, allowEmpty: false), fraction: fraction,
-                                    classes: classNames.count, seed: options.seed)
+                                    classes: classNames.count, seed: seed)
         }
-        if let limit = options.trainLimit { train = Array(train.prefix(limit)) }
-        if let limit = options.testLimit { test = Array(test.prefix(limit)) }
         guard !test.isEmpty else { throw DataError("\(directory) leaves no images for testing: add images to val/ or raise --val-fraction") }
-        var skipped: [String] = []
-        let trainImages = try decode(train, options: options, skipped: &skipped)
-        let testImages = try decode(test, options: options, skipped: &skipped)
-        return DataSet(name: root.lastPathComponent, format: .folder, train: trainImages, test: testImages,
-                       classNames: classNames, skipped: skipped)
+        return (train, test, classNames)
     }
 
     /// The sorted visible sub-folders of `directory`; at least one.

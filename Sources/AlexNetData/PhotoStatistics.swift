@@ -41,30 +41,23 @@ public struct PhotoStatistics: Sendable, Equatable {
 
     /// Statistics of `images`, which must all be `size x size`.
     public static func compute(_ images: LabeledImages, meanKind: MeanKind) -> PhotoStatistics {
-        let (s, c) = (images.height, images.channels)
-        precondition(images.width == s && images.count > 0)
-        let positions = s * s * c
-        var sums = [Double](repeating: 0, count: positions)
-        var squares = [Double](repeating: 0, count: positions)
-        var channelSums = [Double](repeating: 0, count: c)
-        var products = [Double](repeating: 0, count: c * c)
+        precondition(images.width == images.height && images.count > 0)
+        var sums = PixelSums(size: images.height, channels: images.channels)
         images.pixels.withUnsafeBufferPointer { pixels in
-            var pixel = [Double](repeating: 0, count: c)
-            for i in 0..<images.count {
-                let image = pixels.baseAddress! + i * positions
-                for p in 0..<(s * s) {
-                    for k in 0..<c {
-                        let v = Double(image[p * c + k])
-                        sums[p * c + k] += v
-                        squares[p * c + k] += v * v
-                        pixel[k] = v / 255
-                        channelSums[k] += pixel[k]
-                    }
-                    for a in 0..<c { for b in 0..<c { products[a * c + b] += pixel[a] * pixel[b] } }
-                }
-            }
+            for i in 0..<images.count { sums.add(UnsafeBufferPointer(rebasing: pixels[(i * images.imageSize)..<((i + 1) * images.imageSize)])) }
         }
-        let n = Double(images.count), total = n * Double(s * s)
+        return compute(sums, meanKind: meanKind)
+    }
+
+    /// Statistics from sums gathered image by image (`prepare` gathers them while it writes shards).
+    public static func compute(_ pixelSums: PixelSums, meanKind: MeanKind) -> PhotoStatistics {
+        precondition(pixelSums.count > 0)
+        let (s, c) = (pixelSums.size, pixelSums.channels)
+        let positions = s * s * c
+        let sums = pixelSums.sums.map { Double($0) }, squares = pixelSums.squares.map { Double($0) }
+        let channelSums = pixelSums.channelSums.map { Double($0) / 255 }
+        let products = pixelSums.products.map { Double($0) / (255 * 255) }
+        let n = Double(pixelSums.count), total = n * Double(s * s)
         // Interleaved sums to a channel-major mean.
         var mean = [Float](repeating: 0, count: positions)
         var residual = 0.0

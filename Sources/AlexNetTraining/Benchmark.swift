@@ -19,6 +19,8 @@ public struct BenchmarkOptions: Sendable {
     public var separateWaiting = true
     /// Replicas of the split model when simulated (under mpirun: the ranks / 2).
     public var replicas = 1
+    /// Shards written by `prepare`: train on them, streamed, instead of synthetic images.
+    public var dataDirectory: String?
     public init() {}
 }
 
@@ -41,6 +43,8 @@ public struct BenchmarkReport: Sendable {
     public var replicas = 1
     public var traffic = CommunicationVolume()
     public var predictedTraffic = CommunicationVolume()
+    /// With shards: photos per second the read-ahead decodes alone, on every core.
+    public var loaderImagesPerSecond: Double?
 
     public var medianStep: Double { stepSeconds.sorted()[stepSeconds.count / 2] }
     public var imagesPerSecond: Double { Double(batchSize) / medianStep }
@@ -49,7 +53,9 @@ public struct BenchmarkReport: Sendable {
 public enum Benchmark {
     /// Runs the benchmark on this rank; rank 0 gets the report, other ranks nil.
     public static func run(_ options: BenchmarkOptions, communicator: Communicator, launch: String) throws -> BenchmarkReport? {
-        let plan = try NetworkPlan(spec: options.preset.spec(classes: options.classes), model: options.model)
+        // With --data every rank reads the shards' manifest and indexes; only rank 0 reads photos.
+        let shards = try options.dataDirectory.map { try ShardSet(directory: $0) }
+        let plan = try NetworkPlan(spec: BenchmarkData.spec(options, shards: shards), model: options.model)
         if plan.towers > 1 && communicator.size % plan.towers != 0 {
             throw PlanError("the \(plan.model.rawValue) model has \(plan.towers) towers, one per rank, but this run has \(communicator.size) rank(s): use `mpirun -np \(plan.towers)` (or -np \(plan.towers)R for R replicas), or --simulate")
         }
@@ -63,12 +69,16 @@ public enum Benchmark {
             throw PlanError("--batch-size \(options.batchSize) does not split evenly over \(layout.replicas) replicas: use a multiple of \(layout.replicas)")
         }
         let network = try Network(plan: plan, communicator: layout.pair, maxBatch: options.batchSize / layout.replicas, seed: options.seed)
-        let coordinator = timed.rank == 0 ? syntheticCoordinator(options, input: plan.spec.input) : nil
+        let coordinator = timed.rank == 0 ? try BenchmarkData.coordinator(options, shards: shards, plan: plan, maxBatch: network.maxBatch) : nil
+        let loaderRate = timed.rank == 0 ? shards.map { BenchmarkData.loaderImagesPerSecond($0, batch: options.batchSize) } : nil
+        let ranges = BenchmarkData.Ranges(batch: options.batchSize, images: shards?.train.count)
+        if shards == nil { coordinator?.shuffle(epoch: 1) }
         let n = options.batchSize
         // The training loop's own hand-out and step (ReplicaTraining), so what is measured is what trains.
         let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n)
         let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator]
-        let (stepSeconds, coordinatorSeconds) = try measure(options, replicas: replicas, counters: counters)
+        let (stepSeconds, coordinatorSeconds) = try measure(options, replicas: replicas, counters: counters, ranges: ranges,
+                                                            coordinator: coordinator)
         let memory = try timed.inner.agreeEach(.success(peakResidentBytes()))
         let traffic = measuredTraffic(layout, steps: options.steps)
         guard timed.rank == 0 else { return nil }
@@ -92,29 +102,16 @@ public enum Benchmark {
             waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
-            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference))
-    }
-
-    /// Synthetic 28x28 grey images, two batches of them, assembled by the real coordinator path.
-    static func syntheticCoordinator(_ options: BenchmarkOptions, input: Shape) -> Coordinator {
-        var random = KeyedRandom(options.seed, 0xBE)
-        let count = options.batchSize * 2
-        let images = LabeledImages(height: 28, width: 28, pixels: (0..<(count * 784)).map { _ in UInt8(random.below(256)) },
-                                   labels: (0..<count).map { _ in Int32(random.below(options.classes)) })
-        let names = (0..<options.classes).map { "class \($0)" }
-        let coordinator = Coordinator(data: DataSet(name: "synthetic", format: .idx, train: images, test: images, classNames: names),
-                                      input: input, layout: DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1),
-                                      settings: DataSettings(), seed: options.seed)
-        coordinator.shuffle(epoch: 1)
-        return coordinator
+            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference),
+            loaderImagesPerSecond: loaderRate)
     }
 
     /// Runs the warm-up and measured steps; the seconds of each measured step, and the seconds
     /// the coordinator spent assembling over all of them. Stage times and `counters` restart
     /// after the warm-up.
-    static func measure(_ options: BenchmarkOptions, replicas: ReplicaTraining,
-                        counters: [TimedCommunicator?]) throws -> (steps: [Double], coordinator: Double) {
-        let sgd = SGD(), n = options.batchSize, network = replicas.network
+    static func measure(_ options: BenchmarkOptions, replicas: ReplicaTraining, counters: [TimedCommunicator?],
+                        ranges: BenchmarkData.Ranges, coordinator: Coordinator?) throws -> (steps: [Double], coordinator: Double) {
+        let sgd = SGD(), network = replicas.network
         var stepSeconds: [Double] = [], coordinatorSeconds = 0.0
         for step in 0..<(options.warmup + options.steps) {
             if step == options.warmup {
@@ -122,7 +119,8 @@ public enum Benchmark {
                 counters.forEach { $0?.reset() }
             }
             let start = monotonicSeconds(), assembling = replicas.assemblySeconds
-            guard let share = replicas.handOut((step % 2 * n)..<(step % 2 * n + n)) else { throw TrainingError("stopped at your request") }
+            if let epoch = ranges.epochStarting(at: step) { coordinator?.shuffle(epoch: epoch) }
+            guard let share = replicas.handOut(ranges.range(step)) else { throw TrainingError("stopped at your request") }
             replicas.step(share, step: step, seed: options.seed, training: !options.inference)
             if !options.inference { sgd.update(network.arena) }
             if step >= options.warmup {
@@ -186,7 +184,7 @@ extension BenchmarkReport {
     public var text: String {
         let sorted = stepSeconds.sorted()
         let rates = sorted.map { Double(batchSize) / $0 }
-        var lines = [
+        var lines: [String] = [
             "\(title), batch \(batchSize), \(launch), OpenBLAS \(BLAS.coreName) kernels",
             String(format: "%.1f img/s median (%.1f to %.1f over %d steps), %.1f GFLOP/s achieved, %.0f ms per step",
                    imagesPerSecond, rates.last!, rates.first!, stepSeconds.count, imagesPerSecond * flopsPerImage / 1e9, medianStep * 1e3),
@@ -195,10 +193,11 @@ extension BenchmarkReport {
                    100 * waitingSeconds / medianStep, coordinatorSeconds * 1e3, 100 * coordinatorSeconds / medianStep),
             "bytes per step on rank 0: " + bytesPerStep.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f MiB", $0.key, Double($0.value) / 1048576) }.joined(separator: ", "),
             "traffic per step, all ranks together, measured (predicted from the model's table): " + trafficLine,
+            loaderImagesPerSecond.map { String(format: "loader alone: %.1f img/s decoded from shards on %d threads, beside training's %.1f img/s", $0, ProcessInfo.processInfo.activeProcessorCount, imagesPerSecond) },
             "peak memory per rank: " + peakMemoryPerRank.map { String(format: "%.0f MiB", Double($0) / 1048576) }.joined(separator: ", "),
             "",
             "per stage on rank 0 (ms per step):",
-        ]
+        ].compactMap { $0 }
         for s in stages where s.forward + s.backward > 0.00005 {
             let name = s.layer.padding(toLength: 6, withPad: " ", startingAt: 0) + " " + s.op.padding(toLength: 10, withPad: " ", startingAt: 0)
             lines.append("  " + name + String(format: " forward %8.2f  backward %8.2f", s.forward * 1e3, s.backward * 1e3))
@@ -211,13 +210,15 @@ extension BenchmarkReport {
         struct Stage: Encodable { var layer: String, op: String, forwardMs: Double, backwardMs: Double }
         struct Report: Encodable {
             var benchmark: String, launch: String, openblasCore: String, batchSize: Int, imagesPerSecond: Double, gflops: Double
-            var stepMs: [Double], communicationMs: Double, waitingMs: Double, coordinatorMs: Double, replicas: Int
+            var stepMs: [Double], communicationMs: Double, waitingMs: Double, coordinatorMs: Double
+            var loaderImagesPerSecond: JSONText.Number, replicas: Int
             var trafficBytes: CommunicationVolume, predictedTrafficBytes: CommunicationVolume, peakMemoryBytes: [Int], stages: [Stage]
         }
         return JSONText.encode(Report(
             benchmark: title, launch: launch, openblasCore: BLAS.coreName, batchSize: batchSize, imagesPerSecond: imagesPerSecond,
             gflops: imagesPerSecond * flopsPerImage / 1e9, stepMs: stepSeconds.map { $0 * 1e3 }, communicationMs: communicationSeconds * 1e3,
-            waitingMs: waitingSeconds * 1e3, coordinatorMs: coordinatorSeconds * 1e3, replicas: replicas, trafficBytes: traffic,
+            waitingMs: waitingSeconds * 1e3, coordinatorMs: coordinatorSeconds * 1e3,
+            loaderImagesPerSecond: JSONText.Number(loaderImagesPerSecond ?? .nan), replicas: replicas, trafficBytes: traffic,
             predictedTrafficBytes: predictedTraffic, peakMemoryBytes: peakMemoryPerRank,
             stages: stages.map { Stage(layer: $0.layer, op: $0.op, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) }))
     }

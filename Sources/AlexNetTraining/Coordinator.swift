@@ -3,8 +3,10 @@ import AlexNetData
 
 /// Rank 0's data side: it owns the data set, shuffles it with the seed, and assembles each
 /// `Batch` (preprocessing and augmentation) before `BatchTransport` moves it to the ranks.
+/// Images come from memory, or from shards through a bounded read-ahead (`CoordinatorImages`).
 final class Coordinator {
-    let data: DataSet
+    let data: TrainingImages
+    private let images: CoordinatorImages
     private let input: Shape
     private let seed: UInt64
     private let pipeline: Pipeline
@@ -18,20 +20,27 @@ final class Coordinator {
         case paper(CropAssembler)
     }
 
+    convenience init(data: DataSet, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
+                     restored: InputStatistics? = nil, maxBatch: Int = 0) {
+        self.init(data: TrainingImages(data), input: input, layout: layout, settings: settings, seed: seed, restored: restored, maxBatch: maxBatch)
+    }
+
     /// `restored` is what a checkpoint's model was trained with; by default the training set's
-    /// own statistics are computed here.
-    init(data: DataSet, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
+    /// own statistics are computed here (for shards: from `prepare`'s sums).
+    init(data: TrainingImages, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
          restored: InputStatistics? = nil, maxBatch: Int = 0) {
         self.data = data
+        images = CoordinatorImages(data, maxBatch: maxBatch)
         self.input = input
         self.seed = seed
         switch layout.preprocessing {
         case .resize:
-            let (mean, std) = restored?.normalization ?? data.train.pixelStatistics()
-            pipeline = .resize(BatchAssembler(sourceHeight: data.train.height, sourceWidth: data.train.width,
+            let (mean, std) = restored?.normalization ?? data.pixelSums?.meanAndDeviation() ?? images.memoryTrain!.pixelStatistics()
+            pipeline = .resize(BatchAssembler(sourceHeight: images.side, sourceWidth: images.side,
                                               channels: input.channels, height: input.height, width: input.width, mean: mean, std: std))
         case .paper:
-            let statistics = restored?.photo ?? PhotoStatistics.compute(data.train, meanKind: settings.meanKind)
+            let statistics = restored?.photo ?? data.pixelSums.map { PhotoStatistics.compute($0, meanKind: settings.meanKind) }
+                ?? PhotoStatistics.compute(images.memoryTrain!, meanKind: settings.meanKind)
             pipeline = .paper(CropAssembler(statistics: statistics, channels: input.channels, height: input.height,
                                             width: input.width, augmentation: settings.augmentation))
         }
@@ -48,11 +57,13 @@ final class Coordinator {
         }
     }
 
-    /// The epoch's data order: a permutation keyed by (seed, epoch), the same for every model.
+    /// The epoch's data order: a permutation keyed by (seed, epoch), the same for every model
+    /// and for both ways of holding images.
     func shuffle(epoch: Int) {
         var random = KeyedRandom(seed, 0x5348_5546, UInt64(epoch))
-        order = random.permutation(data.train.count)
+        order = random.permutation(data.trainCount)
         self.epoch = epoch
+        images.trainReadAhead?.restart(order: order)
     }
 
     /// FNV-1a over the epoch's order, so runs can show that they saw the same data in the same order.
@@ -76,15 +87,17 @@ final class Coordinator {
     }
 
     /// The work of assembling training images `order[range]` of this epoch, with its inputs
-    /// captured now, so that it can run on another thread.
+    /// captured now, so that it can run on another thread. Streamed photos are taken from the
+    /// read-ahead in order; each keeps the augmentation of its own index, as in memory.
     private func training(_ range: Range<Int>) -> @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void {
-        let (indices, images, seed, epoch, pipeline) = (order[range], data.train, seed, epoch, pipeline)
+        let (indices, images, seed, epoch, pipeline) = (order[range], images, seed, epoch, pipeline)
         return { pixels, labels in
+            let (source, positions) = images.training(range, indices: indices)
             switch pipeline {
             case .resize(let a):
-                a.assemble(indices, from: images, pixels: pixels, labels: labels)
+                a.assemble(positions, from: source, pixels: pixels, labels: labels)
             case .paper(let a):
-                a.assemble(indices, from: images, view: { a.trainingView(seed: seed, epoch: epoch, index: $1) },
+                a.assemble(positions, from: source, view: { b, _ in a.trainingView(seed: seed, epoch: epoch, index: indices[indices.startIndex + b]) },
                            pixels: pixels, labels: labels)
             }
         }
@@ -95,12 +108,13 @@ final class Coordinator {
     func assembleTest(_ range: Range<Int>, view: Int = 0, into batch: Batch) {
         precondition(range.count <= batch.capacity, "\(range.count) images into a batch of \(batch.capacity)")
         batch.count = range.count
+        let (source, positions) = images.test(range)
         switch pipeline {
         case .resize(let a):
-            a.assemble(Array(range)[...], from: data.test, pixels: batch.pixels.pointer, labels: batch.labels)
+            a.assemble(positions, from: source, pixels: batch.pixels.pointer, labels: batch.labels)
         case .paper(let a):
             let v = a.centreView(view)
-            a.assemble(Array(range)[...], from: data.test, view: { _, _ in v }, pixels: batch.pixels.pointer, labels: batch.labels)
+            a.assemble(positions, from: source, view: { _, _ in v }, pixels: batch.pixels.pointer, labels: batch.labels)
         }
     }
 }

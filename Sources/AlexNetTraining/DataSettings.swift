@@ -30,6 +30,9 @@ public struct DataSettings: Codable, Sendable, Equatable {
     public var tenCrop = false
     /// Prepare the next batch on a background thread.
     public var prefetch = true
+    /// Shards: decode into memory when the photos take at most this many bytes, else stream
+    /// them (nil: `ShardSession.defaultInMemoryLimit`). Not a user's choice; tests set it.
+    public var inMemoryLimit: Int?
 
     public init() {}
 

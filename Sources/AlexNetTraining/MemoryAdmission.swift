@@ -233,6 +233,9 @@ public enum DataFootprint {
             return preprocessing == .paper ? bytes / 3073 * Double(side * side * 3) : bytes
         case .folder:
             return Double(files.count) * Double(side * side * 3)
+        case .shards:
+            // Prepared shards are streamed from disk, a shard at a time, not held whole.
+            return 0
         }
     }
 

@@ -8,7 +8,7 @@ import Foundation
 public final class Session {
     public let communicator: Communicator
     /// The data set, on rank 0 only, stored as `layout` says.
-    public let data: DataSet?
+    public let data: TrainingImages?
     public let trainCount: Int
     public let testCount: Int
     public let classes: Int
@@ -17,7 +17,7 @@ public final class Session {
 
     public var isCoordinator: Bool { communicator.rank == 0 }
 
-    init(communicator: Communicator, data: DataSet?, shape: Shape) {
+    init(communicator: Communicator, data: TrainingImages?, shape: Shape) {
         self.communicator = communicator
         self.data = data
         trainCount = shape.trainCount
@@ -38,20 +38,23 @@ public final class Session {
     /// decoding photos has every core. `preset` sets the stored image size.
     public static func open(directory: String, trainLimit: Int?, testLimit: Int?, settings: DataSettings = DataSettings(),
                             preset: Preset, seed: UInt64, communicator: Communicator) throws -> Session {
-        var data: DataSet?
+        var data: TrainingImages?
         let shape = try communicator.agree(decider: 0, idly: true) {
             let (loaded, layout) = try load(directory: directory, trainLimit: trainLimit, testLimit: testLimit,
                                             settings: settings, preset: preset, seed: seed)
             data = loaded
-            return Shape(trainCount: loaded.train.count, testCount: loaded.test.count, classes: loaded.classes, layout: layout)
+            return Shape(trainCount: loaded.trainCount, testCount: loaded.testCount, classes: loaded.classes, layout: layout)
         }
         return Session(communicator: communicator, data: data, shape: shape)
     }
 
     /// Reads the data set and, for the paper's preprocessing, stores every image as an S x S square.
     static func load(directory: String, trainLimit: Int?, testLimit: Int?, settings: DataSettings, preset: Preset,
-                     seed: UInt64) throws -> (DataSet, DataLayout) {
+                     seed: UInt64) throws -> (TrainingImages, DataLayout) {
         let format = try settings.format ?? DataFormat.detect(directory)
+        if format == .shards {
+            return try ShardSession.load(directory: directory, trainLimit: trainLimit, testLimit: testLimit, settings: settings, preset: preset)
+        }
         let preprocessing = settings.preprocessing(for: format)
         if let asked = settings.imageSize, preprocessing == .resize {
             throw DataError("--image-size \(asked) sets the stored squares of the paper's preprocessing, but this \(format.rawValue) data is resized whole (--preprocess resize): leave out --image-size, or add --preprocess paper")
@@ -61,9 +64,7 @@ public final class Session {
         guard size >= side else {
             throw DataError("--image-size \(size) is smaller than the \(preset.rawValue) preset's \(side)-pixel input: pass at least \(side)")
         }
-        if settings.tenCrop && preprocessing != .paper {
-            throw DataError("--ten-crop takes its patches from the paper's preprocessing; add --preprocess paper")
-        }
+        try checkTenCrop(settings, preprocessing: preprocessing)
         var options = DataLoadOptions()
         options.format = format
         options.valFraction = settings.valFraction
@@ -79,7 +80,13 @@ public final class Session {
                            skipped: data.skipped)
         }
         let stored = preprocessing == .paper ? size : data.train.height
-        return (data, DataLayout(format: format, preprocessing: preprocessing, imageSize: stored, channels: data.train.channels))
+        return (TrainingImages(data), DataLayout(format: format, preprocessing: preprocessing, imageSize: stored, channels: data.train.channels))
+    }
+
+    static func checkTenCrop(_ settings: DataSettings, preprocessing: Preprocessing) throws {
+        if settings.tenCrop && preprocessing != .paper {
+            throw DataError("--ten-crop takes its patches from the paper's preprocessing; add --preprocess paper")
+        }
     }
 
     /// Runs `body` on rank 0 and shares whether it succeeded, so that a failure on the

@@ -29,6 +29,9 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "OpenBLAS threads when one process holds every tower.")
     var threads = 2
 
+    @Option(help: "Shards written by `alexnet-split prepare`: train on them, streamed as `train` streams them, and print the loader's own img/s.")
+    var data: String?
+
     @Flag(help: "Measure the forward pass only, as in evaluation.")
     var inference = false
 
@@ -74,6 +77,7 @@ struct Bench: ParsableCommand {
         options.threads = threads
         options.separateWaiting = !noWaitSplit
         options.replicas = replicas
+        options.dataDirectory = data
         let report: BenchmarkReport?
         do {
             if !MPICommunicator.launchedByMPI || simulate || oneProcess {

@@ -8,7 +8,7 @@ extension MeanKind: ExpressibleByArgument {}
 
 /// How the data is read and prepared: shared by train and compare.
 struct DataFlags: ParsableArguments {
-    @Option(help: "idx, cifar10, cifar100 or folder (default: detected from what --data holds).")
+    @Option(help: "idx, cifar10, cifar100, folder or shards (from `prepare`; default: detected from what --data holds).")
     var format: DataFormat?
 
     @Option(parsing: .unconditional, help: "For a single folder of class folders: the share of each class held out for testing, seeded.")
@@ -41,6 +41,10 @@ struct DataFlags: ParsableArguments {
     @Flag(help: "Assemble each batch in the loop instead of on a background thread.")
     var noPrefetch = false
 
+    /// For tests: shards whose decoded photos take more than this many MB are streamed.
+    @Option(help: .hidden)
+    var inMemoryLimitMb: Int?
+
     func validate() throws {
         // The ranges are shared with the checkpoint manifest's reader (SettingRules).
         if let problem = SettingRules.problem(in: settings) { throw ValidationError(problem.forCommandLine) }
@@ -59,6 +63,7 @@ struct DataFlags: ParsableArguments {
         s.augmentation.colourNoise = colourNoise
         s.tenCrop = tenCrop
         s.prefetch = !noPrefetch
+        s.inMemoryLimit = inMemoryLimitMb.map { $0 << 20 }
         return s
     }
 }

@@ -36,7 +36,7 @@ struct AlexNetSplit: ParsableCommand {
         Run `mpirun -np 2 alexnet-split train` for one tower per process, or `alexnet-split train --simulate` \
         to run both towers in one process with bit-identical numbers.
         """,
-        subcommands: [Train.self, Compare.self, Evaluate.self, Predict.self, ExportCommand.self, Summary.self, Bench.self])
+        subcommands: [Train.self, PrepareCommand.self, Compare.self, Evaluate.self, Predict.self, ExportCommand.self, Summary.self, Bench.self])
 }
 
 /// A failure while running, not a usage error: one line, no pointer to --help, and exit code 1

@@ -1,6 +1,5 @@
 import AlexNetData
 import Foundation
-import TestImages
 import XCTest
 
 /// Image folders and CIFAR files, built here from known pixels, and every bad-data case.

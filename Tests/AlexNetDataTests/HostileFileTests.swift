@@ -1,7 +1,6 @@
 import AlexNetData
 import CZlib
 import Foundation
-import TestImages
 import XCTest
 
 /// One test per class of hostile data file: each reader checks what a file claims against

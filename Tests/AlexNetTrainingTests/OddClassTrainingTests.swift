@@ -1,7 +1,6 @@
 import AlexNetCore
 import AlexNetData
 import AlexNetTraining
-import TestImages
 import Foundation
 import XCTest
 

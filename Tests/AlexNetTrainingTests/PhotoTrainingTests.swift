@@ -2,7 +2,6 @@ import AlexNetCore
 import AlexNetData
 import AlexNetTraining
 import Foundation
-import TestImages
 import XCTest
 
 /// The paper's photo pipeline inside training and testing.

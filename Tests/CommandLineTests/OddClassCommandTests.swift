@@ -1,5 +1,4 @@
 import AlexNetData
-import TestImages
 import Foundation
 import XCTest
 

@@ -1,6 +1,5 @@
 import AlexNetData
 import Foundation
-import TestImages
 import XCTest
 
 /// Training, testing and predicting on a class-per-folder set of colour photos, under mpirun.

@@ -1,6 +1,5 @@
 import AlexNetData
 import Foundation
-import TestImages
 import XCTest
 
 /// DESIGN.md's promise under failure: a non-zero exit, one error line naming the cause, no trap,

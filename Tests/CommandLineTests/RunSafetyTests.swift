@@ -1,6 +1,5 @@
 import AlexNetData
 import Foundation
-import TestImages
 import XCTest
 
 /// Options, runs, concurrency, signals and memory: one test per class of case, each asserting

@@ -19,7 +19,7 @@ final class SlurmTests: XCTestCase {
         if check.status == 77 { throw XCTSkip("Slurm on one node: \(check.output.trimmingCharacters(in: .whitespacesAndNewlines))") }
         let base = temporaryDirectory("slurm")
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let train = ["--preset", "tiny", "--train-limit", "3200", "--test-limit", "100", "--batch-size", "32", "--epochs", "3",
+        let train = ["--preset", "tiny", "--train-limit", "3200", "--test-limit", "100", "--batch-size", "32", "--epochs", "20",
                      "--log-every", "10", "--seed", "3"]
         let result = try CommandRunner.run("/bin/bash", [Self.folder + "/one-node.sh", "run", "--timeout", "400", "--", "/bin/bash",
                                                          Self.folder + "/scancel-and-resume.sh", CommandRunner.executable, base] + train,
@@ -29,17 +29,18 @@ final class SlurmTests: XCTestCase {
         let run = base + "/run/checkpoints/"
         let jobs = try (1...3).map { try String(contentsOfFile: "\(base)/job\($0).out", encoding: .utf8) }
 
-        // Job 1 (mpirun, `scancel`): stopped within the first epoch, so its one checkpoint is the stop's.
-        let first = checkpoints(after: 1, in: result.output)
-        XCTAssertEqual(first.count, 1, result.output)
-        let stop1 = first.last ?? 0
-        XCTAssertTrue((21..<100).contains(stop1), "job 1's stop checkpoint is at step \(stop1)")
+        // Job 1 (mpirun, `scancel`): stopped after step 20 and before the end (20 epochs of 100
+        // steps leave a wide window, even when mpirun passes the progress lines on late), so its
+        // newest checkpoint is the stop's.
+        let total = 2000
+        let stop1 = checkpoints(after: 1, in: result.output).last ?? 0
+        XCTAssertTrue(stop1 > 20 && stop1 < total, "job 1's stop checkpoint is at step \(stop1)")
         XCTAssertTrue(jobs[0].contains("CANCELLED"), jobs[0])
 
         // Job 2 (srun --mpi=pmix where Slurm has PMIx, `scancel --batch --signal=TERM`): resumed, then stopped again.
         XCTAssertTrue(jobs[1].contains(String(format: "resumed from %@step-%07d", run, stop1)), jobs[1])
         let stop2 = checkpoints(after: 2, in: result.output).last ?? 0
-        XCTAssertTrue((stop1 + 1..<100).contains(stop2), "job 2's stop checkpoint is at step \(stop2), after \(stop1)")
+        XCTAssertTrue(stop2 > stop1 && stop2 < total, "job 2's stop checkpoint is at step \(stop2), after \(stop1)")
         if result.output.contains("job 2 launcher: srun") {
             XCTAssertTrue(jobs[1].contains("stopped after \(stop2) steps at your request"), jobs[1])
             XCTAssertTrue(jobs[1].contains("exited with status 130"), jobs[1])
@@ -48,13 +49,13 @@ final class SlurmTests: XCTestCase {
         // Job 3 (mpirun, to the end): resumed from job 2's checkpoint.
         XCTAssertTrue(jobs[2].contains(String(format: "resumed from %@step-%07d", run, stop2)), jobs[2])
         XCTAssertTrue(jobs[2].contains("exited with status 0"), jobs[2])
-        XCTAssertEqual(checkpoints(after: 3, in: result.output).last, 300, result.output)
+        XCTAssertEqual(checkpoints(after: 3, in: result.output).last, total, result.output)
 
         let simulated = try CommandRunner.alexnet(["train", "--simulate"] + train + ["--run-dir", base + "/sim"], timeout: 120)
         XCTAssertEqual(simulated.status, 0, simulated.error)
         for tower in ["tower0.safetensors", "tower1.safetensors"] {
-            let slurm = try Data(contentsOf: URL(fileURLWithPath: run + "step-0000300/" + tower))
-            let sim = try Data(contentsOf: URL(fileURLWithPath: base + "/sim/checkpoints/step-0000300/" + tower))
+            let slurm = try Data(contentsOf: URL(fileURLWithPath: run + String(format: "step-%07d/", total) + tower))
+            let sim = try Data(contentsOf: URL(fileURLWithPath: base + String(format: "/sim/checkpoints/step-%07d/", total) + tower))
             XCTAssertGreaterThan(slurm.count, 1000)
             XCTAssertTrue(slurm == sim, "\(tower) after two cancels and resumes under Slurm differs from an uninterrupted simulated run")
         }

@@ -1,0 +1,268 @@
+import AlexNetCore
+import Foundation
+
+/// What `alexnet-split prepare` is asked to do.
+public struct PrepareOptions: Sendable {
+    public var source: String
+    public var output: String
+    /// S: each photo's shorter side is scaled to it, then the centre S x S kept (paper §2).
+    public var imageSize = 256
+    public var encoding = ShardEncoding.jpeg
+    public var quality = 90
+    public var valFraction: Double?
+    public var valLabels: String?
+    public var synsets: String?
+    public var skipBadImages = false
+    public var photosPerShard = 1024
+    public var seed: UInt64 = 1
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    public init(source: String, output: String) {
+        self.source = source
+        self.output = output
+    }
+}
+
+/// What a finished `prepare` did in this run.
+public struct PrepareSummary: Sendable {
+    public var manifest: ShardManifest
+    /// Photos written by this run (a resumed run does not count what was done before).
+    public var photosThisRun: Int
+    public var seconds: Double
+    public var threads: Int
+    /// Bytes of the shards per photo.
+    public var bytesPerPhoto: Double
+    public var alreadyDone: Bool
+}
+
+/// Reads a class-per-folder tree and writes it as shards (see `ShardManifest`): every photo
+/// decoded, scaled and centre-cropped to S x S, and encoded, on every core; the training split's
+/// `PixelSums` gathered on the way. Each finished shard is recorded in a state file, so a run
+/// that is stopped resumes where it stopped.
+public final class Prepare: @unchecked Sendable {
+    /// One shard to write: its name and photos.
+    struct Job {
+        var name: String
+        var items: [ImageFolder.Item]
+        var isTrain: Bool
+    }
+
+    /// What is done so far; saved after every shard.
+    struct State: Codable {
+        var fingerprint: String
+        var done: [String: ShardManifest.ShardEntry] = [:]
+        var skipped: [String: [String]] = [:]
+    }
+
+    let options: PrepareOptions
+    let progress: (String) -> Void
+    private let lock = NSLock()
+    private var state: State
+    private var sums: PixelSums
+    private var written = 0, total = 0
+    private var started = 0.0, lastReport = 0.0
+    private var failure: Error?
+
+    public static func run(_ options: PrepareOptions, progress: @escaping (String) -> Void) throws -> PrepareSummary {
+        try Prepare(options: options, progress: progress).run()
+    }
+
+    init(options: PrepareOptions, progress: @escaping (String) -> Void) {
+        self.options = options
+        self.progress = progress
+        state = State(fingerprint: "")
+        sums = PixelSums(size: options.imageSize, channels: 3)
+    }
+
+    func run() throws -> PrepareSummary {
+        let (jobs, classNames, fingerprint) = try plan()
+        let manifest = ShardManifest(name: (options.source as NSString).lastPathComponent, imageSize: options.imageSize, channels: 3,
+                                     encoding: options.encoding, quality: options.quality, classNames: classNames,
+                                     fingerprint: fingerprint, train: [], val: [], skipped: [])
+        if let finished = try checkOutput(fingerprint: fingerprint) {
+            return PrepareSummary(manifest: finished, photosThisRun: 0, seconds: 0, threads: options.threads, bytesPerPhoto: 0, alreadyDone: true)
+        }
+        let pending = jobs.filter { state.done[$0.name] == nil }
+        let resumedPhotos = jobs.filter { state.done[$0.name] != nil }.reduce(0) { $0 + $1.items.count }
+        if resumedPhotos > 0 { progress("resuming: \(jobs.count - pending.count) of \(jobs.count) shards (\(resumedPhotos) photos) were written by an earlier run") }
+        total = pending.reduce(0) { $0 + $1.items.count }
+        started = monotonicSeconds()
+        let threads = max(1, min(options.threads, pending.count))
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ failure == nil }) {
+                do { try write(pending[k]) } catch { lock.withLock { if failure == nil { failure = error } } }
+            }
+        }
+        if let failure { throw failure }
+        let seconds = monotonicSeconds() - started
+        return try finish(manifest, jobs: jobs, seconds: seconds, threads: options.threads)
+    }
+
+    /// The shards to write, the class names, and a fingerprint of the whole request.
+    func plan() throws -> (jobs: [Job], classNames: [String], fingerprint: String) {
+        let labels = try options.valLabels.map { try ValidationLabels(file: $0, synsets: options.synsets) }
+        let (train, val, classNames) = try ImageFolder.files(
+            directory: options.source, valFraction: options.valFraction, seed: options.seed,
+            flatValidation: { folder, names in
+                guard let labels else {
+                    throw DataError("\(folder) is one flat folder of images (ILSVRC-2012's): pass --val-labels with the devkit's ILSVRC2012_validation_ground_truth.txt (and --synsets) or a CSV such as LOC_val_solution.csv")
+                }
+                return try labels.items(folder, classNames: names)
+            })
+        func jobs(_ items: [ImageFolder.Item], split: String) -> [Job] {
+            stride(from: 0, to: items.count, by: options.photosPerShard).enumerated().map { number, first in
+                Job(name: String(format: "%@-%05d", split, number), items: Array(items[first..<min(first + options.photosPerShard, items.count)]),
+                    isTrain: split == "train")
+            }
+        }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ text: String) { for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 } }
+        mix("S\(options.imageSize) \(options.encoding.rawValue) q\(options.quality) per\(options.photosPerShard) classes \(classNames.joined(separator: ","))\n")
+        // Paths relative to the source, so that the same folder given by another path (or moved) resumes.
+        let prefix = (options.source as NSString).appendingPathComponent("x").dropLast()
+        for (split, items) in [("train", train), ("val", val)] {
+            for item in items { mix("\(split) \(item.label) \(item.path.hasPrefix(prefix) ? item.path.dropFirst(prefix.count) : item.path[...])\n") }
+        }
+        return (jobs(train, split: "train") + jobs(val, split: "val"), classNames, String(format: "%016llx", hash))
+    }
+
+    /// Refuses an output folder that holds anything but this same data set; loads the state of
+    /// a stopped run. Returns the manifest when the data set is already complete.
+    func checkOutput(fingerprint: String) throws -> ShardManifest? {
+        let out = options.output as NSString
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: options.output, isDirectory: &isDirectory) {
+            do { try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true) } catch {
+                throw DataError("cannot create \(options.output): \(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw DataError("\(options.output) is a file: give prepare a new or empty folder")
+        }
+        let source = URL(fileURLWithPath: options.source).standardizedFileURL.path, output = URL(fileURLWithPath: options.output).standardizedFileURL.path
+        if output == source || output.hasPrefix(source + "/") {
+            throw DataError("\(options.output) lies inside \(options.source), where it would be read as photos: write the shards elsewhere")
+        }
+        let other = "holds another data set (a different source, S, encoding or shard size): choose a new folder, or remove it"
+        if ShardSet.isShardSet(options.output) {
+            let manifest = try ShardSet(directory: options.output).manifest
+            guard manifest.fingerprint == fingerprint else { throw DataError("\(options.output) \(other)") }
+            return manifest
+        }
+        let statePath = out.appendingPathComponent(ShardManifest.stateName)
+        if FileManager.default.fileExists(atPath: statePath) {
+            try loadState(statePath)
+            guard state.fingerprint == fingerprint else { throw DataError("\(options.output) \(other)") }
+            // Files a stopped run was writing when it stopped.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: options.output)) ?? [] where name.contains(".tmp-") {
+                unlink(out.appendingPathComponent(name))
+            }
+        } else {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: options.output)) ?? []
+            guard entries.filter({ !$0.hasPrefix(".") }).isEmpty else {
+                throw DataError("\(options.output) is not empty and was not written by prepare: give prepare a new or empty folder")
+            }
+            state = State(fingerprint: fingerprint)
+            try saveState()
+        }
+        return nil
+    }
+
+    /// The state file: an 8-byte length, the state as JSON, then the training sums so far.
+    func saveState() throws {
+        let json = try JSONEncoder().encode(state)
+        var bytes = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
+        bytes += json
+        bytes += sums.encoded()
+        try ShardFiles.writeAtomically(bytes, to: (options.output as NSString).appendingPathComponent(ShardManifest.stateName))
+    }
+
+    func loadState(_ path: String) throws {
+        let bytes = try ShardFiles.read(path)
+        guard bytes.count >= 8 else { throw ShardFiles.damaged(path, "\(bytes.count) bytes") }
+        let length = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard length <= UInt64(bytes.count - 8) else { throw ShardFiles.damaged(path, "a \(length)-byte header in \(bytes.count) bytes") }
+        do {
+            state = try JSONDecoder().decode(State.self, from: Data(bytes[8..<(8 + Int(length))]))
+        } catch {
+            throw ShardFiles.damaged(path, "its state does not parse")
+        }
+        sums = try PixelSums.decode(Array(bytes[(8 + Int(length))...]), source: path)
+        guard sums.size == options.imageSize, sums.channels == 3 else { throw ShardFiles.damaged(path, "sums of side \(sums.size)") }
+    }
+
+    /// Writes one shard and its index, then records it as done.
+    func write(_ job: Job) throws {
+        var shard: [UInt8] = [], index: [UInt8] = [], skipped: [String] = []
+        var local = PixelSums(size: options.imageSize, channels: 3)
+        var photos = 0
+        for item in job.items {
+            let square: [UInt8]
+            do {
+                square = Resample.shorterSideThenCentreCrop(try ImageFile.decode(path: item.path, channels: 3), size: options.imageSize)
+            } catch {
+                guard options.skipBadImages else { throw DataError("\(error) (pass --skip-bad-images to leave such files out)") }
+                skipped.append("\(error)")
+                continue
+            }
+            let stored = options.encoding == .raw ? square
+                : try ImageEncoder.jpeg(square, width: options.imageSize, height: options.imageSize, channels: 3, quality: options.quality, subsampled: true)
+            ShardRecord(offset: UInt64(shard.count), length: UInt32(stored.count), label: UInt32(item.label),
+                        crc32: ShardFiles.crc32(stored), path: item.path).append(to: &index)
+            shard += stored
+            photos += 1
+            if job.isTrain { square.withUnsafeBufferPointer { local.add($0) } }
+            photoWritten()
+        }
+        let root = options.output as NSString
+        try ShardFiles.writeAtomically(shard, to: root.appendingPathComponent(job.name + ".shard"))
+        try ShardFiles.writeAtomically(index, to: root.appendingPathComponent(job.name + ".index"))
+        let entry = ShardManifest.ShardEntry(name: job.name, photos: photos, bytes: shard.count, crc32: ShardFiles.crc32(shard),
+                                             indexBytes: index.count, indexCRC32: ShardFiles.crc32(index))
+        try lock.withLock {
+            state.done[job.name] = entry
+            state.skipped[job.name] = skipped.isEmpty ? nil : skipped
+            if job.isTrain { sums.merge(local) }
+            try saveState()
+        }
+    }
+
+    /// Counts a photo and, every two seconds, prints progress.
+    private func photoWritten() {
+        lock.withLock {
+            written += 1
+            let now = monotonicSeconds()
+            guard now - lastReport >= 2 || written == total else { return }
+            lastReport = now
+            let rate = Double(written) / max(now - started, 1e-9)
+            progress(String(format: "%d/%d photos, %.0f images/s, ETA %@", written, total, rate,
+                            formatSeconds(Double(total - written) / max(rate, 1e-9))))
+        }
+    }
+
+    /// Writes the statistics and, last, the manifest; removes the state file.
+    func finish(_ manifest: ShardManifest, jobs: [Job], seconds: Double, threads: Int) throws -> PrepareSummary {
+        var manifest = manifest
+        manifest.train = jobs.filter(\.isTrain).map { state.done[$0.name]! }
+        manifest.val = jobs.filter { !$0.isTrain }.map { state.done[$0.name]! }
+        manifest.skipped = jobs.flatMap { state.skipped[$0.name] ?? [] }
+        guard manifest.train.reduce(0, { $0 + $1.photos }) > 0 else { throw DataError("no training photo of \(options.source) could be read") }
+        let root = options.output as NSString
+        try ShardFiles.writeAtomically(sums.encoded(), to: root.appendingPathComponent(ShardManifest.statisticsName))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try ShardFiles.writeAtomically(Array(try encoder.encode(manifest)), to: root.appendingPathComponent(ShardManifest.fileName))
+        unlink(root.appendingPathComponent(ShardManifest.stateName))
+        let entries = manifest.train + manifest.val
+        let bytes = entries.reduce(0) { $0 + $1.bytes }, photos = entries.reduce(0) { $0 + $1.photos }
+        return PrepareSummary(manifest: manifest, photosThisRun: written, seconds: seconds, threads: threads,
+                              bytesPerPhoto: Double(bytes) / Double(max(photos, 1)), alreadyDone: false)
+    }
+}
+
+/// "42 s", "3 min 5 s", "2 h 10 min".
+func formatSeconds(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    if s < 60 { return "\(s) s" }
+    if s < 3600 { return "\(s / 60) min \(s % 60) s" }
+    return "\(s / 3600) h \(s % 3600 / 60) min"
+}

@@ -1,0 +1,60 @@
+import AlexNetData
+import Foundation
+
+/// Where the coordinator's images are: in memory, or in shards read ahead by worker threads.
+/// Either way it hands out `LabeledImages` and the positions in them to assemble.
+final class CoordinatorImages: @unchecked Sendable {
+    /// The in-memory splits (nil when streaming).
+    let memoryTrain: LabeledImages?
+    private let memoryTest: LabeledImages?
+    let trainReadAhead: ShardReadAhead?
+    private let testReadAhead: ShardReadAhead?
+    /// The side of the stored squares (or of the stored images, for `resize`).
+    let side: Int
+    /// The test batch taken last: the ten patches of a batch are assembled from one read.
+    private var lastTest: (range: Range<Int>, images: LabeledImages)?
+
+    /// Photos the training read-ahead holds at most: three batches, for one being assembled,
+    /// one decoded ahead and room for the shares of replicas.
+    static func window(maxBatch: Int) -> Int { max(3 * maxBatch, 256) }
+
+    init(_ data: TrainingImages, maxBatch: Int) {
+        switch data.storage {
+        case .memory(let set):
+            (memoryTrain, memoryTest, trainReadAhead, testReadAhead) = (set.train, set.test, nil, nil)
+            side = set.train.height
+        case .streamed(let shards, _, let testCount):
+            let threads = ProcessInfo.processInfo.activeProcessorCount
+            (memoryTrain, memoryTest) = (nil, nil)
+            trainReadAhead = maxBatch > 0 ? ShardReadAhead(split: shards.train, window: Self.window(maxBatch: maxBatch), threads: threads) : nil
+            let test = ShardReadAhead(split: shards.val, window: Self.window(maxBatch: maxBatch), threads: threads)
+            test.restart(order: Array(0..<testCount))
+            testReadAhead = test
+            side = shards.manifest.imageSize
+        }
+    }
+
+    /// Training images `indices` (the epoch's order at `range`): the images and the positions in them.
+    func training(_ range: Range<Int>, indices: ArraySlice<Int>) -> (LabeledImages, ArraySlice<Int>) {
+        if let memoryTrain { return (memoryTrain, indices) }
+        return (Self.orStop { try trainReadAhead!.take(range) }, Array(0..<range.count)[...])
+    }
+
+    /// Test images `range`, in file order.
+    func test(_ range: Range<Int>) -> (LabeledImages, ArraySlice<Int>) {
+        if let memoryTest { return (memoryTest, Array(range)[...]) }
+        if let lastTest, lastTest.range == range { return (lastTest.images, Array(0..<range.count)[...]) }
+        let images = Self.orStop { try testReadAhead!.take(range) }
+        lastTest = (range, images)
+        return (images, Array(0..<range.count)[...])
+    }
+
+    /// A shard damaged after it was opened (its index was checked then) cannot be trained
+    /// around: say which and stop the process, which under mpirun stops every rank.
+    static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
+        do { return try read() } catch {
+            fputs("error: \(error)\n", stderr)
+            exit(1)
+        }
+    }
+}
