@@ -1,5 +1,7 @@
 import Foundation
 
+import Foundation
+
 /// The per-layer table that `summary` prints, in the spirit of the d2l chapter's shape printout,
 /// computed from the plan alone (nothing is allocated).
 public struct ModelSummary {
@@ -59,21 +61,31 @@ public struct ModelSummary {
     public var flopsPerRank: Int { rows.reduce(0) { $0 + $1.flopsPerRank } }
 
     /// The printed table.
-    public var text: String {
+    public var text: String { text(memory: nil) }
+
+    /// The printed table; with `memory` (the same stages at a batch), each layer's activation and
+    /// workspace memory per rank as two more columns, and the rank's memory by kind below.
+    public func text(memory: MemoryEstimate?) -> String {
         let spec = plan.spec
         var lines = ["\(spec.name)/\(plan.model.rawValue): input \(spec.input), \(spec.classes) classes, \(plan.towers) tower(s)" +
                      (plan.towers > 1 ? ", one per rank" : "")]
-        let header = ["layer", "op", "reads", "output/rank", "output", "params/rank", "params", "MFLOP/rank", "MFLOP"]
+        var header = ["layer", "op", "reads", "output/rank", "output", "params/rank", "params", "MFLOP/rank", "MFLOP"]
+        if let memory { header += ["act MiB/rank (b=\(memory.batch))", "work MiB/rank"] }
         var table = [header]
         func m(_ flops: Int) -> String { flops == 0 ? "-" : String(format: "%.2f", Double(flops) / 1e6) }
         func p(_ count: Int) -> String { count == 0 ? "-" : "\(count)" }
-        for r in rows {
+        func mib(_ bytes: Double) -> String { bytes == 0 ? "-" : String(format: "%.1f", bytes / 1_048_576) }
+        for (i, r) in rows.enumerated() {
             let perRank = Set(r.outputsByRank.map(\.description)).count == 1 ? "\(r.outputPerRank)"
                 : r.outputsByRank.map(\.description).joined(separator: "+")
-            table.append([r.layer, r.op, r.reads, perRank, "\(r.outputTotal)", p(r.parametersPerRank),
-                          p(r.parametersTotal), m(r.flopsPerRank), m(r.flopsTotal)])
+            var row = [r.layer, r.op, r.reads, perRank, "\(r.outputTotal)", p(r.parametersPerRank),
+                       p(r.parametersTotal), m(r.flopsPerRank), m(r.flopsTotal)]
+            if let memory { row += [mib(memory.stages[i].activations), mib(memory.stages[i].workspace)] }
+            table.append(row)
         }
-        table.append(["total", "", "", "", "", "\(parametersPerRank)", "\(parametersTotal)", m(flopsPerRank), m(flopsTotal)])
+        var total = ["total", "", "", "", "", "\(parametersPerRank)", "\(parametersTotal)", m(flopsPerRank), m(flopsTotal)]
+        if let memory { total += [mib(memory.activations), mib(memory.workspace - memory.sharedScratch)] }
+        table.append(total)
         let widths = header.indices.map { c in table.map { $0[c].count }.max()! }
         for row in table {
             lines.append(row.enumerated().map { c, cell in
@@ -85,6 +97,14 @@ public struct ModelSummary {
             lines.append("The \(spec.classes) classes split \(last.towerOutputs.map(String.init).joined(separator: " + ")) over the towers (tower 0 the larger share); params/rank and MFLOP/rank are rank 0's.")
         }
         lines.append("FLOPs are forward multiply-adds x2 per image; a training step costs about 3x.")
+        if let memory { lines.append(memoryLine(memory)) }
         return lines.joined(separator: "\n")
+    }
+
+    /// One rank's memory at the estimate's batch, by kind.
+    func memoryLine(_ e: MemoryEstimate) -> String {
+        "memory per rank at batch \(e.batch): \(formatBytes(e.total)) = activations and their gradients \(formatBytes(e.activations))" +
+            " + workspaces \(formatBytes(e.workspace)) (im2col columns, LRN, pool and dropout buffers; \(formatBytes(e.sharedScratch)) of col2im scratch shared by the convolutions)" +
+            " + weights, gradients and momentum \(formatBytes(e.parameters)) + input batch \(formatBytes(e.input))"
     }
 }

@@ -221,20 +221,23 @@ extension BenchmarkReport {
 
     /// One JSON object with the same numbers.
     public var json: String {
-        let stageJSON = stages.map { "{\"layer\":\"\($0.layer)\",\"op\":\"\($0.op)\",\"forward_ms\":\($0.forward * 1e3),\"backward_ms\":\($0.backward * 1e3)}" }
-        let fields = [
-            "\"benchmark\":\"\(title)\"", "\"launch\":\"\(launch)\"", "\"openblas_core\":\"\(BLAS.coreName)\"", "\"batch_size\":\(batchSize)",
-            "\"images_per_second\":\(imagesPerSecond)", "\"gflops\":\(imagesPerSecond * flopsPerImage / 1e9)",
-            "\"step_ms\":[\(stepSeconds.map { "\($0 * 1e3)" }.joined(separator: ","))]",
-            "\"communication_ms\":\(communicationSeconds * 1e3)", "\"waiting_ms\":\(waitingSeconds * 1e3)",
-            "\"coordinator_ms\":\(coordinatorSeconds * 1e3)", "\"loader_images_per_second\":\(loaderImagesPerSecond.map { "\($0)" } ?? "null")",
-            "\"replicas\":\(replicas)", "\"traffic_bytes\":\(Self.json(traffic))", "\"predicted_traffic_bytes\":\(Self.json(predictedTraffic))",
-            "\"peak_memory_bytes\":[\(peakMemoryPerRank.map(String.init).joined(separator: ","))]",
-            "\"stages\":[\(stageJSON.joined(separator: ","))]",
-            "\"sgemm_limit_gflops\":\(sgemmLimit)", "\"direct_limit_images_per_second\":\(directLimitImagesPerSecond)",
-            "\"convolution_algorithms\":{\(convolutionPlan.layers.map { "\"\($0.layer)\":\"\($0.algorithms.text)\"" }.joined(separator: ","))}",
-        ]
-        return "{" + fields.joined(separator: ",") + "}"
+        struct Stage: Encodable { var layer: String, op: String, forwardMs: Double, backwardMs: Double }
+        struct Report: Encodable {
+            var benchmark: String, launch: String, openblasCore: String, batchSize: Int, imagesPerSecond: Double, gflops: Double
+            var stepMs: [Double], communicationMs: Double, waitingMs: Double, coordinatorMs: Double
+            var loaderImagesPerSecond: JSONText.Number, replicas: Int
+            var trafficBytes: CommunicationVolume, predictedTrafficBytes: CommunicationVolume, peakMemoryBytes: [Int], stages: [Stage]
+            var sgemmLimitGflops: Double, directLimitImagesPerSecond: Double, convolutionAlgorithms: [String: String]
+        }
+        return JSONText.encode(Report(
+            benchmark: title, launch: launch, openblasCore: BLAS.coreName, batchSize: batchSize, imagesPerSecond: imagesPerSecond,
+            gflops: imagesPerSecond * flopsPerImage / 1e9, stepMs: stepSeconds.map { $0 * 1e3 }, communicationMs: communicationSeconds * 1e3,
+            waitingMs: waitingSeconds * 1e3, coordinatorMs: coordinatorSeconds * 1e3,
+            loaderImagesPerSecond: JSONText.Number(loaderImagesPerSecond ?? .nan), replicas: replicas, trafficBytes: traffic,
+            predictedTrafficBytes: predictedTraffic, peakMemoryBytes: peakMemoryPerRank,
+            stages: stages.map { Stage(layer: $0.layer, op: $0.op, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
+            sgemmLimitGflops: sgemmLimit, directLimitImagesPerSecond: directLimitImagesPerSecond,
+            convolutionAlgorithms: Dictionary(convolutionPlan.layers.map { ($0.layer, $0.algorithms.text) }, uniquingKeysWith: { a, _ in a })))
     }
 }
 
@@ -251,10 +254,6 @@ extension BenchmarkReport {
     var trafficLine: String {
         trafficByKind.map { String(format: "%@ %.3f MiB (%.3f)", $0.kind, Double($0.measured) / 1048576, Double($0.predicted) / 1048576) }
             .joined(separator: ", ")
-    }
-
-    static func json(_ v: CommunicationVolume) -> String {
-        "{\"activation_all_gathers\":\(v.activationAllGathers),\"reduce_scatters\":\(v.reduceScatters),\"gradient_all_reduce\":\(v.gradientAllReduce),\"batch_hand_out\":\(v.batchHandOut),\"metrics\":\(v.metrics)}"
     }
 }
 

@@ -97,17 +97,28 @@ public struct ComparisonReport {
     }
 
     public var json: String {
-        func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+        typealias Number = JSONText.Number
+        struct Epoch: Encodable {
+            var epoch: Int, trainLoss: Number, trainAccuracy: Number, testLoss: Number, testTop1: Number, testTop5: Number
+            var seconds: Number, dataOrder: String
+        }
+        struct Run: Encodable {
+            var model: String, seed: UInt64, parameters: Int, forwardFlops: Int, seconds: Number, imagesPerSecond: Number
+            var launch: String, epochs: [Epoch]
+        }
+        struct Difference: Encodable { var splitMinus: String, top1: [Number], top5: [Number] }
+        struct Report: Encodable { var preset: String, epochs: Int, runs: [Run], differences: [Difference], unfinished: [String] }
         let runs = results.map { r in
-            let epochs = r.epochs.map {
-                "{\"epoch\":\($0.epoch),\"train_loss\":\(number($0.trainLoss)),\"train_accuracy\":\(number($0.trainAccuracy)),\"test_loss\":\(number($0.testLoss)),\"test_top1\":\(number($0.testTop1)),\"test_top5\":\(number($0.testTop5)),\"seconds\":\(number($0.seconds)),\"data_order\":\"\($0.dataOrder)\"}"
-            }
-            return "{\"model\":\"\(r.model.rawValue)\",\"seed\":\(r.seed),\"parameters\":\(r.parameters),\"forward_flops\":\(r.forwardFLOPs),\"seconds\":\(number(r.seconds)),\"images_per_second\":\(number(r.imagesPerSecond)),\"launch\":\"\(r.launch)\",\"epochs\":[\(epochs.joined(separator: ","))]}"
+            Run(model: r.model.rawValue, seed: r.seed, parameters: r.parameters, forwardFlops: r.forwardFLOPs, seconds: Number(r.seconds),
+                imagesPerSecond: Number(r.imagesPerSecond), launch: r.launch, epochs: r.epochs.map {
+                    Epoch(epoch: $0.epoch, trainLoss: Number($0.trainLoss), trainAccuracy: Number($0.trainAccuracy), testLoss: Number($0.testLoss),
+                          testTop1: Number($0.testTop1), testTop5: Number($0.testTop5), seconds: Number($0.seconds), dataOrder: "\($0.dataOrder)")
+                })
         }
         let differences = self.differences.map {
-            "{\"split_minus\":\"\($0.other.rawValue)\",\"top1\":[\($0.top1.map(number).joined(separator: ","))],\"top5\":[\($0.top5.map(number).joined(separator: ","))]}"
+            Difference(splitMinus: $0.other.rawValue, top1: $0.top1.map(Number.init), top5: $0.top5.map(Number.init))
         }
-        return "{\"preset\":\"\(preset)\",\"epochs\":\(epochs),\"runs\":[\(runs.joined(separator: ","))],\"differences\":[\(differences.joined(separator: ","))],\"unfinished\":[\(unfinished.map { "\"\($0)\"" }.joined(separator: ","))]}\n"
+        return JSONText.encode(Report(preset: preset, epochs: epochs, runs: runs, differences: differences, unfinished: unfinished)) + "\n"
     }
 
     /// Mean over seeds, per epoch, of `value`.

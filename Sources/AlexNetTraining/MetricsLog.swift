@@ -16,6 +16,9 @@ final class MetricsLog {
 
     deinit { fclose(handle) }
 
+    /// A JSON string, escaped by JSONEncoder.
+    static func quoted(_ text: String) -> String { JSONText.encode(text) }
+
     /// Appends one record. Values are numbers, strings or booleans.
     func record(_ fields: KeyValuePairs<String, Any>) {
         let body = fields.map { key, value -> String in
@@ -23,13 +26,15 @@ final class MetricsLog {
             switch value {
             case let v as Double: text = v.isFinite ? "\(v)" : "null"
             case let v as Float: text = v.isFinite ? "\(v)" : "null"
-            case let v as String: text = "\"\(v)\""
+            case let v as String: text = Self.quoted(v)
             default: text = "\(value)"
             }
-            return "\"\(key)\":\(text)"
+            return "\(Self.quoted(key)):\(text)"
         }
         let line = "{\(body.joined(separator: ","))}\n"
-        fputs(line, handle)
-        fflush(handle)
+        if fputs(line, handle) < 0 || fflush(handle) != 0 {
+            // A full disk, say: stop at the next step rather than train on without a record.
+            StopRequest.stop(because: "could not append to \(path): \(String(cString: strerror(errno))); training stopped")
+        }
     }
 }

@@ -42,7 +42,7 @@ func now() -> Double { monotonicSeconds() }
 /// `1h02m`, `3m05s` or `12.3s`.
 func formatDuration(_ seconds: Double) -> String {
     let s = Int(seconds.rounded())
-    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
-    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    if s >= 3600 { return String(format: "%ldh%02ldm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%ldm%02lds", s / 60, s % 60) }
     return String(format: "%.1fs", seconds)
 }

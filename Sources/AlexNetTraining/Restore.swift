@@ -112,6 +112,8 @@ public struct ResumeState: Sendable {
             o.data = settings
         }
         (o.seed, o.batchSize, o.momentum, o.weightDecay) = (m.seed, m.batchSize, m.momentum, m.weightDecay)
+        // The rate the schedule stands at, so that the "lr" a resumed run prints is the one it uses.
+        o.learningRate = m.learningRateSchedule.rate
         if !o.epochsGiven { o.epochs = m.epochs }
         o.runDirectory = Self.runDirectory(resuming: path)
         return o

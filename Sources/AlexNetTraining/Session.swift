@@ -56,6 +56,9 @@ public final class Session {
             return try ShardSession.load(directory: directory, trainLimit: trainLimit, testLimit: testLimit, settings: settings, preset: preset)
         }
         let preprocessing = settings.preprocessing(for: format)
+        if let asked = settings.imageSize, preprocessing == .resize {
+            throw DataError("--image-size \(asked) sets the stored squares of the paper's preprocessing, but this \(format.rawValue) data is resized whole (--preprocess resize): leave out --image-size, or add --preprocess paper")
+        }
         let side = preset.spec(classes: 1).input.height
         let size = settings.storedSize(input: side, preprocessing: preprocessing)
         guard size >= side else {

@@ -19,6 +19,9 @@ public enum SettingRules {
     public static func problem(in options: TrainingOptions) -> Problem? {
         let checks: [Problem?] = [
             atLeast(1, options.epochs, "--epochs", "epochs"),
+            // More epochs than anyone trains, and few enough that epochs x steps never overflows.
+            options.epochs <= 1_000_000 ? nil
+                : Problem(flag: "--epochs", manifestKey: "epochs", message: "must be at most 1000000 (got \(options.epochs))"),
             atLeast(1, options.batchSize, "--batch-size", "batchSize"),
             positive(options.learningRate, "--lr", "schedule.rate"),
             options.momentum.isFinite && options.momentum >= 0 && options.momentum < 1 ? nil

@@ -2,7 +2,8 @@ import Foundation
 
 /// Ctrl-C (SIGINT) and SIGTERM ask training to stop at the next step boundary instead of
 /// killing it mid-step. Rank 0 decides, and the decision travels with the next batch, so every
-/// rank stops after the same step. A second Ctrl-C ends the process at once.
+/// rank stops after the same step. A second Ctrl-C ends the process at once (exit 130), and the
+/// coordinator says which checkpoint is the last good one.
 ///
 /// The signal also arms an alarm: a rank whose peer has died never reaches that boundary (it
 /// waits in a collective that cannot finish), and mpirun's SIGTERM to it would otherwise be
@@ -20,10 +21,29 @@ public enum StopRequest {
     /// Every rank has agreed to stop: no longer a sign of a dead peer.
     static func reachedBoundary() { alarm(0) }
 
-    /// Installs the handlers; call once, from the command line.
-    public static func install() {
+    /// The line a second signal prints, made in advance: a signal handler may only write(2) it.
+    /// A replaced line is never freed (the handler may be reading it); there is one per checkpoint.
+    nonisolated(unsafe) private static var secondSignalLine: UnsafeMutablePointer<CChar>?
+
+    /// Sets the line a second Ctrl-C prints to name `checkpoint` (nil: none yet) of the run in `run`.
+    public static func noteLastCheckpoint(_ checkpoint: String?, run: String) {
+        let line = checkpoint.map {
+            "error: stopped at once by a second interrupt (the step or checkpoint under way is lost); the last good checkpoint is \($0): continue with `alexnet-split train --resume \(run)`\n"
+        } ?? "error: stopped at once by a second interrupt, before the first checkpoint of \(run): nothing of this run can be resumed\n"
+        secondSignalLine = strdup(line)
+    }
+
+    /// Installs the handlers; call once, from the command line. Only the process that `speaks`
+    /// (rank 0) prints the second signal's line.
+    public static func install(speaks: Bool = true) {
+        if speaks && secondSignalLine == nil {
+            secondSignalLine = strdup("error: stopped at once by a second interrupt, before training began; nothing was written\n")
+        }
         let handler: @convention(c) (Int32) -> Void = { signal in
-            if StopRequest.flag != 0 { _exit(128 + signal) }
+            if StopRequest.flag != 0 {
+                if let line = StopRequest.secondSignalLine { _ = write(2, line, strlen(line)) }
+                _exit(128 + signal)
+            }
             StopRequest.flag = 1
             alarm(StopRequest.boundaryTimeout)
         }
@@ -44,7 +64,20 @@ public enum StopRequest {
         sigprocmask(SIG_UNBLOCK, &signals, nil)
     }
 
+    /// Why the run must stop, when it is not the user's request: a file the run writes (its
+    /// metrics) could not be written. Set on the coordinator; the stop travels as a Ctrl-C's does.
+    nonisolated(unsafe) public private(set) static var failure: String?
+
+    /// Stops the run at the next step boundary because of `reason` (the first reason is kept).
+    public static func stop(because reason: String) {
+        if failure == nil { failure = reason }
+        flag = 1
+    }
+
     /// For tests.
     public static func request() { flag = 1 }
-    public static func clear() { flag = 0 }
+    public static func clear() {
+        flag = 0
+        failure = nil
+    }
 }

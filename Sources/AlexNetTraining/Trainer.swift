@@ -26,6 +26,11 @@ public enum Trainer {
     /// Rank 0's closing lines, and the exit code: 130 when stopped at the user's request.
     static func finish(_ result: RunResult, options: TrainingOptions, session: Session, directory: String) -> Int32 {
         let reporter = session.reporter
+        if let failure = StopRequest.failure {
+            reporter.fail(failure + (options.checkpoints
+                ? "; the last checkpoint is kept: make room, then alexnet-split train --resume \(directory)" : ""))
+            return 1
+        }
         if result.interrupted {
             reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
                 ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
@@ -37,7 +42,7 @@ public enum Trainer {
             if skipped.count > 20 { reporter.say("  ... and \(skipped.count - 20) more") }
         }
         if let final = result.final {
-            reporter.say(String(format: "test accuracy %.2f%% (\(Evaluation.topName(classes: session.classes)) %.2f%%) after %d steps in %@; metrics in %@/metrics.jsonl",
+            reporter.say(String(format: "test accuracy %.2f%% (\(Evaluation.topName(classes: session.classes)) %.2f%%) after %ld steps in %@; metrics in %@/metrics.jsonl",
                                 100 * final.testTop1, 100 * final.testTop5, result.steps, formatDuration(result.seconds), directory))
         }
         return 0
@@ -141,19 +146,21 @@ public enum Trainer {
         return "runs/\(options.preset.rawValue)-\(kind ?? options.model.rawValue)-\(formatter.string(from: Date()))"
     }
 
+    /// config.json: what the run was started with, written by JSONEncoder (a class name with a
+    /// quote or a newline stays valid JSON).
+    struct Config: Encodable {
+        var preset: String, model: String, epochs: Int, batchSize: Int, lr: Float, momentum: Float, weightDecay: Float
+        var seed: UInt64, data: String, trainImages: Int, testImages: Int, launch: String, classNames: [String]
+    }
+
     static func writeConfig(_ options: TrainingOptions, session: Session, launch: String, to directory: String) throws {
         guard access(directory, W_OK) == 0 else { throw TrainingError("run directory \(directory) is not writable; pass a writable --run-dir") }
-        let names = session.data?.classNames ?? []
-        let fields: [(String, String)] = [
-            ("preset", "\"\(options.preset.rawValue)\""), ("model", "\"\(options.model.rawValue)\""),
-            ("epochs", "\(options.epochs)"), ("batch_size", "\(options.batchSize)"), ("lr", "\(options.learningRate)"),
-            ("momentum", "\(options.momentum)"), ("weight_decay", "\(options.weightDecay)"), ("seed", "\(options.seed)"),
-            ("data", "\"\(options.dataDirectory)\""), ("train_images", "\(session.trainCount)"),
-            ("test_images", "\(session.testCount)"), ("launch", "\"\(launch)\""),
-            ("class_names", "[" + names.map { "\"\($0)\"" }.joined(separator: ",") + "]"),
-        ]
-        let json = "{\n" + fields.map { "  \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n}\n"
-        try AtomicFile.write(Data(json.utf8), to: (directory as NSString).appendingPathComponent("config.json"))
+        let config = Config(preset: options.preset.rawValue, model: options.model.rawValue, epochs: options.epochs,
+                            batchSize: options.batchSize, lr: options.learningRate, momentum: options.momentum,
+                            weightDecay: options.weightDecay, seed: options.seed, data: options.dataDirectory,
+                            trainImages: session.trainCount, testImages: session.testCount, launch: launch,
+                            classNames: session.data?.classNames ?? [])
+        try AtomicFile.write(Data((JSONText.encode(config) + "\n").utf8), to: (directory as NSString).appendingPathComponent("config.json"))
     }
 
     /// Runs every rank as a thread of this process: the simulation mode.

@@ -30,6 +30,8 @@ public struct TrainingOptions: Sendable {
     public var maxSteps: Int?
     /// Write each rank's final weights to `<prefix>-tower<t>.safetensors`.
     public var dumpWeightsPrefix: String?
+    /// Replace existing output files (`--force`); a run's own folder is always its own.
+    public var replaceOutputs = false
     /// OpenBLAS threads for a one-tower model that runs alone in its process.
     public var threadsForOneTower = 2
     /// How the learning rate changes between epochs (the paper's plateau rule by default).

@@ -67,6 +67,8 @@ final class TrainingRun {
         sgd = SGD(learningRate: schedule.rate, momentum: options.momentum, weightDecay: options.weightDecay)
         announce(launch: launch)
         if let resume { try restore(resume, comm: comm) }
+        // What a second Ctrl-C names: the checkpoint resumed from, until a new one is written.
+        if reporter.speaks { StopRequest.noteLastCheckpoint(resume?.path, run: runDirectory) }
     }
 
     /// This rank's part of the model, sized for its replica's share of the batch.
@@ -159,7 +161,7 @@ final class TrainingRun {
         trained.images += window.images
         let rate = Double(window.images) / max(elapsed, 1e-9)
         let eta = Double(totalSteps - result.steps) * (now() - clock.started) / Double(result.steps - clock.stepsAtStart)
-        reporter.say(String(format: "epoch %d/%d  step %4d/%d  loss %.4f  train acc %5.1f%%  %6.1f img/s  ETA %@",
+        reporter.say(String(format: "epoch %ld/%ld  step %4ld/%ld  loss %.4f  train acc %5.1f%%  %6.1f img/s  ETA %@",
                             e, options.epochs, s + 1, stepsPerEpoch, window.loss, 100 * window.accuracy, rate, formatDuration(eta)))
         metrics?.record(["kind": "step", "epoch": e, "step": result.steps, "loss": window.loss, "train_accuracy": window.accuracy,
                          "images_per_second": rate, "lr": Double(schedule.rate)])
@@ -182,7 +184,7 @@ final class TrainingRun {
                                  testTop1: test.top1, testTop5: test.top5, seconds: now() - clock.epochStart,
                                  dataOrder: coordinator?.orderChecksum ?? 0)
         result.epochs.append(record)
-        reporter.say(String(format: "epoch %d/%d done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% \(Trainer.Evaluation.topName(classes: plan.classes)) %.2f%% | %@",
+        reporter.say(String(format: "epoch %ld/%ld done in %@: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% \(Trainer.Evaluation.topName(classes: plan.classes)) %.2f%% | %@",
                             e, options.epochs, formatDuration(record.seconds), record.trainLoss, 100 * record.trainAccuracy,
                             test.loss, 100 * test.top1, 100 * test.top5, schedule.summary))
         metrics?.record(["kind": "epoch", "epoch": e, "step": result.steps, "train_loss": record.trainLoss,
@@ -206,7 +208,10 @@ final class TrainingRun {
                                 coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
                                 comm: replicas.layout.pair, reporter: reporter)
         }
-        if let path { reporter.say("checkpoint: \(path)") }
+        if let path {
+            reporter.say("checkpoint: \(path)")
+            if reporter.speaks { StopRequest.noteLastCheckpoint(path, run: runDirectory) }
+        }
     }
 
     private func manifest(epoch e: Int, stepInEpoch: Int) -> CheckpointManifest {
@@ -228,7 +233,8 @@ final class TrainingRun {
         result.imagesPerSecond = Double(trained.images) / max(trained.seconds, 1e-9)
         if let prefix = options.dumpWeightsPrefix, !result.interrupted, replicas.layout.replica == 0 {
             let tensors = network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
-            try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors")
+            try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors",
+                                 replacing: options.replaceOutputs)
         }
         return result
     }

@@ -14,19 +14,19 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Images per step.")
+    @Option(parsing: .unconditional, help: "Images per step.")
     var batchSize = 128
 
-    @Option(help: "Measured steps, after the warm-up.")
+    @Option(parsing: .unconditional, help: "Measured steps, after the warm-up.")
     var steps = 10
 
-    @Option(help: "Steps run before measuring.")
+    @Option(parsing: .unconditional, help: "Steps run before measuring.")
     var warmup = 2
 
-    @Option(help: "Classes of the synthetic data.")
+    @Option(parsing: .unconditional, help: "Classes of the synthetic data.")
     var classes = 10
 
-    @Option(help: "OpenBLAS threads when one process holds every tower.")
+    @Option(parsing: .unconditional, help: "OpenBLAS threads when one process holds every tower.")
     var threads = 2
 
     @Option(help: "Shards written by `alexnet-split prepare`: train on them, streamed as `train` streams them, and print the loader's own img/s.")
@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Run both towers as threads of this process.")
     var simulate = false
 
-    @Option(help: "Replicas of the split model with --simulate (2R threads); under mpirun it is the ranks / 2.")
+    @Option(parsing: .unconditional, help: "Replicas of the split model with --simulate (2R threads); under mpirun it is the ranks / 2.")
     var replicas = 1
 
     @Flag(help: "Run every tower in this process as grouped layers (no communication).")
@@ -55,12 +55,13 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be from 1 to 100000 (got \(steps))") }
+        guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be from 0 to 100000 (got \(warmup))") }
         guard (2...256).contains(classes) else { throw ValidationError("--classes must be in 2...256 for bench's synthetic byte labels (got \(classes))") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be from 1 to 256 (got \(threads))") }
         guard !(simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
+        try TrainingFlags.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate || oneProcess)
         guard replicas == 1 || modelOptions.model.towers > 1 else { throw ValidationError("--replicas applies to the split model") }
         guard batchSize % replicas == 0 else {
             throw ValidationError("--batch-size \(batchSize) does not split evenly over \(replicas) replicas: use a multiple of \(replicas)")
@@ -83,6 +84,13 @@ struct Bench: ParsableCommand {
         options.convolutionAlgorithm = convolutionAlgorithm
         let report: BenchmarkReport?
         do {
+            if !MPICommunicator.launchedByMPI || simulate || oneProcess {
+                // Every rank in this process: synthetic data of one batch, no checkpoints.
+                var job = MemoryJob(preset: modelOptions.preset, model: modelOptions.model, batchSize: batchSize,
+                                    ranksHere: modelOptions.model.towers * (oneProcess ? 1 : replicas))
+                (job.classes, job.replicas, job.prefetch, job.writesWeights) = (classes, replicas, false, false)
+                try Preflight.admit(job)
+            }
             if oneProcess {
                 report = try Benchmark.run(options, communicator: SingleProcessCommunicator(),
                                            launch: "one process holding every tower, \(threads) BLAS thread(s)")
@@ -98,8 +106,10 @@ struct Bench: ParsableCommand {
                 report = try Benchmark.run(options, communicator: communicator, launch: size > 2 && size % 2 == 0
                     ? "\(size) MPI ranks: \(size / 2) replicas of the 2 towers, one tower per rank" : "\(size) MPI ranks, one tower each")
             }
+        } catch let failure as RuntimeFailure {
+            throw failure
         } catch {
-            throw ValidationError("\(error)")
+            throw RuntimeFailure("\(error)", exitCode: (error as? TrainingError)?.exitCode ?? (error is PlanError ? 2 : 1))
         }
         if let report { print(json ? report.json : report.text) }
     }

@@ -14,7 +14,7 @@ struct Compare: ParsableCommand {
 
     @OptionGroup var flags: TrainingFlags
 
-    @Option(help: "Number of seeds (seed, seed+1, ...); with more than one, accuracies are mean ± standard deviation.")
+    @Option(parsing: .unconditional, help: "Number of seeds (seed, seed+1, ...); with more than one, accuracies are mean ± standard deviation.")
     var seeds = 1
 
     func validate() throws {
@@ -31,6 +31,16 @@ struct Compare: ParsableCommand {
         var options = Comparison.Options()
         options.training = flags.options
         options.seeds = seeds
-        try flags.launch(towers: 2) { Comparison.run(options, communicator: $0, launch: $1) }
+        let training = options.training
+        let preflight = Preflight(coordinator: {
+            let folder = training.runDirectory ?? Trainer.defaultRunDirectory(training, kind: "compare")
+            try RunFolder.claim(folder, resuming: false)
+            return folder
+        }, memory: flags.memoryJob(training))
+        try flags.launch(towers: 2, preflight: preflight) { communicator, how, folder in
+            var options = options
+            options.training.runDirectory = folder ?? options.training.runDirectory
+            return Comparison.run(options, communicator: communicator, launch: how)
+        }
     }
 }

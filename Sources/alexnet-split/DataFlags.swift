@@ -11,7 +11,7 @@ struct DataFlags: ParsableArguments {
     @Option(help: "idx, cifar10, cifar100, folder or shards (from `prepare`; default: detected from what --data holds).")
     var format: DataFormat?
 
-    @Option(help: "For a single folder of class folders: the share of each class held out for testing, seeded.")
+    @Option(parsing: .unconditional, help: "For a single folder of class folders: the share of each class held out for testing, seeded.")
     var valFraction: Double?
 
     @Flag(help: "Leave out image files that cannot be read, and list them at the end, instead of stopping.")
@@ -23,7 +23,7 @@ struct DataFlags: ParsableArguments {
     @Option(help: "With --preprocess paper: subtract the mean image (pixel), one mean per channel (channel), or nothing (none).")
     var mean: MeanKind = .pixel
 
-    @Option(help: "With --preprocess paper: S, the side photos are scaled to (shorter side) and centre-cropped to (default: the input times 256/227, as the paper's 256 for 227).")
+    @Option(parsing: .unconditional, help: "With --preprocess paper: S, the side photos are scaled to (shorter side) and centre-cropped to (default: the input times 256/227, as the paper's 256 for 227).")
     var imageSize: Int?
 
     @Flag(help: "Train on the centre crop instead of random crops.")
@@ -32,7 +32,7 @@ struct DataFlags: ParsableArguments {
     @Flag(help: "Do not mirror training images.")
     var noMirror = false
 
-    @Option(help: "Standard deviation of the PCA colour noise's alphas (the paper's 0.1; 0 turns it off).")
+    @Option(parsing: .unconditional, help: "Standard deviation of the PCA colour noise's alphas (the paper's 0.1; 0 turns it off).")
     var colourNoise: Float = 0.1
 
     @Flag(help: "Test on the paper's ten patches (4 corners and the centre, each mirrored), softmax averaged.")

@@ -17,10 +17,10 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Test on the paper's ten patches of each image, softmax averaged (needs the paper's preprocessing).")
     var tenCrop = false
 
-    @Option(help: "Use only the first N test images.")
+    @Option(parsing: .unconditional, help: "Use only the first N test images.")
     var testLimit: Int?
 
-    @Option(help: "Images per forward pass.")
+    @Option(parsing: .unconditional, help: "Images per forward pass.")
     var batchSize = 128
 
     func validate() throws {
@@ -37,6 +37,8 @@ struct Evaluate: ParsableCommand {
         options.batchSize = batchSize
         options.convolutionAlgorithm = convolutionFlags.request
         let checkpoint = source.checkpoint
-        try source.launch { CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1) }
+        try source.launch(batch: min(batchSize, testLimit ?? batchSize), data: data) {
+            CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1)
+        }
     }
 }

@@ -17,19 +17,23 @@ struct ExportCommand: ParsableCommand {
     @Flag(help: "Print the PyTorch code that loads the file.")
     var printPytorch = false
 
+    @Flag(help: "Replace --out if it exists.")
+    var force = false
+
     func run() throws {
         do {
+            try AtomicFile.checkWritable(out, replacing: force)
             let path = try Checkpoint.resolve(checkpoint).path
             let model = try Export.model(checkpoint: path)
             let metadata = ["preset": model.manifest.preset, "model": model.manifest.model, "classes": "\(model.manifest.classes)",
                             "epoch": "\(model.manifest.epoch)", "step": "\(model.manifest.step)", "layout": "torch.nn.Sequential",
                             "input": "\(model.plan.spec.input)", "pixel_mean": "\(model.manifest.pixelMean ?? .nan)",
                             "pixel_std": "\(model.manifest.pixelStd ?? .nan)"]
-            try AtomicFile.write(SafeTensors.encode(model.tensors, metadata: metadata), to: out)
+            try AtomicFile.write(SafeTensors.encode(model.tensors, metadata: metadata), to: out, replacing: force)
             print("wrote \(out): \(model.tensors.count) tensors of \(model.manifest.preset)/\(model.manifest.model) from \(path)")
             if printPytorch { print(Export.pytorchCode(model, file: out)) }
         } catch let error as TrainingError {
-            throw ValidationError(error.description)
+            throw RuntimeFailure(error.description, exitCode: error.exitCode)
         }
     }
 }

@@ -14,9 +14,15 @@ enum Main {
         } catch {
             let code = AlexNetSplit.exitCode(for: error)
             guard MPICommunicator.launcherRank == 0 else { exit(code.rawValue) }
-            // Help and our own exit codes go through ArgumentParser; a bad option is one line.
+            // Help and our own exit codes go through ArgumentParser; a bad option is one line,
+            // and only a usage error (exit 64) points at --help.
             if code == .success || error is ExitCode { AlexNetSplit.exit(withError: error) }
-            fputs("error: \(AlexNetSplit.message(for: error)) (see `alexnet-split --help`)\n", stderr)
+            if let failure = error as? RuntimeFailure {
+                fputs("error: \(failure.description)\n", stderr)
+                exit(failure.exitCode)
+            }
+            let hint = code == .validationFailure ? " (see `alexnet-split --help`)" : ""
+            fputs("error: \(AlexNetSplit.message(for: error))\(hint)\n", stderr)
             exit(code.rawValue)
         }
     }
@@ -31,4 +37,16 @@ struct AlexNetSplit: ParsableCommand {
         to run both towers in one process with bit-identical numbers.
         """,
         subcommands: [Train.self, PrepareCommand.self, Compare.self, Evaluate.self, Predict.self, ExportCommand.self, Summary.self, Bench.self])
+}
+
+/// A failure while running, not a usage error: one line, no pointer to --help, and exit code 1
+/// (or the documented code it carries; docs/reliability.md lists them).
+struct RuntimeFailure: Error, CustomStringConvertible {
+    let description: String
+    let exitCode: Int32
+
+    init(_ description: String, exitCode: Int32 = 1) {
+        self.description = description
+        self.exitCode = exitCode
+    }
 }

@@ -36,10 +36,24 @@ struct CheckpointOptions: ParsableArguments {
     @Flag(help: "Run both towers as threads of this process.")
     var simulate = false
 
-    /// Launches `body` on every rank, as `train` would.
-    func launch(_ body: @escaping (Communicator, String) -> Int32) throws {
+    /// Launches `body` on every rank, as `train` would, once the checkpoint's model at `batch`
+    /// images per pass is known to fit in memory (when this host can read the checkpoint).
+    func launch(batch: Int? = nil, data: String? = nil, _ body: @escaping (Communicator, String) -> Int32) throws {
         var flags = try TrainingFlags.parse([])
         flags.simulate = simulate
-        try flags.launch(towers: 2, body)
+        let memory = batch.flatMap { memoryJob(batch: $0, data: data) }
+        try flags.launch(towers: 2, preflight: Preflight(coordinator: { nil }, memory: memory)) { communicator, how, _ in body(communicator, how) }
+    }
+
+    /// The checkpoint's model, forward passes of `batch` images, the test data in memory.
+    func memoryJob(batch: Int, data: String?) -> MemoryJob? {
+        guard let manifest = try? Checkpoint.resolve(checkpoint).manifest, let preset = Preset(rawValue: manifest.preset),
+              let model = ModelKind(rawValue: manifest.model) else { return nil }
+        var job = MemoryJob(preset: preset, model: model, batchSize: batch, ranksHere: 1)
+        (job.classes, job.prefetch, job.writesWeights) = (manifest.classes, false, false)
+        if let directory = data ?? manifest.dataDirectory {
+            job.dataBytes = DataFootprint.estimate(directory: directory, settings: manifest.dataSettings ?? DataSettings(), preset: preset)
+        }
+        return job
     }
 }

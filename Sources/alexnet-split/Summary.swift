@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetTraining
 import ArgumentParser
 import Foundation
 
@@ -8,18 +9,21 @@ struct Summary: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Number of classes (10 for Fashion-MNIST, 1000 for ImageNet).")
+    @Option(parsing: .unconditional, help: "Number of classes (10 for Fashion-MNIST, 1000 for ImageNet).")
     var classes = 10
 
     @Flag(help: "Print instead the predicted bytes between ranks per training step, by kind, for 2, 4 and 8 ranks (1, 2 and 4 replicas of the split model).")
     var traffic = false
 
-    @Option(help: "Global batch for --traffic.")
-    var batchSize = 128
+    @Option(parsing: .unconditional, help: "Images per step: adds each layer's activation and workspace memory per rank at this batch, and the job's total (with --traffic: the global batch).")
+    var batchSize: Int?
 
     func validate() throws {
-        guard classes >= 2 else { throw ValidationError("--classes must be at least 2 (got \(classes))") }
-        guard batchSize >= 4 && batchSize % 4 == 0 else { throw ValidationError("--batch-size for --traffic must be a multiple of 4 (got \(batchSize))") }
+        guard (2...100_000).contains(classes) else { throw ValidationError("--classes must be from 2 to 100000 (got \(classes))") }
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        if traffic, let batchSize, batchSize % 4 != 0 {
+            throw ValidationError("--batch-size for --traffic must be a multiple of 4 (got \(batchSize))")
+        }
     }
 
     func run() throws {
@@ -31,10 +35,28 @@ struct Summary: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        guard traffic else { return print(summary.text) }
+        guard traffic else {
+            let memory = try batchSize.map { MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: plan.spec.input, batch: $0) }
+            print(summary.text(memory: memory))
+            if let batchSize { print(try Self.jobMemory(plan: plan, batch: batchSize)) }
+            return
+        }
         guard plan.towers > 1 else { throw ValidationError("--traffic is for the split model") }
-        print(try Self.trafficTable(plan: plan, batch: batchSize))
+        print(try Self.trafficTable(plan: plan, batch: batchSize ?? 128))
     }
+
+    /// What `train --simulate` at this batch would need, as memory admission counts it, against this machine.
+    static func jobMemory(plan: NetworkPlan, batch: Int) throws -> String {
+        var job = MemoryJob(preset: preset(named: plan.spec.name), model: plan.model, batchSize: batch, ranksHere: plan.towers)
+        job.classes = plan.classes
+        job.dataBytes = 0
+        let need = try MemoryAdmission.need(job, batch: batch)
+        let limit = MemoryLimit.current()
+        let fits = need.total <= limit.bytes ? "fits" : "does not fit; the largest batch that fits is \(try MemoryAdmission.largestBatch(job, fitting: limit.bytes).map(String.init) ?? "none")"
+        return "train --simulate at batch \(batch) needs about \(formatBytes(need.total)) in one process before the data (\(plan.towers) rank(s), checkpoint copies and runtime included); \(formatBytes(limit.bytes)) is available (\(limit.source)): it \(fits)"
+    }
+
+    static func preset(named name: String) -> Preset { Preset(rawValue: name) ?? .small }
 
     /// The markdown table of `CommunicationVolume.predicted` for 1, 2 and 4 replicas, in MiB.
     static func trafficTable(plan: NetworkPlan, batch: Int) throws -> String {

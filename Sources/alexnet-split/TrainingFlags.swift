@@ -13,37 +13,37 @@ struct TrainingFlags: ParsableArguments {
 
     @OptionGroup var convolutionFlags: ConvolutionFlags
 
-    @Option(help: "Passes over the training set (default 3; when resuming, the checkpoint's).")
+    @Option(parsing: .unconditional, help: "Passes over the training set (default 3; when resuming, the checkpoint's).")
     var epochs: Int?
 
     @Option(help: "Learning-rate schedule: plateau (the paper's: divide by 10 when the test error stops improving), step or constant.")
     var lrSchedule: ScheduleKind = .plateau
 
-    @Option(help: "Epochs without improvement before plateau divides the rate.")
+    @Option(parsing: .unconditional, help: "Epochs without improvement before plateau divides the rate.")
     var lrPatience = 2
 
-    @Option(help: "Epochs between divisions for the step schedule.")
+    @Option(parsing: .unconditional, help: "Epochs between divisions for the step schedule.")
     var lrStepEpochs = 10
 
-    @Option(help: "The factor the rate is multiplied by (plateau and step).")
+    @Option(parsing: .unconditional, help: "The factor the rate is multiplied by (plateau and step).")
     var lrFactor: Float = 0.1
 
-    @Option(help: "The rate never goes below this.")
+    @Option(parsing: .unconditional, help: "The rate never goes below this.")
     var lrMin: Float = 1e-5
 
-    @Option(help: "Images per step (the paper's 128).")
+    @Option(parsing: .unconditional, help: "Images per step (the paper's 128).")
     var batchSize = 128
 
-    @Option(help: "Learning rate of SGD with momentum.")
+    @Option(parsing: .unconditional, help: "Learning rate of SGD with momentum.")
     var lr: Float = 0.01
 
-    @Option(help: "SGD momentum.")
+    @Option(parsing: .unconditional, help: "SGD momentum.")
     var momentum: Float = 0.9
 
-    @Option(help: "Weight decay.")
+    @Option(parsing: .unconditional, help: "Weight decay.")
     var weightDecay: Float = 0.0005
 
-    @Option(help: "Seed for weights, data order and dropout.")
+    @Option(parsing: .unconditional, help: "Seed for weights, data order and dropout (0 to 2^64-1).", transform: Self.parseSeed)
     var seed: UInt64 = 1
 
     @Option(help: "The data: a folder of IDX files (gzip or raw), of CIFAR-10/100 binary batches, or of class folders of JPEG/PNG photos (train/<class>/*, val/<class>/*). Default \(FashionMNIST.defaultDirectory); when resuming, the checkpoint's.")
@@ -55,31 +55,32 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Override the preset's initialisation: paper (N(0, 0.01), biases of 1) or xavier.")
     var initialization: Initialization?
 
-    @Option(help: "Print a progress line every N steps.")
+    @Option(parsing: .unconditional, help: "Print a progress line every N steps.")
     var logEvery = 50
 
-    @Option(help: "Use only the first N training images.")
+    @Option(parsing: .unconditional, help: "Use only the first N training images.")
     var trainLimit: Int?
 
-    @Option(help: "Use only the first N test images.")
+    @Option(parsing: .unconditional, help: "Use only the first N test images.")
     var testLimit: Int?
 
     @Flag(help: "Run both towers as threads of this process instead of one per MPI rank.")
     var simulate = false
 
-    @Option(help: "Under mpirun, end the job with an error when one MPI collective has waited this many seconds (a host or the network between the ranks gone); 0 waits forever.")
+    @Option(parsing: .unconditional, help: "Under mpirun, end the job with an error when one MPI collective has waited this many seconds (a host or the network between the ranks gone); 0 waits forever.")
     var collectiveTimeout = MPICommunicator.defaultCollectiveTimeout
 
-    @Option(help: "Replicas of the split model, each given its share of every batch (with --simulate: 2R threads; under mpirun it is the ranks / 2).")
+    @Option(parsing: .unconditional, help: "Replicas of the split model, each given its share of every batch (with --simulate: 2R threads; under mpirun it is the ranks / 2).")
     var replicas: Int?
 
     func validate() throws {
         // The ranges are shared with the checkpoint manifest's reader (SettingRules).
         if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
-        guard collectiveTimeout.isFinite, collectiveTimeout >= 0 else {
-            throw ValidationError("--collective-timeout must be a number of seconds, or 0 for no limit (got \(collectiveTimeout))")
+        guard collectiveTimeout.isFinite, (0...Self.maxCollectiveTimeout).contains(collectiveTimeout) else {
+            throw ValidationError("--collective-timeout must be a number of seconds up to \(Int(Self.maxCollectiveTimeout)), or 0 for no limit (got \(collectiveTimeout))")
         }
         if let replicas {
+            try Self.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate)
             guard replicas == 1 || modelOptions.model.towers > 1 else {
                 throw ValidationError("--replicas applies to the split model; the \(modelOptions.model.rawValue) model runs on one rank")
             }
@@ -88,6 +89,24 @@ struct TrainingFlags: ParsableArguments {
                 throw ValidationError("--batch-size \(batchSize) does not split evenly over \(replicas) replicas: use a multiple of \(replicas), such as \(lower > 0 ? "\(lower) or " : "")\(lower + replicas)")
             }
         }
+    }
+
+    /// A week: longer than any collective should take, and short enough for the watchdog's nanoseconds.
+    static let maxCollectiveTimeout = 604_800.0
+    /// Simulated replicas run 2R threads of one process (InProcessGroup gives each 64 MiB of stack).
+    static let maxSimulatedReplicas = 32
+
+    /// Simulated replicas are threads of this process: at most `maxSimulatedReplicas` of them.
+    static func checkThreads(replicas: Int, inThisProcess: Bool) throws {
+        guard replicas <= maxSimulatedReplicas || !inThisProcess else {
+            throw ValidationError("--replicas \(replicas) would run \(2 * replicas) threads in this process; simulate at most \(maxSimulatedReplicas) replicas, or run more as MPI ranks (mpirun -np \(2 * replicas))")
+        }
+    }
+
+    /// `--seed`: negative numbers reach this, so they get a sentence instead of a parser message.
+    static func parseSeed(_ text: String) throws -> UInt64 {
+        guard let seed = UInt64(text) else { throw ValidationError("--seed must be a whole number from 0 to 2^64-1 (got \(text))") }
+        return seed
     }
 
     var options: TrainingOptions {
@@ -123,22 +142,47 @@ struct TrainingFlags: ParsableArguments {
     /// --simulate) `towers` threads of this process, times `--replicas`. Throws the exit code if it is not 0.
     /// `runDirectory`, when known, is named in the error of a collective that times out.
     func launch(towers: Int, runDirectory: String? = nil, _ body: @escaping (Communicator, String) -> Int32) throws {
-        StopRequest.install()
+        try launch(towers: towers, runDirectory: runDirectory, preflight: nil) { communicator, how, _ in body(communicator, how) }
+    }
+
+    /// As above, after `preflight`'s checks (before any rank allocates); `body` also gets the run
+    /// folder the preflight settled on (the same on every rank).
+    func launch(towers: Int, runDirectory: String? = nil, preflight: Preflight?,
+                _ body: @escaping (Communicator, String, String?) -> Int32) throws {
+        StopRequest.install(speaks: MPICommunicator.launcherRank == 0)
         let code: Int32
         if simulate || !MPICommunicator.launchedByMPI {
             if !simulate {
                 print("note: not started by mpirun, so both towers run as threads of this process (as with --simulate); for one tower per process, run `mpirun -np 2 alexnet-split ...`")
             }
-            code = Trainer.simulate(towers: towers, replicas: replicas ?? 1, body)
+            let folder = try preflight?.runHere(ranks: towers * (replicas ?? 1))
+            code = Trainer.simulate(towers: towers, replicas: replicas ?? 1) { body($0, $1, folder) }
+            if code == 0 { preflight?.reportPeak(ranks: towers * (replicas ?? 1)) }
         } else {
             let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout)
-            communicator.setRunDirectory(runDirectory ?? self.runDir)
+            defer { communicator.finalize() }
+            let (failed, folder) = preflight?.runAcrossRanks(communicator) ?? (0, nil)
+            if failed != 0 { throw ExitCode(failed) }
+            communicator.setRunDirectory(folder ?? runDirectory ?? self.runDir)
             let size = communicator.size
             code = body(communicator, towers > 1 && size > towers && size % towers == 0
                 ? "\(size) MPI ranks: \(size / towers) replicas of the \(towers) towers, one tower per rank"
-                : "\(size) MPI ranks, one tower each")
-            communicator.finalize()
+                : "\(size) MPI ranks, one tower each", folder)
+            if code == 0 && communicator.rank == 0 { preflight?.reportPeak(ranks: 1) }
         }
         if code != 0 { throw ExitCode(code) }
+    }
+
+    /// The job as memory admission sees it, with the batch and data these options ask for.
+    func memoryJob(_ options: TrainingOptions) -> MemoryJob {
+        var job = MemoryJob(preset: options.preset, model: options.model, batchSize: options.batchSize, ranksHere: 1)
+        job.replicas = options.replicas ?? 1
+        // Each step holds at most the training images there are (a --train-limit caps them).
+        if let limit = options.trainLimit { job.batchSize = min(job.batchSize, max(limit, job.replicas)) }
+        job.classes = DataFootprint.classes(directory: options.dataDirectory, settings: options.data)
+        job.dataBytes = DataFootprint.estimate(directory: options.dataDirectory, settings: options.data, preset: options.preset)
+        job.prefetch = options.data.prefetch
+        job.writesWeights = options.checkpoints || options.dumpWeightsPrefix != nil
+        return job
     }
 }

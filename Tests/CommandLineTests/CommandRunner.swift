@@ -41,13 +41,15 @@ enum CommandRunner {
     /// Runs a command; when `interrupt` is given, sends it `signal` once its output so far
     /// satisfies the condition (once).
     static func run(_ launch: String, _ arguments: [String], timeout: TimeInterval = 120,
-                    interrupt: (signal: Int32, when: (String) -> Bool)? = nil) throws -> CommandResult {
+                    interrupt: (signal: Int32, when: (String) -> Bool)? = nil, environment extra: [String: String] = [:],
+                    signalCount: Int = 1) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: launch)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["ALEXNET_SPLIT_TESTING"] = "1"
         environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment.merge(extra) { $1 }
         process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -62,7 +64,13 @@ enum CommandRunner {
         while process.isRunning && Date() < deadline {
             if let interrupt, !interrupted, interrupt.when(outData.string) {
                 // Signal 0: the condition sent its own signals.
-                if interrupt.signal != 0 { kill(process.processIdentifier, interrupt.signal) }
+                if interrupt.signal != 0 {
+                    // Apart by 20 ms: two signals pending at once would merge into one.
+                    for k in 0..<signalCount {
+                        if k > 0 { usleep(20_000) }
+                        kill(process.processIdentifier, interrupt.signal)
+                    }
+                }
                 interrupted = true
             }
             usleep(20_000)
@@ -82,8 +90,9 @@ enum CommandRunner {
     }
 
     static func alexnet(_ arguments: [String], timeout: TimeInterval = 120,
-                        interrupt: (signal: Int32, when: (String) -> Bool)? = nil) throws -> CommandResult {
-        try run(executable, arguments, timeout: timeout, interrupt: interrupt)
+                        interrupt: (signal: Int32, when: (String) -> Bool)? = nil, environment: [String: String] = [:],
+                        signalCount: Int = 1) throws -> CommandResult {
+        try run(executable, arguments, timeout: timeout, interrupt: interrupt, environment: environment, signalCount: signalCount)
     }
 
     static func mpi(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120,

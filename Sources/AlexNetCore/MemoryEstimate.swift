@@ -1,0 +1,91 @@
+import Foundation
+
+/// The memory one rank of a network holds for a batch of `batch` images, computed from the plan
+/// alone, stage by stage, as the layers allocate it (Network.swift and the layer files): every
+/// buffer is sized once for the largest batch, so this is also the rank's steady state.
+///
+/// Bytes are Doubles so that an absurd batch (10^8 images of the paper preset) gives an absurd
+/// number instead of an overflow trap; the counts themselves are exact below 2^53.
+/// `summary --batch-size` prints it, and memory admission (before anything is allocated)
+/// compares it with what the machine can give: one source for both.
+public struct MemoryEstimate: Sendable {
+    /// One stage's memory on this rank.
+    public struct StageMemory: Sendable {
+        public var layer: String
+        public var op: String
+        /// The stage's output and the gradient of it, `[output, batch]` each.
+        public var activations: Double
+        /// What the stage keeps for its backward pass or works in: im2col columns, LRN's
+        /// denominators and tile, max-pool's argmax, dropout's mask.
+        public var workspace: Double
+    }
+
+    public let batch: Int
+    public let stages: [StageMemory]
+    /// Weights, their gradients and SGD momentum: three floats per parameter.
+    public let parameters: Double
+    /// The network's input batch and labels.
+    public let input: Double
+    /// The input-gradient columns every convolution shares, a chunk of images at a time.
+    public let sharedScratch: Double
+
+    static let floatBytes = 4.0
+
+    /// `stages` are the plan's stages for the communicator the rank is in (`plan.stages(ranks:)`).
+    public init(stages plans: [StagePlan], input: Shape, batch: Int) {
+        self.batch = batch
+        let n = Double(batch), f = Self.floatBytes
+        var rows: [StageMemory] = []
+        var scratch = 0.0
+        for stage in plans {
+            let outputFloats = Double(stage.output.size) * n
+            let (workspace, scratchNeed) = Self.workspace(stage, batch: batch)
+            scratch = max(scratch, scratchNeed)
+            rows.append(StageMemory(layer: stage.layer, op: stage.op.displayName, activations: 2 * outputFloats * f, workspace: workspace * f))
+        }
+        stages = rows
+        parameters = 3 * Double(plans.reduce(0) { $0 + $1.parameterCount }) * f
+        self.input = Double(input.size) * n * f + n * 4
+        sharedScratch = scratch * f
+    }
+
+    /// Floats a stage keeps beyond its output and gradient, and floats of shared scratch it needs.
+    static func workspace(_ stage: StagePlan, batch: Int) -> (own: Double, scratch: Double) {
+        let n = Double(batch)
+        switch stage.op {
+        case let .convolution(kernel, _, _, groups):
+            // Convolution.swift: columns of every group for the whole batch; the input
+            // gradient's columns a chunk of about 4 Mi floats (at least one image) at a time.
+            let rows = stage.input.channels / groups * kernel * kernel
+            let plane = stage.output.planeSize
+            let chunk = max(1, min(batch, (4 << 20) / max(rows * plane, 1)))
+            return (Double(groups * rows * plane) * n, Double(rows * chunk * plane))
+        case .lrn:
+            // Normalization.swift: the denominators for backward, and a 256-position tile.
+            return (Double(stage.output.size) * n + Double(stage.output.channels * 256), 0)
+        case .maxPool, .dropout:
+            // The argmax (Int32) or the mask (Float): one per output element.
+            return (Double(stage.output.size) * n, 0)
+        default:
+            return (0, 0)
+        }
+    }
+
+    public var activations: Double { stages.reduce(0) { $0 + $1.activations } }
+    public var workspace: Double { stages.reduce(0) { $0 + $1.workspace } + sharedScratch }
+    /// Everything the network of one rank holds.
+    public var total: Double { parameters + input + activations + workspace }
+}
+
+/// Sizes in words: `512 B`, `3.4 MiB`, `1.21 GiB`, `2.0 TiB`; past 1024 EiB, `2.3e+25 B`.
+public func formatBytes(_ bytes: Double) -> String {
+    if bytes >= 0x1p70 { return String(format: "%.1e B", bytes) }
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    var value = bytes, unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    if unit == 0 { return "\(Int(value)) B" }
+    return String(format: value < 10 ? "%.2f %@" : value < 100 ? "%.1f %@" : "%.0f %@", value, units[unit])
+}
