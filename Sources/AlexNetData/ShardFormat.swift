@@ -135,17 +135,6 @@ enum ShardFiles {
 
     /// Writes `bytes` to a temporary name beside `path`, fsyncs, and renames it into place.
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        guard let handle = fopen(temporary, "wb") else {
-            throw DataError("cannot write \(temporary): \(String(cString: strerror(errno))); check that the folder is writable and has space")
-        }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, handle) }
-        let flushed = fflush(handle) == 0 && fsync(fileno(handle)) == 0
-        let failure = String(cString: strerror(errno))
-        fclose(handle)
-        guard written == bytes.count, flushed, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw DataError("could not write \(path): \(failure); check the free space")
-        }
+        try AtomicFile.write(Data(bytes), to: path)
     }
 }

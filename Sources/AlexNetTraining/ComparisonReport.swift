@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// The side-by-side table of `compare`, its differences, and its files.

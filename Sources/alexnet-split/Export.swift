@@ -1,5 +1,6 @@
 import AlexNetTraining
 import ArgumentParser
+import AlexNetData
 import Foundation
 
 struct ExportCommand: ParsableCommand {

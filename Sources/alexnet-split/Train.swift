@@ -1,4 +1,5 @@
 import AlexNetTraining
+import AlexNetData
 import Foundation
 import ArgumentParser
 

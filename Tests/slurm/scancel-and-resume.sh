@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The recipe of docs/hosts.md under Slurm, three jobs of scripts/slurm/train.sbatch on one run
 # directory; run it inside a cluster (one-node.sh run -- scancel-and-resume.sh BINARY FOLDER):
-#   1. mpirun launches the ranks; once training is under way, `scancel JOBID`.
+#   1. mpirun launches the ranks; once a checkpoint after step 19 exists, `scancel JOBID`.
 #   2. The same submission again: it resumes. srun --mpi=pmix launches the ranks (mpirun if
-#      this Slurm lacks PMIx); once under way, `scancel --batch --signal=TERM JOBID`: the
+#      this Slurm lacks PMIx); once it has written a checkpoint, `scancel --batch --signal=TERM JOBID`: the
 #      signal that --signal=B:TERM@120 sends before the time limit.
 #   3. The same submission again, with mpirun, to the end (sbatch --wait).
 # Each job's output is FOLDER/job<n>.out, and after each job the script prints
@@ -55,21 +55,40 @@ wait_for_end() {
 
 checkpoints() { echo "after job $1: $(ls "$RUN_DIR/checkpoints" 2>/dev/null | tr '\n' ' ')"; }
 
+# Waits (at most $2 s) until the run has a complete checkpoint (its manifest written) after step
+# $1. Checkpoints, not output lines: mpirun may pass the ranks' output on to the job's file only
+# in large pieces, long after it was printed.
+wait_for_checkpoint_after() {
+  local i step
+  for i in $(seq $(($2 * 5))); do
+    for step in $(ls "$RUN_DIR/checkpoints" 2>/dev/null | sed -n 's/^step-0*\([0-9][0-9]*\)$/\1/p'); do
+      [ "$step" -gt "$1" ] && [ -f "$RUN_DIR/checkpoints/$(printf 'step-%07d' "$step")/manifest.json" ] && return 0
+    done
+    sleep 0.2
+  done
+  say "no checkpoint after step $1 in $RUN_DIR after $2 s"
+  return 1
+}
+
+# The newest complete checkpoint's step (0 when there is none).
+newest_checkpoint() {
+  ls "$RUN_DIR/checkpoints" 2>/dev/null | sed -n 's/^step-0*\([0-9][0-9]*\)$/\1/p' | sort -n | tail -n 1 | grep . || echo 0
+}
+
 launcher=mpirun
 if srun --mpi=list 2>&1 | grep -qw pmix; then launcher=srun; fi
 echo "job 2 launcher: $launcher"
 
 train=("$@")
 job=$(submit 1 mpirun --parsable)
-wait_for_line "$folder/job1.out" "step +20/" 90
+wait_for_checkpoint_after 19 120
 scancel "$job"
 wait_for_line "$folder/job1.out" "exited with status" 90
 wait_for_end "$job"
 checkpoints 1
 
 job=$(submit 2 "$launcher" --parsable)
-wait_for_line "$folder/job2.out" "resumed from" 90
-wait_for_line "$folder/job2.out" "step +[0-9]+/" 90
+wait_for_checkpoint_after "$(newest_checkpoint)" 120
 scancel --batch --signal=TERM "$job"
 wait_for_line "$folder/job2.out" "exited with status" 90
 wait_for_end "$job"

@@ -1,5 +1,4 @@
 import Foundation
-import AlexNetCore
 
 /// Writes files so that a reader never sees half of one: to a temporary name beside the
 /// target, fsynced, then renamed into place.
@@ -10,7 +9,7 @@ public enum AtomicFile {
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw TrainingError("could not rename \(temporary) to \(path): \(reason)")
+            throw DataError("could not rename \(temporary) to \(path): \(reason)")
         }
     }
 
@@ -20,8 +19,8 @@ public enum AtomicFile {
         let temporary = try writeTemporary(data, beside: path)
         defer { unlink(temporary) }
         guard link(temporary, path) == 0 else {
-            if errno == EEXIST { throw TrainingError("\(path) already exists and was left as it was; choose another name or pass --force to replace it") }
-            throw TrainingError("could not create \(path): \(String(cString: strerror(errno)))")
+            if errno == EEXIST { throw DataError("\(path) already exists and was left as it was; choose another name or pass --force to replace it") }
+            throw DataError("could not create \(path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -36,10 +35,10 @@ public enum AtomicFile {
         let folder = (path as NSString).deletingLastPathComponent
         let directory = folder.isEmpty ? "." : folder
         guard access(directory, W_OK) == 0 else {
-            throw TrainingError("cannot write \(path): \(directory) is not a writable folder (\(String(cString: strerror(errno)))); choose another path")
+            throw DataError("cannot write \(path): \(directory) is not a writable folder (\(String(cString: strerror(errno)))); choose another path")
         }
         if !replacing && FileManager.default.fileExists(atPath: path) {
-            throw TrainingError("\(path) already exists; choose another name or pass --force to replace it")
+            throw DataError("\(path) already exists; choose another name or pass --force to replace it")
         }
     }
 
@@ -47,7 +46,7 @@ public enum AtomicFile {
     private static func writeTemporary(_ data: Data, beside path: String) throws -> String {
         let temporary = path + ".tmp-\(getpid())"
         guard let handle = fopen(temporary, "wb") else {
-            throw TrainingError("cannot write \(temporary): \(String(cString: strerror(errno))); check that the directory is writable")
+            throw DataError("cannot write \(temporary): \(String(cString: strerror(errno))); check that the directory is writable")
         }
         let written = data.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, handle) }
         let flushed = fflush(handle) == 0 && fsync(fileno(handle)) == 0
@@ -55,33 +54,8 @@ public enum AtomicFile {
         fclose(handle)
         guard written == data.count, flushed else {
             unlink(temporary)
-            throw TrainingError("could not write \(path): \(failure); \(path) was left as it was")
+            throw DataError("could not write \(path): \(failure); \(path) was left as it was")
         }
         return temporary
     }
-}
-
-/// A training problem, phrased as one line that names the problem and the fix.
-public struct TrainingError: ExitCoded, CustomStringConvertible {
-    public let description: String
-    /// The process exit code it leads to: 1 for data and files, 2 for a model that cannot run
-    /// as asked, 3 for a diverged loss.
-    public let exitCode: Int32
-    /// Whether rank 0 has already printed it.
-    public let alreadyReported: Bool
-
-    public init(_ description: String, exitCode: Int32 = 1) {
-        self.description = description
-        self.exitCode = exitCode
-        alreadyReported = false
-    }
-
-    private init(reportedWith exitCode: Int32) {
-        description = "(reported)"
-        self.exitCode = exitCode
-        alreadyReported = true
-    }
-
-    /// An error that rank 0 has printed; other ranks just exit with the same code.
-    static func reported(exitCode: Int32) -> TrainingError { TrainingError(reportedWith: exitCode) }
 }
