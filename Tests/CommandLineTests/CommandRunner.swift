@@ -55,10 +55,8 @@ enum CommandRunner {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice  // as in CI; mpirun would otherwise forward ours
-        let outData = DataBox(), errData = DataBox()
-        out.fileHandleForReading.readabilityHandler = { outData.append($0.availableData) }
-        err.fileHandleForReading.readabilityHandler = { errData.append($0.availableData) }
         try process.run()
+        let outData = PipeReader(out.fileHandleForReading), errData = PipeReader(err.fileHandleForReading)
         let deadline = Date().addingTimeInterval(timeout)
         var interrupted = false
         while process.isRunning && Date() < deadline {
@@ -82,11 +80,9 @@ enum CommandRunner {
             kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
-        out.fileHandleForReading.readabilityHandler = nil
-        err.fileHandleForReading.readabilityHandler = nil
-        outData.append(out.fileHandleForReading.readDataToEndOfFile())
-        errData.append(err.fileHandleForReading.readDataToEndOfFile())
-        return CommandResult(status: process.terminationStatus, output: outData.string, error: errData.string, timedOut: timedOut)
+        outData.finish()
+        errData.finish()
+        return withExtendedLifetime((out, err)) { CommandResult(status: process.terminationStatus, output: outData.string, error: errData.string, timedOut: timedOut) }
     }
 
     static func alexnet(_ arguments: [String], timeout: TimeInterval = 120,
@@ -105,11 +101,39 @@ enum CommandRunner {
     }
 }
 
-private final class DataBox: @unchecked Sendable {
+/// Reads a pipe to its end on a thread of its own, with blocking reads. (Foundation's
+/// `readabilityHandler` on Linux once crashed the whole test process inside libdispatch's event
+/// loop; a plain thread has no dispatch source to race with.) Unchecked Sendable: `data` is only
+/// touched under `lock`.
+private final class PipeReader: @unchecked Sendable {
     private var data = Data()
     private let lock = NSLock()
-    func append(_ more: Data) { lock.withLock { data.append(more) } }
+    private let ended = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        let descriptor = handle.fileDescriptor
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    lock.withLock { data.append(contentsOf: buffer[0..<count]) }
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            ended.signal()
+        }
+    }
+
+    /// What has arrived so far.
     var string: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+
+    /// Waits for the end of the pipe: every writer has closed it once the command has exited,
+    /// unless something it started still holds it (then, after 60 s, what has arrived).
+    func finish() { _ = ended.wait(timeout: .now() + 60) }
 }
 
 /// Helpers that several command-line test classes share.
