@@ -66,7 +66,8 @@ wait_for_checkpoint_after() {
     done
     sleep 0.2
   done
-  say "no checkpoint after step $1 in $RUN_DIR after $2 s"
+  say "no checkpoint after step $1 in $RUN_DIR after $2 s; the queue, the node and the jobs' output:"
+  { squeue -a; sinfo -N -l; tail -n 20 "$folder"/job*.out; } >&2 2>/dev/null || true
   return 1
 }
 
