@@ -11,21 +11,33 @@ enum RunFolder {
     /// Files whose presence means the folder holds a run.
     static let markers = ["config.json", "metrics.jsonl", "checkpoints", "compare.json"]
     nonisolated(unsafe) private static var lockDescriptor: Int32 = -1
-    /// A folder this job made, removed at exit if the job left nothing in it (a refused start).
-    nonisolated(unsafe) private static var madeFolder: UnsafeMutablePointer<CChar>?
+    /// The folders this job made (the run folder and any missing parents, deepest first),
+    /// removed at exit if the job left nothing in them (a refused start): rmdir removes only an
+    /// empty folder. Written once, before anything else can read it.
+    nonisolated(unsafe) private static var madeFolders: [UnsafeMutablePointer<CChar>] = []
+
+    /// `path` and each of its parents that does not exist yet, deepest first.
+    private static func missingFolders(_ path: String) -> [String] {
+        var missing: [String] = [], folder = path
+        while !folder.isEmpty, folder != "/", !FileManager.default.fileExists(atPath: folder) {
+            missing.append(folder)
+            folder = (folder as NSString).deletingLastPathComponent
+        }
+        return missing
+    }
 
     /// Creates `path` if needed, locks it for the life of this process, and refuses it if it
     /// holds a run and this job is not resuming that run.
     static func claim(_ path: String, resuming: Bool) throws {
-        let existed = FileManager.default.fileExists(atPath: path)
+        let missing = missingFolders(path)
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw RuntimeFailure("cannot create run directory \(path): \((error as NSError).localizedDescription); pass a writable --run-dir")
         }
-        if !existed {
-            madeFolder = strdup(path)
-            atexit { if let folder = RunFolder.madeFolder { rmdir(folder) } }
+        if !missing.isEmpty {
+            madeFolders = missing.compactMap { strdup($0) }
+            atexit { for folder in RunFolder.madeFolders { rmdir(folder) } }
         }
         // The lock is on the folder itself: no lock file to leave behind.
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
