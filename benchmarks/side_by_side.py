@@ -7,7 +7,11 @@ rounds share whatever else the (shared, noisy) machine is doing at the time.
 
     swift build -c release
     pip install 'torch==2.13.0+cpu'          # see benchmarks/pytorch_reference.py
-    python3 benchmarks/side_by_side.py --rounds 3 [--only paper] [--conv-algorithm auto]
+    python3 benchmarks/side_by_side.py --rounds 3 [--only paper] [--conv-algorithm auto] [--avx2]
+
+--avx2 holds both sides to AVX2 on a machine that has AVX-512, to see what users of older servers
+see: OpenBLAS's Haswell kernels for ours (OPENBLAS_CORETYPE=Haswell), and for PyTorch oneDNN's
+AVX2 code (ONEDNN_MAX_CPU_ISA=AVX2) and ATen's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2).
 
 Ours runs under `mpirun -np 2` with one OpenBLAS thread per rank for the split model, and as
 one process with 2 OpenBLAS threads for one-tower models; PyTorch runs with 2 threads. Like
@@ -69,8 +73,14 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     parser.add_argument("--conv-algorithm", default="auto", choices=["auto", "gemm", "winograd", "winograd-4x4"])
+    parser.add_argument("--avx2", action="store_true", help="hold both sides to AVX2 (see above)")
     args = parser.parse_args()
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, --conv-algorithm {args.conv_algorithm}")
+    if args.avx2:
+        os.environ.update(OPENBLAS_CORETYPE="Haswell", ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2")
+        if "OPENBLAS_CORETYPE" not in MPIRUN:
+            MPIRUN[1:1] = ["-x", "OPENBLAS_CORETYPE"]
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
+          f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}, --conv-algorithm {args.conv_algorithm}")
     print("CPU:", cpu_summary(), flush=True)
     print(f"| case | alexnet-split img/s | PyTorch img/s | ratio |")
     print(f"|---|---|---|---|")
