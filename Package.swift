@@ -36,5 +36,5 @@ let package = Package(
         .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining"]),
         .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "CPNG"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

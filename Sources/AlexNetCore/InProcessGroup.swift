@@ -1,18 +1,22 @@
 import Foundation
+import Synchronization
 
 /// Several ranks as threads of one process: the simulation mode.
 ///
 /// Each collective posts the caller's buffer on a shared board, waits until every rank has
 /// posted, reads what it needs, and waits again before anyone may reuse its buffer. Sums are
 /// taken in rank order, which for two ranks is exactly what MPI computes (a+b == b+a).
-public final class InProcessGroup {
+///
+/// Shared by the rank threads, so it is `Sendable`: every stored property is either immutable,
+/// a `Slots` board (see there), the `Gate`, or the sub-groups behind a `Mutex`.
+public final class InProcessGroup: Sendable {
     public let size: Int
     fileprivate let board: Slots<UnsafeRawPointer?>
     fileprivate let integers: Slots<[Int32]>
     fileprivate let gate: Gate
     /// `split`'s (color, key) per rank, and the sub-groups made from them.
     fileprivate let splitRequests: Slots<(color: Int, key: Int)>
-    fileprivate var subgroups: [Int: InProcessGroup] = [:]
+    fileprivate let subgroups = Mutex<[Int: InProcessGroup]>([:])
 
     public init(size: Int) {
         precondition(size >= 1)
@@ -27,8 +31,9 @@ public final class InProcessGroup {
     public func communicator(rank: Int) -> Communicator { InProcessCommunicator(group: self, rank: rank) }
 
     /// Runs `body(communicator)` on one thread per rank and returns when all have finished.
-    /// The threads get large stacks, as an MPI rank's main thread would.
-    public func run(_ body: @escaping (Communicator) -> Void) {
+    /// The threads get large stacks, as an MPI rank's main thread would. `body` runs on every
+    /// rank thread at once, so it must be `@Sendable`: whatever it captures is shared by them.
+    public func run(_ body: @escaping @Sendable (Communicator) -> Void) {
         let done = DispatchGroup()
         for rank in 0..<size {
             done.enter()
@@ -41,13 +46,22 @@ public final class InProcessGroup {
         }
         done.wait()
     }
+
+    /// Runs `body(communicator)` on one thread per rank, as `run`, and returns what each rank
+    /// returned, in rank order.
+    public func collect<Value: Sendable>(_ body: @escaping @Sendable (Communicator) -> Value) -> [Value] {
+        let results = Slots<Value?>(count: size, initial: nil)
+        run { communicator in results[communicator.rank] = body(communicator) }
+        return (0..<size).map { results[$0]! }
+    }
 }
 
-/// One slot per rank, written only by that rank and read by the others after the gate. A fixed
-/// buffer, not an Array: writing an element of an Array shared by threads is a modifying access
-/// of the whole array (a data race under Swift's exclusivity rules, which ThreadSanitizer
-/// reports), even when every thread writes a different index.
-final class Slots<Element> {
+/// One slot per rank, written only by that rank and read by the others after the gate (or by
+/// the caller after `run`). A fixed buffer, not an Array: writing an element of an Array shared
+/// by threads is a modifying access of the whole array (a data race under Swift's exclusivity
+/// rules, which ThreadSanitizer reports), even when every thread writes a different index.
+// @unchecked: each rank thread writes only its own slot; the Gate (or the end of `run`) orders every read after the writes.
+final class Slots<Element>: @unchecked Sendable {
     private let base: UnsafeMutablePointer<Element>
     let count: Int
 
@@ -69,7 +83,8 @@ final class Slots<Element> {
 }
 
 /// A reusable barrier for a fixed number of threads.
-final class Gate {
+// @unchecked: `waiting` and `generation` are read and written only while `condition` is locked.
+final class Gate: @unchecked Sendable {
     private let parties: Int
     private var waiting = 0
     private var generation = 0
@@ -170,12 +185,12 @@ final class InProcessCommunicator: Communicator {
             var made: [Int: InProcessGroup] = [:]
             let colors = (0..<size).map { group.splitRequests[$0].color }
             for c in Set(colors) { made[c] = InProcessGroup(size: colors.filter { $0 == c }.count) }
-            group.subgroups = made
+            group.subgroups.withLock { $0 = made }
         }
         group.gate.wait()
         let members = (0..<size).filter { group.splitRequests[$0].color == color }
             .sorted { (group.splitRequests[$0].key, $0) < (group.splitRequests[$1].key, $1) }
-        let child = group.subgroups[color]!.communicator(rank: members.firstIndex(of: rank)!)
+        let child = group.subgroups.withLock { $0[color]! }.communicator(rank: members.firstIndex(of: rank)!)
         group.gate.wait()  // nobody posts a new split before everyone has read this one
         return child
     }

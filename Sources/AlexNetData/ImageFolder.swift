@@ -136,14 +136,14 @@ public enum ImageFolder {
         var failures = [String?](repeating: nil, count: items.count)
         pixels.withUnsafeMutableBufferPointer { out in
             failures.withUnsafeMutableBufferPointer { failed in
-                let base = out.baseAddress!, why = failed.baseAddress!
+                let squares = DisjointBlocks(out, stride: stride), why = DisjointBlocks(failed)
                 DispatchQueue.concurrentPerform(iterations: items.count) { i in
                     do {
                         let image = try ImageFile.decode(path: items[i].path, channels: channels)
                         let square = Resample.shorterSideThenCentreCrop(image, size: size)
-                        (base + i * stride).update(from: square, count: stride)
+                        squares.block(i).baseAddress!.update(from: square, count: stride)
                     } catch {
-                        why[i] = "\(error)"
+                        why.block(i)[0] = "\(error)"
                     }
                 }
             }

@@ -39,6 +39,7 @@ public struct PrepareSummary: Sendable {
 /// decoded, scaled and centre-cropped to S x S, and encoded, on every core; the training split's
 /// `PixelSums` gathered on the way. Each finished shard is recorded in a state file, so a run
 /// that is stopped resumes where it stopped.
+// @unchecked: the vars are touched only under `lock` while the workers run, and by the calling thread alone before and after.
 public final class Prepare: @unchecked Sendable {
     /// One shard to write: its name and photos.
     struct Job {
@@ -55,7 +56,8 @@ public final class Prepare: @unchecked Sendable {
     }
 
     let options: PrepareOptions
-    let progress: (String) -> Void
+    /// Called on the worker threads (under `lock`, so never twice at once).
+    let progress: @Sendable (String) -> Void
     private let lock = NSLock()
     private var state: State
     private var sums: PixelSums
@@ -63,11 +65,11 @@ public final class Prepare: @unchecked Sendable {
     private var started = 0.0, lastReport = 0.0
     private var failure: Error?
 
-    public static func run(_ options: PrepareOptions, progress: @escaping (String) -> Void) throws -> PrepareSummary {
+    public static func run(_ options: PrepareOptions, progress: @escaping @Sendable (String) -> Void) throws -> PrepareSummary {
         try Prepare(options: options, progress: progress).run()
     }
 
-    init(options: PrepareOptions, progress: @escaping (String) -> Void) {
+    init(options: PrepareOptions, progress: @escaping @Sendable (String) -> Void) {
         self.options = options
         self.progress = progress
         state = State(fingerprint: "")

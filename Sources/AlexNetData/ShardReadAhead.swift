@@ -9,10 +9,11 @@ import Foundation
 /// yet handed out. A range that lies behind what was handed out, or far ahead of it (a run
 /// resumed in mid-epoch), starts the read-ahead again from there. What comes out depends only on
 /// the photos asked for, never on timing.
+// @unchecked: every var is read and written only while `lock` is held, by the workers and by `take` alike.
 public final class ShardReadAhead: @unchecked Sendable {
     private let split: ShardSplit
     /// Grows to the largest range asked for, if that is larger.
-    public private(set) var window: Int
+    private var window: Int
     private let lock = NSCondition()
     private var order: [Int] = []
     /// Lowest position not yet handed out; `next`: the next position to decode.

@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// A data set written by `prepare`, opened for reading: every index is read and checked (sizes
@@ -167,10 +168,10 @@ public final class ShardSplit: Sendable {
         var failures = [String?](repeating: nil, count: n)
         pixels.withUnsafeMutableBufferPointer { out in
             failures.withUnsafeMutableBufferPointer { failed in
-                let (base, why) = (out.baseAddress!, failed.baseAddress!)
+                let (photos, why) = (DisjointBlocks(out, stride: stride), DisjointBlocks(failed))
                 DispatchQueue.concurrentPerform(iterations: max(1, min(threads, n))) { worker in
                     for i in Swift.stride(from: worker, to: n, by: max(1, min(threads, n))) {
-                        do { (base + i * stride).update(from: try self.pixels(i), count: stride) } catch { why[i] = "\(error)" }
+                        do { photos.block(i).baseAddress!.update(from: try self.pixels(i), count: stride) } catch { why.block(i)[0] = "\(error)" }
                     }
                 }
             }

@@ -18,7 +18,7 @@ import Synchronization
 /// keepalive (`--mca oob_tcp_keepalive_time/intvl/probes`), and only if nobody aborted first.
 /// So when those are set (`launcherDetection`, the seconds mpirun needs to notice), the
 /// watchdog prints its line at once but leaves mpirun that long to end the job before aborting.
-final class CollectiveWatchdog: @unchecked Sendable {
+final class CollectiveWatchdog: Sendable {
     /// The collectives it can name.
     enum Collective: Int {
         case none, broadcast, allGather, reduceScatter, barrier, scatter, allToAll, maximum, gather

@@ -54,7 +54,7 @@ public final class MPICommunicator: Communicator {
         watchdog = collectiveTimeout > 0 && size > 1
             ? CollectiveWatchdog(timeout: collectiveTimeout, rank: rank,
                                  launcherDetection: CollectiveWatchdog.launcherDetection(environment: ProcessInfo.processInfo.environment)) { code in
-                fflush(stdout)
+                Console.flushOutput()
                 MPI_Abort(cmpi_comm_world(), code)
             }
             : nil

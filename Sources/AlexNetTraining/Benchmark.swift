@@ -168,26 +168,13 @@ public enum Benchmark {
     public static func runSimulated(_ options: BenchmarkOptions) throws -> BenchmarkReport? {
         let towers = options.model.towers
         guard towers > 1 else { return try run(options, communicator: SingleProcessCommunicator(), launch: "one process, \(options.threads) BLAS thread(s)") }
-        let box = ReportBox()
         let launch = options.replicas == 1 ? "\(towers) towers simulated as threads of one process"
             : "\(towers * options.replicas) ranks (\(options.replicas) replicas of the \(towers) towers) simulated as threads of one process"
-        InProcessGroup(size: towers * options.replicas).run { communicator in
-            do {
-                let report = try run(options, communicator: communicator, launch: launch)
-                if communicator.rank == 0 { box.set(.success(report)) }
-            } catch {
-                if communicator.rank == 0 { box.set(.failure(error)) }
-            }
+        let reports = InProcessGroup(size: towers * options.replicas).collect { communicator in
+            Result { try run(options, communicator: communicator, launch: launch) }
         }
-        return try box.result?.get()
+        return try reports[0].get()
     }
-}
-
-private final class ReportBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Result<BenchmarkReport?, Error>?
-    func set(_ value: Result<BenchmarkReport?, Error>) { lock.withLock { stored = value } }
-    var result: Result<BenchmarkReport?, Error>? { lock.withLock { stored } }
 }
 
 extension BenchmarkReport {

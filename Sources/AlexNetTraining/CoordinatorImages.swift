@@ -1,9 +1,13 @@
+import AlexNetCore
 import AlexNetData
 import Foundation
+import Synchronization
 
 /// Where the coordinator's images are: in memory, or in shards read ahead by worker threads.
 /// Either way it hands out `LabeledImages` and the positions in them to assemble.
-final class CoordinatorImages: @unchecked Sendable {
+/// Sendable: the prefetch thread assembles training batches from it while the coordinator's
+/// thread assembles test batches.
+final class CoordinatorImages: Sendable {
     /// The in-memory splits (nil when streaming).
     let memoryTrain: LabeledImages?
     private let memoryTest: LabeledImages?
@@ -12,7 +16,7 @@ final class CoordinatorImages: @unchecked Sendable {
     /// The side of the stored squares (or of the stored images, for `resize`).
     let side: Int
     /// The test batch taken last: the ten patches of a batch are assembled from one read.
-    private var lastTest: (range: Range<Int>, images: LabeledImages)?
+    private let lastTest = Mutex<(range: Range<Int>, images: LabeledImages)?>(nil)
 
     /// Photos the training read-ahead holds at most: three batches, for one being assembled,
     /// one decoded ahead and room for the shares of replicas.
@@ -43,9 +47,9 @@ final class CoordinatorImages: @unchecked Sendable {
     /// Test images `range`, in file order.
     func test(_ range: Range<Int>) -> (LabeledImages, ArraySlice<Int>) {
         if let memoryTest { return (memoryTest, Array(range)[...]) }
-        if let lastTest, lastTest.range == range { return (lastTest.images, Array(0..<range.count)[...]) }
+        if let last = lastTest.withLock({ $0 }), last.range == range { return (last.images, Array(0..<range.count)[...]) }
         let images = Self.orStop { try testReadAhead!.take(range) }
-        lastTest = (range, images)
+        lastTest.withLock { $0 = (range, images) }
         return (images, Array(0..<range.count)[...])
     }
 
@@ -53,7 +57,7 @@ final class CoordinatorImages: @unchecked Sendable {
     /// around: say which and stop the process, which under mpirun stops every rank.
     static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
         do { return try read() } catch {
-            fputs("error: \(error)\n", stderr)
+            Console.writeError("error: \(error)\n")
             exit(1)
         }
     }

@@ -82,7 +82,7 @@ public struct DataLayout: Codable, Sendable, Equatable {
 /// What a model's inputs were normalised with: the training set's pixel mean and deviation
 /// (`resize`), or its photo statistics (`paper`). Saved with every checkpoint, so that eval,
 /// predict and resume use the training set's figures, not recompute them.
-public struct InputStatistics: @unchecked Sendable {
+public struct InputStatistics: Sendable {
     public var normalization: (mean: Float, std: Float)?
     public var photo: PhotoStatistics?
 

@@ -3,6 +3,7 @@ import Foundation
 /// Prepares one batch ahead on a background thread while the towers compute the current one.
 /// The thread runs under Linux's SCHED_IDLE policy: it gets only CPU time that the ranks leave
 /// idle, so it never slows the step it overlaps.
+// @unchecked: the vars are touched only under `lock`, and `take` reads the staging buffers only after the job that wrote them has finished.
 final class Prefetcher: @unchecked Sendable {
     private let pixels: UnsafeMutablePointer<Float>
     private let labels: UnsafeMutablePointer<Int32>
@@ -57,7 +58,7 @@ final class Prefetcher: @unchecked Sendable {
     }
 
     /// Starts `fill(pixels, labels)` for batch `key` in the background.
-    func start(key: Int, _ fill: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void) {
+    func start(key: Int, _ fill: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void) {
         lock.lock()
         while job != nil { lock.wait() }
         readyKey = nil

@@ -10,7 +10,7 @@ final class Reporter {
     func say(_ line: String) {
         guard speaks else { return }
         print(line)
-        fflush(stdout)
+        Console.flushOutput()
     }
 
     /// Prints `error` unless rank 0 already has, and gives the exit code it leads to.
@@ -31,8 +31,7 @@ final class Reporter {
 
     func fail(_ message: String) {
         guard speaks else { return }
-        fputs("error: \(message)\n", stderr)
-        fflush(stderr)
+        Console.writeError("error: \(message)\n")
     }
 }
 

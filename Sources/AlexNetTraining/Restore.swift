@@ -47,7 +47,7 @@ enum Restore {
         }
         let outcome = Result { try Checkpoint.load(path, manifest: manifest, into: network, bytes: mine) }
         // Rank 0's error is printed by its reporter; another rank's by that rank.
-        if case .failure(let error) = outcome, comm.rank != 0 { fputs("error: rank \(comm.rank): \(error)\n", stderr) }
+        if case .failure(let error) = outcome, comm.rank != 0 { Console.writeError("error: rank \(comm.rank): \(error)\n") }
         try comm.agree(outcome)
     }
 

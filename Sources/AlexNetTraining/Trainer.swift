@@ -172,23 +172,10 @@ public enum Trainer {
 
     /// Runs `body` on `towers * replicas` simulated ranks (or in this thread for one tower) and
     /// returns rank 0's exit code.
-    public static func simulate(towers: Int, replicas: Int = 1, _ body: @escaping (Communicator, String) -> Int32) -> Int32 {
+    public static func simulate(towers: Int, replicas: Int = 1, _ body: @escaping @Sendable (Communicator, String) -> Int32) -> Int32 {
         guard towers > 1 else { return body(SingleProcessCommunicator(), "in one process") }
-        let result = ExitCodeBox()
         let launch = replicas == 1 ? "\(towers) towers simulated as threads of one process"
             : "\(towers * replicas) ranks (\(replicas) replicas of the \(towers) towers) simulated as threads of one process"
-        InProcessGroup(size: towers * replicas).run { communicator in
-            let code = body(communicator, launch)
-            if communicator.rank == 0 { result.set(code) }
-        }
-        return result.value
+        return InProcessGroup(size: towers * replicas).collect { body($0, launch) }[0]
     }
-}
-
-/// Rank 0's exit code, handed back from its thread.
-private final class ExitCodeBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var code: Int32 = 0
-    func set(_ value: Int32) { lock.withLock { code = value } }
-    var value: Int32 { lock.withLock { code } }
 }

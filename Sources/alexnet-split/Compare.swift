@@ -37,7 +37,7 @@ struct Compare: ParsableCommand {
             try RunFolder.claim(folder, resuming: false)
             return folder
         }, memory: flags.memoryJob(training))
-        try flags.launch(towers: 2, preflight: preflight) { communicator, how, folder in
+        try flags.launch(towers: 2, preflight: preflight) { [options] communicator, how, folder in
             var options = options
             options.training.runDirectory = folder ?? options.training.runDirectory
             return Comparison.run(options, communicator: communicator, launch: how)

@@ -37,7 +37,7 @@ struct Evaluate: ParsableCommand {
         options.batchSize = batchSize
         options.convolutionAlgorithm = convolutionFlags.request
         let checkpoint = source.checkpoint
-        try source.launch(batch: min(batchSize, testLimit ?? batchSize), data: data) {
+        try source.launch(batch: min(batchSize, testLimit ?? batchSize), data: data) { [options] in
             CheckpointEvaluation.run(checkpoint: checkpoint, options: options, communicator: $0, launch: $1)
         }
     }

@@ -1,3 +1,4 @@
+import AlexNetCore
 import AlexNetMPI
 import ArgumentParser
 import Foundation
@@ -18,11 +19,11 @@ enum Main {
             // and only a usage error (exit 64) points at --help.
             if code == .success || error is ExitCode { AlexNetSplit.exit(withError: error) }
             if let failure = error as? RuntimeFailure {
-                fputs("error: \(failure.description)\n", stderr)
+                Console.writeError("error: \(failure.description)\n")
                 exit(failure.exitCode)
             }
             let hint = code == .validationFailure ? " (see `alexnet-split --help`)" : ""
-            fputs("error: \(AlexNetSplit.message(for: error))\(hint)\n", stderr)
+            Console.writeError("error: \(AlexNetSplit.message(for: error))\(hint)\n")
             exit(code.rawValue)
         }
     }

@@ -38,7 +38,7 @@ struct CheckpointOptions: ParsableArguments {
 
     /// Launches `body` on every rank, as `train` would, once the checkpoint's model at `batch`
     /// images per pass is known to fit in memory (when this host can read the checkpoint).
-    func launch(batch: Int? = nil, data: String? = nil, _ body: @escaping (Communicator, String) -> Int32) throws {
+    func launch(batch: Int? = nil, data: String? = nil, _ body: @escaping @Sendable (Communicator, String) -> Int32) throws {
         var flags = try TrainingFlags.parse([])
         flags.simulate = simulate
         let memory = batch.flatMap { memoryJob(batch: $0, data: data) }

@@ -1,3 +1,4 @@
+import AlexNetCore
 import AlexNetData
 import ArgumentParser
 import Foundation
@@ -73,10 +74,10 @@ struct PrepareCommand: ParsableCommand {
         options.seed = seed
         options.threads = threads
         do {
-            let summary = try Prepare.run(options) { print("prepare: \($0)"); fflush(stdout) }
+            let summary = try Prepare.run(options) { print("prepare: \($0)"); Console.flushOutput() }
             report(summary)
         } catch {
-            fputs("error: \(error)\n", stderr)
+            Console.writeError("error: \(error)\n")
             throw ExitCode(1)
         }
     }

@@ -2,6 +2,7 @@ import AlexNetCore
 import AlexNetMPI
 import AlexNetTraining
 import Foundation
+import Synchronization
 
 /// A run folder holds one run. A new run refuses a folder that already holds one, and a job
 /// holds an flock on `<run>/.lock` for as long as it lives, so a second job on the same folder
@@ -10,11 +11,12 @@ import Foundation
 enum RunFolder {
     /// Files whose presence means the folder holds a run.
     static let markers = ["config.json", "metrics.jsonl", "checkpoints", "compare.json"]
-    nonisolated(unsafe) private static var lockDescriptor: Int32 = -1
+    /// The descriptor that holds the folder's lock, open for the life of the process.
+    private static let lockDescriptor = Atomic<Int32>(-1)
     /// The folders this job made (the run folder and any missing parents, deepest first),
     /// removed at exit if the job left nothing in them (a refused start): rmdir removes only an
     /// empty folder. Written once, before anything else can read it.
-    nonisolated(unsafe) private static var madeFolders: [UnsafeMutablePointer<CChar>] = []
+    private static let madeFolders = Mutex<[UnsafeMutablePointer<CChar>]>([])
 
     /// `path` and each of its parents that does not exist yet, deepest first.
     private static func missingFolders(_ path: String) -> [String] {
@@ -36,8 +38,8 @@ enum RunFolder {
             throw RuntimeFailure("cannot create run directory \(path): \((error as NSError).localizedDescription); pass a writable --run-dir")
         }
         if !missing.isEmpty {
-            madeFolders = missing.compactMap { strdup($0) }
-            atexit { for folder in RunFolder.madeFolders { rmdir(folder) } }
+            madeFolders.withLock { $0 = missing.compactMap { strdup($0) } }
+            atexit { RunFolder.madeFolders.withLock { for folder in $0 { rmdir(folder) } } }
         }
         // The lock is on the folder itself: no lock file to leave behind.
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -56,7 +58,7 @@ enum RunFolder {
             close(descriptor)
             throw RuntimeFailure("\(path) already holds a run (\(marker)); continue it with `alexnet-split train --resume \(path)`, or pass a new --run-dir")
         }
-        lockDescriptor = descriptor
+        lockDescriptor.store(descriptor, ordering: .relaxed)
     }
 }
 
@@ -102,7 +104,7 @@ struct Preflight {
         codes[comm.rank] = failure?.exitCode ?? 0
         codes = comm.maximum(codes, idly: false)
         guard let first = codes.firstIndex(where: { $0 != 0 }) else { return (0, Self.share(folder, comm)) }
-        if first == comm.rank, let failure { fputs("error: \(failure.description)\n", stderr) }
+        if first == comm.rank, let failure { Console.writeError("error: \(failure.description)\n") }
         return (codes[first], nil)
     }
 

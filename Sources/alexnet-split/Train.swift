@@ -57,7 +57,7 @@ struct Train: ParsableCommand {
         let given = ResumeCheck.given(in: Array(CommandLine.arguments.dropFirst()))
         let preflight = Preflight(coordinator: { [options, force] in try Self.claimRun(options, given: given, force: force) },
                                   memory: flags.memoryJob(Self.asResumed(options)))
-        try flags.launch(towers: options.model.towers, runDirectory: options.runDirectory, preflight: preflight) { communicator, how, folder in
+        try flags.launch(towers: options.model.towers, runDirectory: options.runDirectory, preflight: preflight) { [options] communicator, how, folder in
             var options = options
             options.runDirectory = folder ?? options.runDirectory
             return Trainer.run(options, communicator: communicator, launch: how)

@@ -141,14 +141,14 @@ struct TrainingFlags: ParsableArguments {
     /// Runs `body` on every rank: under mpirun one process per rank, otherwise (or with
     /// --simulate) `towers` threads of this process, times `--replicas`. Throws the exit code if it is not 0.
     /// `runDirectory`, when known, is named in the error of a collective that times out.
-    func launch(towers: Int, runDirectory: String? = nil, _ body: @escaping (Communicator, String) -> Int32) throws {
+    func launch(towers: Int, runDirectory: String? = nil, _ body: @escaping @Sendable (Communicator, String) -> Int32) throws {
         try launch(towers: towers, runDirectory: runDirectory, preflight: nil) { communicator, how, _ in body(communicator, how) }
     }
 
     /// As above, after `preflight`'s checks (before any rank allocates); `body` also gets the run
     /// folder the preflight settled on (the same on every rank).
     func launch(towers: Int, runDirectory: String? = nil, preflight: Preflight?,
-                _ body: @escaping (Communicator, String, String?) -> Int32) throws {
+                _ body: @escaping @Sendable (Communicator, String, String?) -> Int32) throws {
         StopRequest.install(speaks: MPICommunicator.launcherRank == 0)
         let code: Int32
         if simulate || !MPICommunicator.launchedByMPI {

@@ -8,18 +8,12 @@ final class AgreementTests: XCTestCase {
     struct Payload: Codable, Equatable { var name: String; var values: [Double] }
 
     /// Runs `body` on `size` simulated ranks and returns each rank's result, in rank order.
-    private func onRanks<T>(_ size: Int, _ body: @escaping (Communicator) -> T) -> [T] {
-        let lock = NSLock()
-        var results = [T?](repeating: nil, count: size)
-        InProcessGroup(size: size).run { c in
-            let value = body(c)
-            lock.withLock { results[c.rank] = value }
-        }
-        return results.map { $0! }
+    private func onRanks<T: Sendable>(_ size: Int, _ body: @escaping @Sendable (Communicator) -> T) -> [T] {
+        InProcessGroup(size: size).collect(body)
     }
 
     /// The exit code every rank sees, or 0 when it agreed.
-    private func agreedCode(_ body: () throws -> Void) -> Int32 {
+    private static func agreedCode(_ body: () throws -> Void) -> Int32 {
         do { try body() } catch let failure as AgreementFailure { return failure.exitCode } catch { return -1 }
         return 0
     }
@@ -35,7 +29,7 @@ final class AgreementTests: XCTestCase {
     func testAFailureOnAnyRankReachesEveryRank() {
         for failing in 0..<3 {
             let codes = onRanks(3) { c in
-                self.agreedCode {
+                Self.agreedCode {
                     _ = try c.agree(c.rank == failing ? .failure(Coded(exitCode: 3)) : .success(7), decider: 0)
                 }
             }
@@ -55,12 +49,12 @@ final class AgreementTests: XCTestCase {
     /// Rank 0's 2 and rank 1's 1 must not make a 3 (another failure's code): the maximum is kept.
     func testExitCodesAreNotSummed() {
         let codes = onRanks(2) { c in
-            self.agreedCode { try c.agree(.failure(Coded(exitCode: c.rank == 0 ? 2 : 1))) }
+            Self.agreedCode { try c.agree(.failure(Coded(exitCode: c.rank == 0 ? 2 : 1))) }
         }
         XCTAssertEqual(codes, [2, 2])
         // An error that names no code counts as 1.
         let plain = onRanks(2) { c in
-            self.agreedCode { try c.agree(c.rank == 1 ? .failure(CocoaError(.fileNoSuchFile)) : .success(())) }
+            Self.agreedCode { try c.agree(c.rank == 1 ? .failure(CocoaError(.fileNoSuchFile)) : .success(())) }
         }
         XCTAssertEqual(plain, [1, 1])
     }
@@ -69,7 +63,7 @@ final class AgreementTests: XCTestCase {
         let all = onRanks(3) { c in try? c.agreeEach(.success(c.rank * 10)) }
         XCTAssertEqual(all, [[0, 10, 20], [0, 10, 20], [0, 10, 20]])
         let codes = onRanks(3) { c in
-            self.agreedCode { _ = try c.agreeEach(c.rank == 2 ? .failure(Coded(exitCode: 3)) : .success(c.rank)) }
+            Self.agreedCode { _ = try c.agreeEach(c.rank == 2 ? .failure(Coded(exitCode: 3)) : .success(c.rank)) }
         }
         XCTAssertEqual(codes, [3, 3, 3])
     }

@@ -6,11 +6,7 @@ final class CommunicatorTests: XCTestCase {
     func testCollectivesMatchTheirDefinitions() {
         let size = 3, count = 4
         let group = InProcessGroup(size: size)
-        let lock = NSLock()
-        var gathered = [[Float]](repeating: [], count: size)
-        var scattered = [[Float]](repeating: [], count: size)
-        var broadcasts = [[Int]](repeating: [], count: size)
-        group.run { c in
+        let results = group.collect { c in
             let r = c.rank
             let mine = (0..<count).map { Float(r * 100 + $0) }
             var all = [Float](repeating: 0, count: count * size)
@@ -21,12 +17,9 @@ final class CommunicatorTests: XCTestCase {
             var values = r == 1 ? [7, 8, 9] : [0, 0, 0]
             c.broadcast(&values, root: 1)
             c.barrier()
-            lock.withLock {
-                gathered[r] = all
-                scattered[r] = block
-                broadcasts[r] = values
-            }
+            return (gathered: all, scattered: block, broadcasts: values)
         }
+        let (gathered, scattered, broadcasts) = (results.map(\.gathered), results.map(\.scattered), results.map(\.broadcasts))
         let expectedGather = (0..<size).flatMap { r in (0..<count).map { Float(r * 100 + $0) } }
         for r in 0..<size {
             XCTAssertEqual(gathered[r], expectedGather)
@@ -36,6 +29,15 @@ final class CommunicatorTests: XCTestCase {
         }
     }
 
+    /// `collect` hands back what each rank thread returned, in rank order, however the threads finish.
+    func testCollectReturnsEachRanksValueInRankOrder() {
+        let values = InProcessGroup(size: 4).collect { c in
+            if c.rank == 0 { usleep(20_000) }  // rank 0 finishes last
+            return "rank \(c.rank) of \(c.size)"
+        }
+        XCTAssertEqual(values, (0..<4).map { "rank \($0) of 4" })
+    }
+
     /// The all-gather with per-rank counts (unequal, one of them zero) concatenates the blocks in
     /// rank order on every rank, in-process, through TimedCommunicator (which counts the bytes
     /// each rank receives) and in one process.
@@ -43,19 +45,15 @@ final class CommunicatorTests: XCTestCase {
         let counts = [3, 0, 2]
         let expected = (0..<3).flatMap { r in (0..<counts[r]).map { Float(10 * r + $0) + 0.5 } }
         let group = InProcessGroup(size: 3)
-        let lock = NSLock()
-        var gathered = [[Float]](repeating: [], count: 3), received = [Int](repeating: 0, count: 3)
-        group.run { c in
+        let results = group.collect { c in
             let timed = TimedCommunicator(c, separateWaiting: false)
             // One float more than sent, so that the zero-count rank too passes real storage.
             let mine = (0..<counts[c.rank]).map { Float(10 * c.rank + $0) + 0.5 } + [-1]
             var all = [Float](repeating: .nan, count: counts.reduce(0, +))
             timed.allGather(mine, counts: counts, into: &all)
-            lock.withLock {
-                gathered[c.rank] = all
-                received[c.rank] = timed.bytes["all-gather"] ?? -1
-            }
+            return (gathered: all, received: timed.bytes["all-gather"] ?? -1)
         }
+        let (gathered, received) = (results.map(\.gathered), results.map(\.received))
         for r in 0..<3 {
             XCTAssertEqual(gathered[r], expected, "rank \(r)")
             XCTAssertEqual(received[r], (5 - counts[r]) * 4, "rank \(r) receives the other ranks' floats")

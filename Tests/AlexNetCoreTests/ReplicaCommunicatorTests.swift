@@ -7,12 +7,7 @@ final class ReplicaCommunicatorTests: XCTestCase {
     func testSplitScatterAndAllToAllMatchTheirDefinitions() {
         let size = 6
         let group = InProcessGroup(size: size)
-        let lock = NSLock()
-        var places = [[Int]](repeating: [], count: size)
-        var scattered = [[UInt8]](repeating: [], count: size)
-        var exchanged = [[Float]](repeating: [], count: size)
-        var pairLogits = [[Float]](repeating: [], count: size)
-        group.run { world in
+        let results = group.collect { world in
             let r = world.rank
             // Layout of 3 replicas of 2 towers: pairs (r/2) ranked by tower, twins (r%2) ranked by replica.
             let layout = ReplicaLayout(world: world, towers: 2)
@@ -34,14 +29,12 @@ final class ReplicaCommunicatorTests: XCTestCase {
             let classes = [3, 2], pair = layout.pair
             var logits = [Float](repeating: .nan, count: 5)
             pair.allGather((0..<classes[pair.rank]).map { Float(100 * r + $0) }, counts: classes, into: &logits)
-            lock.withLock {
-                pairLogits[r] = logits
-                places[r] = [layout.replica, layout.tower, layout.pair.rank, layout.pair.size, layout.twins.rank, layout.twins.size,
-                             reversed.rank, reversed.size]
-                scattered[r] = received
-                exchanged[r] = gathered
-            }
+            return (places: [layout.replica, layout.tower, layout.pair.rank, layout.pair.size, layout.twins.rank, layout.twins.size,
+                             reversed.rank, reversed.size],
+                    scattered: received, exchanged: gathered, pairLogits: logits)
         }
+        let (places, scattered) = (results.map(\.places), results.map(\.scattered))
+        let (exchanged, pairLogits) = (results.map(\.exchanged), results.map(\.pairLogits))
         for r in 0..<size {
             // Ranks {c, c+3} share color c; key -r puts the higher world rank first.
             XCTAssertEqual(places[r], [r / 2, r % 2, r % 2, 2, r / 2, 3, r < 3 ? 1 : 0, 2], "rank \(r)")
@@ -60,15 +53,13 @@ final class ReplicaCommunicatorTests: XCTestCase {
         let size = 4, root = 2
         let counts = (0..<size).map { $0 + 1 }
         let group = InProcessGroup(size: size)
-        let lock = NSLock()
-        var results = [[UInt8]](repeating: [], count: size)
-        group.run { world in
+        let results = group.collect { world in
             let mine = (0..<counts[world.rank]).map { UInt8(50 * world.rank + $0) }
             var received = [UInt8](repeating: 255, count: counts.reduce(0, +))
             mine.withUnsafeBytes { send in
                 received.withUnsafeMutableBytes { world.gather(send, counts: counts, into: $0, root: root) }
             }
-            lock.withLock { results[world.rank] = received }
+            return received
         }
         let expected = (0..<size).flatMap { r in (0..<counts[r]).map { UInt8(50 * r + $0) } }
         for r in 0..<size {
@@ -85,23 +76,18 @@ final class ReplicaCommunicatorTests: XCTestCase {
     /// slicing, including a length that does not divide by the ranks.
     func testOrderedAllReduceIsTheRankOrderSumOnEveryRank() {
         let size = 3, count = 1001
-        func contribution(_ r: Int) -> [Float] { (0..<count).map { Float(r + 1) * 0.1 + Float($0) * Float(r == 1 ? 1e-3 : 7.0) } }
+        @Sendable func contribution(_ r: Int) -> [Float] { (0..<count).map { Float(r + 1) * 0.1 + Float($0) * Float(r == 1 ? 1e-3 : 7.0) } }
         let expected = (0..<count).map { i in (0..<size).dropFirst().reduce(contribution(0)[i]) { $0 + contribution($1)[i] } }
         for slice in [1 << 20, 64, 1] {
             let group = InProcessGroup(size: size)
-            let lock = NSLock()
-            var results = [[Float]](repeating: [], count: size)
-            var metrics = [[Double]](repeating: [], count: size)
-            group.run { c in
+            let sums = group.collect { c in
                 var values = contribution(c.rank)
                 let reduction = OrderedAllReduce(communicator: c, slice: slice)
                 values.withUnsafeMutableBufferPointer { reduction.sum($0.baseAddress!, count: count) }
                 let total = c.sumInRankOrder([Double(c.rank) + 0.5, c.rank == 2 ? .nan : 1])
-                lock.withLock {
-                    results[c.rank] = values
-                    metrics[c.rank] = total
-                }
+                return (values: values, total: total)
             }
+            let (results, metrics) = (sums.map(\.values), sums.map(\.total))
             for r in 0..<size {
                 XCTAssertEqual(results[r], expected, "slice \(slice), rank \(r)")
                 XCTAssertEqual(metrics[r][0], 4.5)

@@ -37,7 +37,7 @@ final class ImageFileTests: XCTestCase {
                                  Int32(grey ? TJSAMP_GRAY.rawValue : TJSAMP_444.rawValue), 100, 0)
         XCTAssertEqual(status, 0)
         let path = "\(directory)/\(name)"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes: output!, count: Int(size)))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes: output!, count: Int(size)))
         tjFree(output)
         return path
     }
@@ -76,7 +76,7 @@ final class ImageFileTests: XCTestCase {
 
     func testBadFilesNameThemselves() throws {
         let text = "\(directory)/notes.png"
-        FileManager.default.createFile(atPath: text, contents: Data("hello, world".utf8))
+        _ = FileManager.default.createFile(atPath: text, contents: Data("hello, world".utf8))
         XCTAssertThrowsError(try ImageFile.decode(path: text, channels: 1)) { XCTAssertTrue("\($0)".contains("notes.png") && "\($0)".contains("not a PNG or JPEG"), "\($0)") }
 
         let png = writePNG("cut.png", width: width, height: height, format: cpng_format_rgb(), pixels: rgbPixels)

@@ -131,9 +131,11 @@ final class ExportTests: XCTestCase {
         var random = KeyedRandom(5)
         let pixels = (0..<(input.size * n)).map { _ in Float(random.normal()) }
         let group = InProcessGroup(size: 2)
-        let towers = try (0..<2).map { try Network(plan: plan, communicator: group.communicator(rank: $0), maxBatch: n, seed: 1) }
+        // nonisolated(unsafe): rank thread r uses only towers[r], and `run` starts and joins the threads, ordering their use against this thread's.
+        nonisolated(unsafe) let towers = try (0..<2).map { try Network(plan: plan, communicator: group.communicator(rank: $0), maxBatch: n, seed: 1) }
         for tower in towers { try Checkpoint.load(checkpoint, manifest: model.manifest, into: tower) }
-        let batch = Batch(shape: plan.spec.input, capacity: n)
+        // nonisolated(unsafe): the rank threads only read the batch.
+        nonisolated(unsafe) let batch = Batch(shape: plan.spec.input, capacity: n)
         batch.fill(pixels: pixels, labels: Array(repeating: 0, count: n))
         group.run { towers[$0.rank].forward(batch, context: StepContext(training: false, step: 0, seed: 1)) }
         let logits = towers[0].logitValues(batch: n)

@@ -84,7 +84,7 @@ final class CheckpointCommandTests: XCTestCase {
         let grey = base + "/grey.png", colour = base + "/colour.png", bogus = base + "/bogus.png"
         XCTAssertTrue(writePNG(grey, width: 28, height: 28, channels: 1, pixels: (0..<784).map { UInt8($0 % 256) }))
         XCTAssertTrue(writePNG(colour, width: 40, height: 20, channels: 3, pixels: (0..<2400).map { UInt8(($0 * 7) % 256) }))
-        FileManager.default.createFile(atPath: bogus, contents: Data("not an image".utf8))
+        _ = FileManager.default.createFile(atPath: bogus, contents: Data("not an image".utf8))
         let predict = try CommandRunner.mpi(ranks: 2, ["predict", "--checkpoint", run, grey, colour, bogus], timeout: 60)
         XCTAssertEqual(predict.status, 1, "one file could not be read")
         XCTAssertTrue(predict.error.contains("bogus.png"), predict.error)

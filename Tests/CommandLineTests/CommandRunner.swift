@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 
 /// Runs the built `alexnet-split` (or mpirun around it) with a time limit, so that a hang
@@ -103,11 +104,9 @@ enum CommandRunner {
 
 /// Reads a pipe to its end on a thread of its own, with blocking reads. (Foundation's
 /// `readabilityHandler` on Linux once crashed the whole test process inside libdispatch's event
-/// loop; a plain thread has no dispatch source to race with.) Unchecked Sendable: `data` is only
-/// touched under `lock`.
-private final class PipeReader: @unchecked Sendable {
-    private var data = Data()
-    private let lock = NSLock()
+/// loop; a plain thread has no dispatch source to race with.)
+private final class PipeReader: Sendable {
+    private let data = Mutex(Data())
     private let ended = DispatchSemaphore(value: 0)
 
     init(_ handle: FileHandle) {
@@ -117,7 +116,7 @@ private final class PipeReader: @unchecked Sendable {
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
                 if count > 0 {
-                    lock.withLock { data.append(contentsOf: buffer[0..<count]) }
+                    data.withLock { $0.append(contentsOf: buffer[0..<count]) }
                 } else if count < 0 && errno == EINTR {
                     continue
                 } else {
@@ -129,7 +128,7 @@ private final class PipeReader: @unchecked Sendable {
     }
 
     /// What has arrived so far.
-    var string: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+    var string: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
 
     /// Waits for the end of the pipe: every writer has closed it once the command has exited,
     /// unless something it started still holds it (then, after 60 s, what has arrived).

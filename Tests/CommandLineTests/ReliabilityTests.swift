@@ -28,7 +28,7 @@ final class ReliabilityTests: XCTestCase {
             handle.write(Data(row.utf8))
             handle.closeFile()
         } else {
-            FileManager.default.createFile(atPath: path, contents: Data(row.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(row.utf8))
         }
     }
 
@@ -50,11 +50,11 @@ final class ReliabilityTests: XCTestCase {
     func dataFolder(_ name: String, images: Int = 4, labels: [UInt8] = [0, 1, 2, 3], testLabels: [UInt8] = [4, 5], imagesFile: Data? = nil) -> String {
         let folder = "\(base)/\(name)"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: folder + "/train-images-idx3-ubyte",
+        _ = FileManager.default.createFile(atPath: folder + "/train-images-idx3-ubyte",
                                        contents: imagesFile ?? idx([images, 28, 28], [UInt8](repeating: 7, count: images * 784)))
-        FileManager.default.createFile(atPath: folder + "/train-labels-idx1-ubyte", contents: idx([labels.count], labels))
-        FileManager.default.createFile(atPath: folder + "/t10k-images-idx3-ubyte", contents: idx([2, 28, 28], [UInt8](repeating: 9, count: 1568)))
-        FileManager.default.createFile(atPath: folder + "/t10k-labels-idx1-ubyte", contents: idx([2], testLabels))
+        _ = FileManager.default.createFile(atPath: folder + "/train-labels-idx1-ubyte", contents: idx([labels.count], labels))
+        _ = FileManager.default.createFile(atPath: folder + "/t10k-images-idx3-ubyte", contents: idx([2, 28, 28], [UInt8](repeating: 9, count: 1568)))
+        _ = FileManager.default.createFile(atPath: folder + "/t10k-labels-idx1-ubyte", contents: idx([2], testLabels))
         return folder
     }
 

@@ -1,5 +1,6 @@
 import AlexNetData
 import Foundation
+import Synchronization
 import XCTest
 
 /// Options, runs, concurrency, signals and memory: one test per class of case, each asserting
@@ -7,7 +8,7 @@ import XCTest
 /// (docs/reliability.md lists them).
 extension ReliabilityTests {
     /// A quick tiny run in `run`: 64 images, batch 16, one epoch (4 steps, a checkpoint at the end).
-    func tinyRun(_ run: String, _ extra: [String] = []) throws -> CommandResult {
+    static func tinyRun(_ run: String, _ extra: [String] = []) throws -> CommandResult {
         try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--epochs", "1", "--train-limit", "64", "--test-limit", "8",
                                    "--batch-size", "16", "--run-dir", run] + extra, timeout: 60)
     }
@@ -31,7 +32,7 @@ extension ReliabilityTests {
 
     func testOptionValuesAreCheckedBeforeAnythingStarts() throws {
         let earlier = base + "/earlier"
-        XCTAssertEqual(try tinyRun(earlier).status, 0)
+        XCTAssertEqual(try Self.tinyRun(earlier).status, 0)
         let before = snapshot(base)
         let cases: [(String, [String], Int32, [String])] = [
             ("negative learning rate", ["--lr", "-1"], 64, ["--lr must be a positive number"]),
@@ -65,7 +66,7 @@ extension ReliabilityTests {
         XCTAssertFalse(bench.error.contains("--help"), bench.error)
         report("bench that cannot fit in memory", "alexnet-split bench --preset paper --batch-size 100000000", bench)
         let run = base + "/run"
-        XCTAssertEqual(try tinyRun(run).status, 0)
+        XCTAssertEqual(try Self.tinyRun(run).status, 0)
         let evaluation = try CommandRunner.alexnet(["eval", "--simulate", "--checkpoint", run, "--batch-size", "100000000"], timeout: 30)
         assertRefused(evaluation, code: 5, mentions: ["tiny/split at --batch-size 100000000 needs about", "largest --batch-size that fits"])
         report("eval that cannot fit in memory", "alexnet-split eval --checkpoint RUN --batch-size 100000000", evaluation)
@@ -75,9 +76,9 @@ extension ReliabilityTests {
 
     func testARunIsNeverReplacedOrMixed() throws {
         let run = base + "/run"
-        XCTAssertEqual(try tinyRun(run).status, 0)
+        XCTAssertEqual(try Self.tinyRun(run).status, 0)
         let weights = base + "/weights"
-        FileManager.default.createFile(atPath: weights + "-tower0.safetensors", contents: Data("keep me".utf8))
+        _ = FileManager.default.createFile(atPath: weights + "-tower0.safetensors", contents: Data("keep me".utf8))
         let before = snapshot(base)
         let cases: [(String, [String], [String])] = [
             ("train into a folder that holds a run", ["--run-dir", run], ["already holds a run", "--resume \(run)", "--run-dir"]),
@@ -107,7 +108,7 @@ extension ReliabilityTests {
         let run = base + "/shared"
         let results = ResultBox()
         DispatchQueue.concurrentPerform(iterations: 2) { _ in
-            if let result = try? tinyRun(run, ["--epochs", "2"]) { results.append(result) }
+            if let result = try? Self.tinyRun(run, ["--epochs", "2"]) { results.append(result) }
         }
         let all = results.all
         XCTAssertEqual(all.count, 2)
@@ -124,7 +125,7 @@ extension ReliabilityTests {
 
     func testResumeOptionsTakeEffectOrAreRefused() throws {
         let run = base + "/run"
-        XCTAssertEqual(try tinyRun(run, ["--lr", "0.02"]).status, 0)
+        XCTAssertEqual(try Self.tinyRun(run, ["--lr", "0.02"]).status, 0)
         let before = snapshot(run)
         let refused = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--resume", run, "--lr", "0.5", "--batch-size", "64"], timeout: 60)
         assertRefused(refused, code: 64, mentions: ["--lr 0.5", "0.02", "--batch-size 64", "16", "new --run-dir"])
@@ -219,11 +220,10 @@ extension ReliabilityTests {
     }
 }
 
-private final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [CommandResult] = []
-    func append(_ result: CommandResult) { lock.withLock { results.append(result) } }
-    var all: [CommandResult] { lock.withLock { results } }
+private final class ResultBox: Sendable {
+    private let results = Mutex<[CommandResult]>([])
+    func append(_ result: CommandResult) { results.withLock { $0.append(result) } }
+    var all: [CommandResult] { results.withLock { $0 } }
 }
 
 extension ReliabilityTests {
@@ -233,7 +233,7 @@ extension ReliabilityTests {
     /// the next step with one line, and its checkpoints stay whole.
     func testMetricsOnAFullDiskStopTheRunAndKeepItsCheckpoints() throws {
         let run = base + "/run"
-        XCTAssertEqual(try tinyRun(run).status, 0)
+        XCTAssertEqual(try Self.tinyRun(run).status, 0)
         try FileManager.default.removeItem(atPath: run + "/metrics.jsonl")
         try FileManager.default.createSymbolicLink(atPath: run + "/metrics.jsonl", withDestinationPath: "/dev/full")
         let result = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--resume", run, "--epochs", "20", "--log-every", "1"],
