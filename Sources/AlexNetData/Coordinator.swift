@@ -1,18 +1,17 @@
 import AlexNetCore
-import AlexNetData
 
 /// Rank 0's data side: it owns the data set, shuffles it with the seed, and assembles each
 /// `Batch` (preprocessing and augmentation) before `BatchTransport` moves it to the ranks.
 /// Images come from memory, or from shards through a bounded read-ahead (`CoordinatorImages`).
-final class Coordinator {
-    let data: TrainingImages
+public final class Coordinator {
+    public let data: TrainingImages
     private let images: CoordinatorImages
     private let input: Shape
     private let seed: UInt64
     private let pipeline: Pipeline
     private var prefetcher: Prefetcher?
-    private(set) var order: [Int] = []
-    private(set) var epoch = 0
+    public private(set) var order: [Int] = []
+    public private(set) var epoch = 0
 
     /// The two ways of making inputs (see `Preprocessing`).
     enum Pipeline: Sendable {
@@ -20,14 +19,14 @@ final class Coordinator {
         case paper(CropAssembler)
     }
 
-    convenience init(data: DataSet, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
+    public convenience init(data: DataSet, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
                      restored: InputStatistics? = nil, maxBatch: Int = 0) {
         self.init(data: TrainingImages(data), input: input, layout: layout, settings: settings, seed: seed, restored: restored, maxBatch: maxBatch)
     }
 
     /// `restored` is what a checkpoint's model was trained with; by default the training set's
     /// own statistics are computed here (for shards: from `prepare`'s sums).
-    init(data: TrainingImages, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
+    public init(data: TrainingImages, input: Shape, layout: DataLayout, settings: DataSettings, seed: UInt64,
          restored: InputStatistics? = nil, maxBatch: Int = 0) {
         self.data = data
         images = CoordinatorImages(data, maxBatch: maxBatch)
@@ -50,7 +49,7 @@ final class Coordinator {
     }
 
     /// What this coordinator normalises with, for checkpoints.
-    var statistics: InputStatistics {
+    public var statistics: InputStatistics {
         switch pipeline {
         case .resize(let a): return InputStatistics(normalization: (a.mean, a.std), photo: nil)
         case .paper(let a): return InputStatistics(normalization: nil, photo: a.statistics)
@@ -59,7 +58,7 @@ final class Coordinator {
 
     /// The epoch's data order: a permutation keyed by (seed, epoch), the same for every model
     /// and for both ways of holding images.
-    func shuffle(epoch: Int) {
+    public func shuffle(epoch: Int) {
         var random = KeyedRandom(seed, 0x5348_5546, UInt64(epoch))
         order = random.permutation(data.trainCount)
         self.epoch = epoch
@@ -67,13 +66,13 @@ final class Coordinator {
     }
 
     /// FNV-1a over the epoch's order, so runs can show that they saw the same data in the same order.
-    var orderChecksum: UInt64 {
+    public var orderChecksum: UInt64 {
         order.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
     }
 
     /// Fills `batch` with training images `order[range]` (augmented), from the batch prepared
     /// in the background if it is this one; then starts preparing `next`, if given.
-    func assembleTraining(_ range: Range<Int>, into batch: Batch, next: Range<Int>? = nil) {
+    public func assembleTraining(_ range: Range<Int>, into batch: Batch, next: Range<Int>? = nil) {
         let n = range.count
         precondition(n <= batch.capacity, "\(n) images into a batch of \(batch.capacity)")
         batch.count = n
@@ -105,7 +104,7 @@ final class Coordinator {
 
     /// Fills `batch` with test images `range`, in file order, as seen through test view `view`
     /// (0: the centre crop; see `CropAssembler.centreView`).
-    func assembleTest(_ range: Range<Int>, view: Int = 0, into batch: Batch) {
+    public func assembleTest(_ range: Range<Int>, view: Int = 0, into batch: Batch) {
         precondition(range.count <= batch.capacity, "\(range.count) images into a batch of \(batch.capacity)")
         batch.count = range.count
         let (source, positions) = images.test(range)

@@ -1,9 +1,8 @@
-import AlexNetData
 import Foundation
 
 /// Where the coordinator's images are: in memory, or in shards read ahead by worker threads.
 /// Either way it hands out `LabeledImages` and the positions in them to assemble.
-final class CoordinatorImages: @unchecked Sendable {
+public final class CoordinatorImages: @unchecked Sendable {
     /// The in-memory splits (nil when streaming).
     let memoryTrain: LabeledImages?
     private let memoryTest: LabeledImages?
@@ -16,7 +15,7 @@ final class CoordinatorImages: @unchecked Sendable {
 
     /// Photos the training read-ahead holds at most: three batches, for one being assembled,
     /// one decoded ahead and room for the shares of replicas.
-    static func window(maxBatch: Int) -> Int { max(3 * maxBatch, 256) }
+    public static func window(maxBatch: Int) -> Int { max(3 * maxBatch, 256) }
 
     init(_ data: TrainingImages, maxBatch: Int) {
         switch data.storage {
@@ -51,7 +50,7 @@ final class CoordinatorImages: @unchecked Sendable {
 
     /// A shard damaged after it was opened (its index was checked then) cannot be trained
     /// around: say which and stop the process, which under mpirun stops every rank.
-    static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
+    public static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
         do { return try read() } catch {
             fputs("error: \(error)\n", stderr)
             exit(1)

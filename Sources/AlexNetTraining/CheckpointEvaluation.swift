@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// `eval`: a checkpoint's test top-1 and top-5, under mpirun or simulated.

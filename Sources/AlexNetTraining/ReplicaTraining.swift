@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// The training side of R replicas of the split model (`ReplicaLayout`): the batch hand-out,

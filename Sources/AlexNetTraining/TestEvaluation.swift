@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// Testing during and after training: the centre crop, or the paper's ten patches averaged.
