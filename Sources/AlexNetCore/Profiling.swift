@@ -34,10 +34,11 @@ public final class TimedCommunicator: Communicator {
     public let inner: Communicator
     public var separateWaiting: Bool
     public private(set) var communicationSeconds = 0.0
+    func addCommunication(_ seconds: Double) { communicationSeconds += seconds }
     public private(set) var waitingSeconds = 0.0
     /// Bytes this rank received from other ranks, per kind of collective (a broadcast's or a
     /// scatter's root receives none): summed over ranks, the traffic of the whole job.
-    public private(set) var bytes: [String: Int] = [:]
+    public internal(set) var bytes: [String: Int] = [:]
 
     public init(_ inner: Communicator, separateWaiting: Bool = true) {
         self.inner = inner
