@@ -38,26 +38,31 @@ extension SingleProcessCommunicator {
 }
 
 extension TimedCommunicator {
-    /// Counted as a broadcast; the seconds spent in `test` and `wait` count as communication.
-    /// No barrier first: meeting the other ranks would defeat the point of not waiting.
+    /// Counted as a broadcast when it is waited for (so a hand-out started in one step and
+    /// taken in the next counts in the next, after a reset between them); the seconds spent in
+    /// `test` and `wait` count as communication. No barrier first: meeting the other ranks
+    /// would defeat the point of not waiting.
     public func startBroadcast(_ data: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest {
-        bytes["broadcast", default: 0] += rank == root ? 0 : data.count
-        return TimedRequest(startedBy: self) { inner.startBroadcast(data, root: root) }
+        TimedRequest(startedBy: self, kind: "broadcast", bytes: rank == root ? 0 : data.count) { inner.startBroadcast(data, root: root) }
     }
 
     public func startScatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest {
-        bytes["scatter", default: 0] += rank == root ? 0 : counts[rank]
-        return TimedRequest(startedBy: self) { inner.startScatter(send, counts: counts, into: receive, root: root) }
+        TimedRequest(startedBy: self, kind: "scatter", bytes: rank == root ? 0 : counts[rank]) {
+            inner.startScatter(send, counts: counts, into: receive, root: root)
+        }
     }
 }
 
-/// A request whose start, tests and wait add to a `TimedCommunicator`'s communication time.
+/// A request whose start, tests and wait add to a `TimedCommunicator`'s communication time,
+/// and whose bytes are counted at the first `wait`.
 private final class TimedRequest: CollectiveRequest {
     private let owner: TimedCommunicator
     private let inner: CollectiveRequest
+    private let kind: String, count: Int
+    private var counted = false
 
-    init(startedBy owner: TimedCommunicator, _ start: () -> CollectiveRequest) {
-        self.owner = owner
+    init(startedBy owner: TimedCommunicator, kind: String, bytes: Int, _ start: () -> CollectiveRequest) {
+        (self.owner, self.kind, count) = (owner, kind, bytes)
         let began = monotonicSeconds()
         inner = start()
         owner.addCommunication(monotonicSeconds() - began)
@@ -65,14 +70,21 @@ private final class TimedRequest: CollectiveRequest {
 
     func test() -> Bool {
         let began = monotonicSeconds()
-        defer { owner.addCommunication(monotonicSeconds() - began) }
-        return inner.test()
+        let finished = inner.test()
+        owner.addCommunication(monotonicSeconds() - began)
+        return finished
     }
 
     func wait() {
         let began = monotonicSeconds()
         inner.wait()
         owner.addCommunication(monotonicSeconds() - began)
+        countBytes()
+    }
+
+    private func countBytes() {
+        if !counted { owner.addBytes(count, kind: kind) }
+        counted = true
     }
 }
 
