@@ -21,8 +21,8 @@ final class ReplicaTraining {
     let testTransport: BatchTransport
     /// The global batch whose hand-out is under way, on every rank.
     private var started: Range<Int>?
-    /// Seconds spent packing (the coordinator) and expanding (every rank) batches (for `bench`).
-    private(set) var assemblySeconds = 0.0
+    /// Seconds the coordinator spent packing records (for `bench`).
+    private var packingSeconds = 0.0
 
     /// A collective over the world: the coordinator's input pipeline reaches every rank.
     init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int, data: DataLayout) {
@@ -41,6 +41,10 @@ final class ReplicaTraining {
 
     var replicas: Int { layout.replicas }
 
+    /// Seconds spent packing training batches (the coordinator) and making float batches from
+    /// them (every rank): the input's cost on the critical path, without the wait (for `bench`).
+    var assemblySeconds: Double { packingSeconds + transport.expansionSeconds }
+
     /// Hands each replica its share of global batch `range` (training images of the epoch's
     /// order); nil when every rank must stop. The hand-out of `next`, the next global batch if
     /// there is one, starts at once and travels while this step computes; `following`, the one
@@ -49,9 +53,7 @@ final class ReplicaTraining {
         if started == nil { startHandOut(range, prefetch: next) }
         precondition(started == range, "batch \(range) asked for while \(started!) was handed out")
         started = nil
-        let begin = monotonicSeconds()
         guard transport.finish(into: batch) else { return nil }
-        assemblySeconds += monotonicSeconds() - begin
         if let next { startHandOut(next, prefetch: following) }
         let mine = ReplicaLayout.share(layout.replica, of: range.count, perReplica: perReplica)
         return ReplicaShare(offset: mine.lowerBound, count: mine.count, batch: range.count)
@@ -71,7 +73,7 @@ final class ReplicaTraining {
                 coordinator.packTraining(share, into: transport.room(replica: r, shares: shares),
                                          next: k + 1 < sequence.count ? sequence[k + 1] : following)
             }
-            assemblySeconds += monotonicSeconds() - begin
+            packingSeconds += monotonicSeconds() - begin
         }
         transport.start(shares: shares)
         started = range
