@@ -19,11 +19,12 @@ let package = Package(
 
         // The math: tensors, layers, model spec, split model, optimiser. Knows nothing of MPI.
         .target(name: "AlexNetCore", dependencies: ["CBLAS"]),
-        // Data sets: formats, decoding, the paper's preprocessing and augmentation, batching. Knows nothing of models.
+        // Everything from a file on disk to an assembled Batch: formats, decoding, the paper's preprocessing and
+        // augmentation, the coordinator and its prefetch thread. Knows nothing of MPI or of training.
         .target(name: "AlexNetData", dependencies: ["AlexNetCore", "CZlib", "CPNG", "CTurboJPEG"]),
         // The Open MPI communicator: the only code that talks to MPI.
         .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "CMPI"]),
-        // The training loop and its coordinator; runs over any Communicator.
+        // The run: training loop, optimiser schedule, checkpoints, evaluation; runs over any Communicator.
         .target(name: "AlexNetTraining", dependencies: ["AlexNetCore", "AlexNetData", "CZlib"]),
         // The thin command-line layer.
         .executableTarget(name: "alexnet-split", dependencies: [

@@ -1,6 +1,6 @@
-/// A batch of images and their labels, as it travels in one step: the coordinator fills it,
-/// the transport moves it to the ranks, `Network.forward` reads its pixels and the loss its
-/// labels. The model never holds labels.
+/// A batch of images and their labels, as one step computes on it: every rank makes it from
+/// the records the coordinator handed out (`InputPipeline.expand` in AlexNetData),
+/// `Network.forward` reads its pixels and the loss its labels. The model never holds labels.
 ///
 /// Pixels are channel-major, `[C, n, H, W]`, as every activation (see `Stage`): channel `c` of
 /// the `n` images is one contiguous slab, so a batch of `n` images fills the first
@@ -15,8 +15,6 @@ public final class Batch {
     public let pixels: Buffer
     /// `capacity` labels; the first `count` are the batch's.
     public let labels: UnsafeMutablePointer<Int32>
-    /// The batch whose storage this one views, kept alive by it; nil when this one owns its own.
-    private let base: Batch?
 
     public init(shape: Shape, capacity: Int) {
         self.shape = shape
@@ -25,31 +23,13 @@ public final class Batch {
         pixels = Buffer(count: shape.size * capacity)
         labels = .allocate(capacity: max(capacity, 1))
         labels.initialize(repeating: 0, count: max(capacity, 1))
-        base = nil
     }
 
-    /// Images `first ..< first + capacity` of `base`'s storage, as a batch of its own: where a
-    /// coordinator assembles one replica's share among the shares it will scatter.
-    public init(viewing base: Batch, from first: Int, capacity: Int) {
-        precondition(first >= 0 && first + capacity <= base.capacity, "images \(first)..<\(first + capacity) outside a batch of \(base.capacity)")
-        shape = base.shape
-        self.capacity = capacity
-        count = 0
-        pixels = Buffer(viewing: base.pixels, offset: first * shape.size, count: capacity * shape.size)
-        labels = base.labels + first
-        self.base = base
-    }
-
-    deinit { if base == nil { labels.deallocate() } }
+    deinit { labels.deallocate() }
 
     /// The pixel bytes of the first `n` images (all it holds by default).
     public func pixelBytes(_ n: Int? = nil) -> UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: pixels.pointer, count: (n ?? count) * shape.size * 4)
-    }
-
-    /// The label bytes of the first `n` images (all it holds by default).
-    public func labelBytes(_ n: Int? = nil) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: labels, count: (n ?? count) * 4)
     }
 
     /// Label of image `b`.

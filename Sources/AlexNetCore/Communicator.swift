@@ -4,7 +4,7 @@ import Foundation
 /// (`AlexNetMPI`) and in-process, one thread per simulated rank (`InProcessGroup`).
 ///
 /// Every rank calls every collective in the same order with the same counts, as in MPI.
-public protocol Communicator: AnyObject {
+public protocol Communicator: AnyObject, NonBlockingCollectives {
     /// This process's (or thread's) index in `0..<size`.
     var rank: Int { get }
     /// Number of ranks.

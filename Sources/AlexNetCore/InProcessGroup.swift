@@ -17,6 +17,8 @@ public final class InProcessGroup: Sendable {
     /// `split`'s (color, key) per rank, and the sub-groups made from them.
     fileprivate let splitRequests: Slots<(color: Int, key: Int)>
     fileprivate let subgroups = Mutex<[Int: InProcessGroup]>([:])
+    /// Where non-blocking collectives meet (NonBlocking.swift).
+    let requests: RequestBoard
 
     public init(size: Int) {
         precondition(size >= 1)
@@ -25,6 +27,7 @@ public final class InProcessGroup: Sendable {
         integers = Slots(count: size, initial: [])
         gate = Gate(parties: size)
         splitRequests = Slots(count: size, initial: (0, 0))
+        requests = RequestBoard(size: size)
     }
 
     /// The communicator of simulated rank `rank`.
@@ -116,6 +119,8 @@ final class InProcessCommunicator: Communicator {
         self.group = group
         self.rank = rank
     }
+
+    var requests: RequestBoard { group.requests }
 
     /// Posts `pointer`, lets every rank read the board with `read`, then releases the board.
     private func exchange(_ pointer: UnsafeRawPointer, read: (Slots<UnsafeRawPointer?>) -> Void) {

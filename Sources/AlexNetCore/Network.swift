@@ -111,6 +111,10 @@ public final class Network {
         Array(UnsafeBufferPointer(start: logits, count: plan.classes * n))
     }
 
+    /// Called after every stage, forward and backward: where a transfer under way (the next
+    /// batch's hand-out) gets the MPI calls that move it while the step computes.
+    public var betweenStages: (() -> Void)?
+
     /// Runs `batch`'s images through every stage.
     public func forward(_ batch: Batch, context: StepContext) {
         let n = batch.count
@@ -122,6 +126,7 @@ public final class Network {
             let start = monotonicSeconds()
             stage.forward(input: x, output: output.pointer, batch: n, context: context)
             times.addForward(i, monotonicSeconds() - start)
+            betweenStages?()
             x = UnsafePointer(output.pointer)
         }
     }
@@ -137,6 +142,7 @@ public final class Network {
             stages[i].backward(input: x, output: outputs[i].pointer, outputGradient: gradients[i].pointer,
                                inputGradient: i == 0 ? nil : gradients[i - 1].pointer, batch: n)
             times.addBackward(i, monotonicSeconds() - start)
+            betweenStages?()
         }
     }
 

@@ -34,6 +34,9 @@ public final class TimedCommunicator: Communicator {
     public let inner: Communicator
     public var separateWaiting: Bool
     public private(set) var communicationSeconds = 0.0
+    /// What a non-blocking collective adds (NonBlocking.swift).
+    func addCommunication(_ seconds: Double) { communicationSeconds += seconds }
+    func addBytes(_ count: Int, kind: String) { bytes[kind, default: 0] += count }
     public private(set) var waitingSeconds = 0.0
     /// Bytes this rank received from other ranks, per kind of collective (a broadcast's or a
     /// scatter's root receives none): summed over ranks, the traffic of the whole job.

@@ -137,7 +137,8 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
     public var reduceScatters = 0
     /// Weight gradients among twins (R > 1), by `OrderedAllReduce`.
     public var gradientAllReduce = 0
-    /// The stop flag to every rank, the shares to the replicas' tower-0 ranks, each share to its pair.
+    /// The stop flag to every rank, and each rank's share of the batch as records of stored
+    /// bytes and draws (a broadcast over the pair; with replicas a scatter over the world).
     public var batchHandOut = 0
     /// The step's loss and correct count, summed over replicas (R > 1; training and inference).
     public var metrics = 0
@@ -153,8 +154,9 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
     /// The prediction from the model's table: `batch` images per global step, `replicas`
     /// replicas of the plan's towers, shares of `batch / replicas` (the last replica's share
     /// clipped when `batch` is not a multiple). Counts are those of `Trainer`'s step and of
-    /// `bench`: the stop flag is an Int32, labels are Int32, pixels Float32.
-    public static func predicted(plan: NetworkPlan, replicas: Int, batch: Int, training: Bool = true) throws -> CommunicationVolume {
+    /// `bench`: the stop flag is an Int32, and each image travels as one `record` of that many
+    /// bytes (its label, stored pixels and augmentation draws: `StoredImageFormat.recordBytes`).
+    public static func predicted(plan: NetworkPlan, replicas: Int, batch: Int, training: Bool = true, record: Int) throws -> CommunicationVolume {
         var v = CommunicationVolume()
         let t = plan.towers, ranks = t * replicas
         guard t > 1 else { return v }
@@ -178,9 +180,9 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
             }
         }
         if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }
-        let image = plan.spec.input.size * 4 + 4
+        // Every rank but the coordinator receives its replica's share; the coordinator keeps replica 0's.
         let first = ReplicaLayout.share(0, of: batch, perReplica: perReplica).count
-        v.batchHandOut = (ranks - 1) * 4 + (batch - first) * image + (t - 1) * batch * image
+        v.batchHandOut = (ranks - 1) * 4 + (t * batch - first) * record
         return v
     }
 }

@@ -38,28 +38,38 @@ public struct BatchAssembler: Sendable {
     /// their labels into `labels`.
     public func assemble(_ indices: ArraySlice<Int>, from images: LabeledImages,
                          pixels: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>) {
-        let n = indices.count, plane = height * width
-        let scale = 1 / (255 * std), shift = mean / std
-        let sc = images.channels
-        precondition(sc == 1 || sc == channels)
+        precondition(images.height == sourceHeight && images.width == sourceWidth)
+        let positions = Array(indices)
         images.pixels.withUnsafeBufferPointer { source in
-            for (b, index) in indices.enumerated() {
-                labels[b] = images.labels[index]
-                let image = source.baseAddress! + index * images.imageSize
-                for k in 0..<sc {
-                    let out = pixels + (k * n + b) * plane
-                    for (i, (r0, r1, wr)) in rows.enumerated() {
-                        for (j, (c0, c1, wc)) in columns.enumerated() {
-                            let top = Float(image[(r0 * sourceWidth + c0) * sc + k]) * (1 - wc) + Float(image[(r0 * sourceWidth + c1) * sc + k]) * wc
-                            let bottom = Float(image[(r1 * sourceWidth + c0) * sc + k]) * (1 - wc) + Float(image[(r1 * sourceWidth + c1) * sc + k]) * wc
-                            out[i * width + j] = (top * (1 - wr) + bottom * wr) * scale - shift
-                        }
+            for (b, index) in positions.enumerated() { labels[b] = images.labels[index] }
+            assemble(count: positions.count, sourceChannels: images.channels,
+                     image: { source.baseAddress! + positions[$0] * images.imageSize }, pixels: pixels)
+        }
+    }
+
+    /// Writes `n` stored images (`image(b)`: sourceHeight x sourceWidth x sourceChannels bytes,
+    /// channels interleaved) into `pixels` (`[channels, n, height, width]`): the arithmetic of
+    /// every input this assembler makes, on the coordinator or on a tower rank.
+    public func assemble(count n: Int, sourceChannels sc: Int, image: (Int) -> UnsafePointer<UInt8>,
+                         pixels: UnsafeMutablePointer<Float>) {
+        let plane = height * width
+        let scale = 1 / (255 * std), shift = mean / std
+        precondition(sc == 1 || sc == channels)
+        for b in 0..<n {
+            let image = image(b)
+            for k in 0..<sc {
+                let out = pixels + (k * n + b) * plane
+                for (i, (r0, r1, wr)) in rows.enumerated() {
+                    for (j, (c0, c1, wc)) in columns.enumerated() {
+                        let top = Float(image[(r0 * sourceWidth + c0) * sc + k]) * (1 - wc) + Float(image[(r0 * sourceWidth + c1) * sc + k]) * wc
+                        let bottom = Float(image[(r1 * sourceWidth + c0) * sc + k]) * (1 - wc) + Float(image[(r1 * sourceWidth + c1) * sc + k]) * wc
+                        out[i * width + j] = (top * (1 - wr) + bottom * wr) * scale - shift
                     }
                 }
-                let out = pixels + b * plane
-                for c in sc..<max(channels, 1) {
-                    (pixels + (c * n + b) * plane).update(from: out, count: plane)
-                }
+            }
+            let out = pixels + b * plane
+            for c in sc..<max(channels, 1) {
+                (pixels + (c * n + b) * plane).update(from: out, count: plane)
             }
         }
     }

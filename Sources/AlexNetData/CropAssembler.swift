@@ -94,29 +94,39 @@ public struct CropAssembler: Sendable {
     /// (`[channels, n, height, width]`) and their labels into `labels`.
     public func assemble(_ indices: ArraySlice<Int>, from images: LabeledImages, view: (Int, Int) -> CropView,
                          pixels: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>) {
-        let s = statistics.size, sc = statistics.channels, n = indices.count, plane = height * width
-        precondition(images.height == s && images.width == s && images.channels == sc)
-        let inverse = 1 / statistics.scale
+        precondition(images.height == statistics.size && images.width == statistics.size && images.channels == statistics.channels)
+        let positions = Array(indices)
         images.pixels.withUnsafeBufferPointer { source in
-            statistics.mean.withUnsafeBufferPointer { mean in
-                for (b, index) in indices.enumerated() {
-                    labels[b] = images.labels[index]
-                    let v = view(b, index)
-                    let image = source.baseAddress! + index * images.imageSize
-                    for k in 0..<sc {
-                        let out = pixels + (k * n + b) * plane
-                        let meanPlane = mean.baseAddress! + k * s * s
-                        for y in 0..<height {
-                            let row = (v.y + y) * s
-                            for x in 0..<width {
-                                let sx = v.x + (v.mirrored ? width - 1 - x : x)
-                                out[y * width + x] = (Float(image[(row + sx) * sc + k]) + v.noise[k] - meanPlane[row + sx]) * inverse
-                            }
+            for (b, index) in positions.enumerated() { labels[b] = images.labels[index] }
+            assemble(count: positions.count, image: { source.baseAddress! + positions[$0] * images.imageSize },
+                     view: { view($0, positions[$0]) }, pixels: pixels)
+        }
+    }
+
+    /// Writes `n` stored squares (`image(b)`: S x S x channels bytes, channels interleaved) as
+    /// seen through `view(b)` into `pixels` (`[channels, n, height, width]`): the arithmetic of
+    /// every input this assembler makes, on the coordinator or on a tower rank.
+    public func assemble(count n: Int, image: (Int) -> UnsafePointer<UInt8>, view: (Int) -> CropView,
+                         pixels: UnsafeMutablePointer<Float>) {
+        let s = statistics.size, sc = statistics.channels, plane = height * width
+        let inverse = 1 / statistics.scale
+        statistics.mean.withUnsafeBufferPointer { mean in
+            for b in 0..<n {
+                let v = view(b)
+                let image = image(b)
+                for k in 0..<sc {
+                    let out = pixels + (k * n + b) * plane
+                    let meanPlane = mean.baseAddress! + k * s * s
+                    for y in 0..<height {
+                        let row = (v.y + y) * s
+                        for x in 0..<width {
+                            let sx = v.x + (v.mirrored ? width - 1 - x : x)
+                            out[y * width + x] = (Float(image[(row + sx) * sc + k]) + v.noise[k] - meanPlane[row + sx]) * inverse
                         }
                     }
-                    for k in sc..<channels {  // grey repeated
-                        (pixels + (k * n + b) * plane).update(from: pixels + b * plane, count: plane)
-                    }
+                }
+                for k in sc..<channels {  // grey repeated
+                    (pixels + (k * n + b) * plane).update(from: pixels + b * plane, count: plane)
                 }
             }
         }

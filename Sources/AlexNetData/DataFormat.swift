@@ -69,16 +69,13 @@ public enum DataFormat: String, CaseIterable, Sendable, Codable {
     }
 }
 
-/// How to read a data set.
+/// How to read a data set: the user's choices (`settings`: format, held-out share, bad
+/// images), and what the caller resolved from them (the stored size, the limits, the seed).
 public struct DataLoadOptions: Sendable {
-    /// Nil: detected from the directory.
-    public var format: DataFormat?
-    /// For a single folder of classes: the share of each class held out for testing.
-    public var valFraction: Double?
+    /// The run's data settings; only `format`, `valFraction` and `skipBadImages` are read here.
+    public var settings = DataSettings()
     /// Keys the held-out split.
     public var seed: UInt64 = 1
-    /// Leave unreadable image files out (and list them) instead of stopping.
-    public var skipBadImages = false
     /// Image folders: each photo's shorter side is scaled to this, then its centre square kept.
     public var imageSize = 36
     /// Channels to decode photos to (1 or 3).
@@ -88,7 +85,23 @@ public struct DataLoadOptions: Sendable {
     /// Decoding threads.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
 
-    public init() {}
+    public init(settings: DataSettings = DataSettings()) { self.settings = settings }
+
+    /// Nil: detected from the directory.
+    public var format: DataFormat? {
+        get { settings.format }
+        set { settings.format = newValue }
+    }
+    /// For a single folder of classes: the share of each class held out for testing.
+    public var valFraction: Double? {
+        get { settings.valFraction }
+        set { settings.valFraction = newValue }
+    }
+    /// Leave unreadable image files out (and list them) instead of stopping.
+    public var skipBadImages: Bool {
+        get { settings.skipBadImages }
+        set { settings.skipBadImages = newValue }
+    }
 }
 
 /// Reads any supported data set.

@@ -8,7 +8,7 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
     /// The MPI communicator this object speaks through: MPI_COMM_WORLD unless made by `split`.
-    private let world: MPI_Comm
+    let world: MPI_Comm
     /// Ends the job when a collective hangs (a host or the network gone); nil without a limit.
     /// Communicators split from this one share it.
     private let watchdog: CollectiveWatchdog?
@@ -199,7 +199,7 @@ public final class MPICommunicator: Communicator {
     }
 
     /// MPI's Int32 counts and the offsets of a scatter's or gather's blocks.
-    private static func countsAndOffsets(_ counts: [Int]) -> (counts: [Int32], offsets: [Int32]) {
+    static func countsAndOffsets(_ counts: [Int]) -> (counts: [Int32], offsets: [Int32]) {
         let counts32 = counts.map { Int32($0) }
         var offsets: [Int32] = [], offset: Int32 = 0
         for c in counts32 { offsets.append(offset); offset += c }
@@ -208,7 +208,7 @@ public final class MPICommunicator: Communicator {
 
     /// A collective that may wait long before the towers start (rank 0 preparing data) is
     /// timed only after their first exchange.
-    private func timedOnceStarted(_ collective: CollectiveWatchdog.Collective, _ body: () -> Int32) {
+    func timedOnceStarted(_ collective: CollectiveWatchdog.Collective, _ body: () -> Int32) {
         guard let watchdog, towersStarted else { _ = body(); return }
         _ = watchdog.time(collective, body)
     }

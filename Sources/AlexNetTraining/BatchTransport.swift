@@ -1,60 +1,111 @@
 import AlexNetCore
+import AlexNetData
 
-/// Moves each batch from the coordinator to the ranks that compute on it, preceded by the
-/// coordinator's decision whether to stop (Ctrl-C or SIGTERM), so that every rank stops after
-/// the same step.
+/// Moves each batch from the coordinator to the ranks that compute on it, as stored bytes plus
+/// each image's augmentation draws (`StoredBatch`), and makes every rank's float `Batch` from
+/// them with the coordinator's own pipeline, so that the inputs have the same bits everywhere.
+/// A hand-out is started without waiting (`start`) and finished later (`finish`), so that the
+/// next batch can travel while the current step computes; `progress` lets it advance.
 ///
-/// With R replicas (`ReplicaLayout`) the coordinator holds the shares of replicas 1..<R one
-/// after another in a staging batch and its own share in its batch: one scatter among the
-/// tower-0 twins gives each replica's tower 0 its share, and a broadcast on each pair gives
-/// it to the replica's other towers. With one replica the twins are a single rank, the scatter
-/// moves nothing, and the batch travels by one broadcast, collective for collective the
-/// two-rank run.
+/// `finish` first shares the coordinator's decision whether to stop (Ctrl-C or SIGTERM), so that
+/// every rank stops after the same step; a stopped hand-out is completed and dropped.
+///
+/// With R replicas (`ReplicaLayout`) the coordinator packs every replica's share and one
+/// scatter over the world gives each rank its replica's share (the towers of a replica get the
+/// same records). With one replica the batch travels by one broadcast over the pair.
 final class BatchTransport {
     /// Where the stop decision goes: every rank that takes part in the step.
     private let control: Communicator
-    private let twins: Communicator
-    private let pair: Communicator
+    /// Where the records go: the pair (broadcast), or with replicas the world (scatter).
+    private let handOut: Communicator
+    /// Ranks per replica, when scattering; nil when broadcasting.
+    private let towers: Int?
+    let pipeline: InputPipeline
+    /// This rank's records once a hand-out has finished (on the coordinator when broadcasting,
+    /// also where it packs).
+    let received: StoredBatch
+    /// On the coordinator, with replicas: every rank's block, in world-rank order.
+    private let outgoing: StoredBatch?
+    private var pending: (request: CollectiveRequest, count: Int)?
     private var stop: [Int32] = [0]
+    /// Seconds spent making float batches from records (for `bench`).
+    private(set) var expansionSeconds = 0.0
 
-    private init(control: Communicator, twins: Communicator, pair: Communicator) {
+    private init(control: Communicator, handOut: Communicator, towers: Int?, pipeline: InputPipeline, format: StoredImageFormat,
+                 capacity: Int, outgoing: Int) {
         self.control = control
-        self.twins = twins
-        self.pair = pair
+        self.handOut = handOut
+        self.towers = towers
+        self.pipeline = pipeline
+        received = StoredBatch(format: format, capacity: capacity)
+        self.outgoing = outgoing > 0 ? StoredBatch(format: format, capacity: outgoing) : nil
     }
 
-    /// Training: the decision over the world, the shares over the twins, then each pair.
-    convenience init(layout: ReplicaLayout) { self.init(control: layout.world, twins: layout.twins, pair: layout.pair) }
-
-    /// One pair on its own (testing on replica 0, `eval`): the decision and the batch over `pair`.
-    convenience init(pair: Communicator) { self.init(control: pair, twins: SingleProcessCommunicator(), pair: pair) }
-
-    /// Moves the coordinator's batch of `n` images to every rank of the pair; false when every
-    /// rank must stop.
-    func move(_ batch: Batch, count n: Int) -> Bool {
-        move(batch, mine: n, staged: nil, shares: Array(repeating: 0, count: twins.size))
+    /// Training: the decision over the world; the records over the pair, or scattered over the world.
+    convenience init(layout: ReplicaLayout, pipeline: InputPipeline, format: StoredImageFormat, perReplica: Int) {
+        let scatters = layout.replicas > 1
+        self.init(control: layout.world, handOut: scatters ? layout.world : layout.pair, towers: scatters ? layout.towers : nil,
+                  pipeline: pipeline, format: format, capacity: perReplica,
+                  outgoing: scatters && layout.world.rank == 0 ? layout.world.size * perReplica : 0)
     }
 
-    /// Moves one share to each replica: `shares[r]` images for replica r, where replica 0's
-    /// (`shares[0]` is 0: nothing to scatter) is already in the coordinator's `batch` and the
-    /// others are in `staged`, in replica order. Afterwards every rank's `batch` holds its
-    /// replica's `mine` images. False when every rank must stop.
-    func move(_ batch: Batch, mine: Int, staged: Batch?, shares: [Int]) -> Bool {
-        guard goOn() else { return false }
-        if pair.rank == 0 {
-            let total = shares.reduce(0, +), pixelBytes = batch.shape.size * 4
-            let none = UnsafeRawBufferPointer(start: nil, count: 0)
-            twins.scatter(staged.map { UnsafeRawBufferPointer($0.pixelBytes(total)) } ?? none,
-                          counts: shares.map { $0 * pixelBytes }, into: batch.pixelBytes(mine), root: 0)
-            twins.scatter(staged.map { UnsafeRawBufferPointer($0.labelBytes(total)) } ?? none,
-                          counts: shares.map { $0 * 4 }, into: batch.labelBytes(mine), root: 0)
+    /// One pair on its own (testing on replica 0, `eval`): the decision and the records over `pair`.
+    convenience init(pair: Communicator, pipeline: InputPipeline, format: StoredImageFormat, capacity: Int) {
+        self.init(control: pair, handOut: pair, towers: nil, pipeline: pipeline, format: format, capacity: capacity, outgoing: 0)
+    }
+
+    deinit { pending?.request.wait() }  // every rank drops the same hand-out
+
+    /// Where the coordinator packs replica `r`'s share of `shares[r]` images.
+    func room(replica r: Int, shares: [Int]) -> StoredBatch {
+        guard let outgoing, let towers else { return received }
+        return StoredBatch(viewing: outgoing, from: shares[..<r].reduce(0, +) * towers, capacity: shares[r])
+    }
+
+    /// Starts moving the packed shares, `shares[r]` images for replica r (one share when
+    /// broadcasting). Every rank calls it, with the same `shares`.
+    func start(shares: [Int]) {
+        precondition(pending == nil, "a hand-out is already under way")
+        let record = received.format.recordBytes
+        guard let towers else {
+            pending = (handOut.startBroadcast(received.bytes(shares[0]), root: 0), shares[0])
+            return
         }
-        batch.count = mine
-        if mine > 0 {
-            pair.broadcast(batch.pixelBytes(), root: 0)
-            pair.broadcast(batch.labelBytes(), root: 0)
+        let counts = (0..<handOut.size).map { shares[$0 / towers] * record }
+        if outgoing != nil {  // the other towers of each replica get a copy of its tower 0's block
+            for r in shares.indices where shares[r] > 0 {
+                let first = room(replica: r, shares: shares).storage, block = counts[r * towers]
+                for t in 1..<towers { (first + t * block).copyMemory(from: first, byteCount: block) }
+            }
         }
+        let mine = shares[handOut.rank / towers]
+        let send = outgoing.map { UnsafeRawBufferPointer($0.bytes(towers * shares.reduce(0, +))) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        pending = (handOut.startScatter(send, counts: counts, into: received.bytes(mine), root: 0), mine)
+    }
+
+    /// Lets the hand-out under way advance: called between the stages of a step.
+    func progress() { _ = pending?.request.test() }
+
+    /// Shares the coordinator's decision whether to go on, finishes the hand-out under way and
+    /// fills `batch` with this rank's images. False when every rank must stop.
+    func finish(into batch: Batch) -> Bool {
+        let goOn = self.goOn()
+        guard let (request, count) = pending else { preconditionFailure("no hand-out under way") }
+        request.wait()
+        pending = nil
+        guard goOn else { return false }
+        let begin = monotonicSeconds()
+        if count > 0 { pipeline.expand(received, count: count, into: batch) } else { batch.count = 0 }
+        expansionSeconds += monotonicSeconds() - begin
         return true
+    }
+
+    /// Test images `range` through test view `view`: packed by the coordinator, moved, and
+    /// made into `batch` on every rank of the pair. False when every rank must stop.
+    func moveTest(_ range: Range<Int>, view: Int, coordinator: Coordinator?, into batch: Batch) -> Bool {
+        coordinator?.packTest(range, view: view, into: received)
+        start(shares: [range.count])
+        return finish(into: batch)
     }
 
     /// Shares the coordinator's decision whether to go on.

@@ -83,7 +83,8 @@ public enum Benchmark {
         if shards == nil { coordinator?.shuffle(epoch: 1) }
         let n = options.batchSize
         // The training loop's own hand-out and step (ReplicaTraining), so what is measured is what trains.
-        let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n)
+        let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n,
+                                       data: BenchmarkData.layout(shards: shards))
         let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator]
         let (stepSeconds, coordinatorSeconds) = try measure(options, replicas: replicas, counters: counters, ranges: ranges,
                                                             coordinator: coordinator)
@@ -113,7 +114,8 @@ public enum Benchmark {
             waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
-            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference),
+            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference,
+                                                                record: StoredImageFormat(layout: BenchmarkData.layout(shards: shards)).recordBytes),
             loaderImagesPerSecond: loaderRate, convolutionPlan: convolutionPlan, sgemmLimit: sgemmLimit)
     }
 
@@ -131,7 +133,11 @@ public enum Benchmark {
             }
             let start = monotonicSeconds(), assembling = replicas.assemblySeconds
             if let epoch = ranges.epochStarting(at: step) { coordinator?.shuffle(epoch: epoch) }
-            guard let share = replicas.handOut(ranges.range(step)) else { throw TrainingError("stopped at your request") }
+            let steps = options.warmup + options.steps
+            guard let share = replicas.handOut(ranges.range(step), next: ranges.range(step + 1, of: steps, from: step),
+                                               following: ranges.range(step + 2, of: steps, from: step)) else {
+                throw TrainingError("stopped at your request")
+            }
             replicas.step(share, step: step, seed: options.seed, training: !options.inference)
             if !options.inference { sgd.update(network.arena) }
             if step >= options.warmup {
@@ -149,7 +155,7 @@ public enum Benchmark {
         let split = layout.pair !== layout.world
         func of(_ c: TimedCommunicator?, _ kind: String) -> Double { Double(c?.bytes[kind] ?? 0) }
         let mine = [of(pair, "all-gather"), of(pair, "reduce-scatter"), of(twins, "all-to-all") + of(twins, "all-gather"),
-                    of(world, "broadcast") + (split ? of(pair, "broadcast") : 0) + of(twins, "scatter"),
+                    of(world, "broadcast") + (split ? of(pair, "broadcast") : 0) + of(world, "scatter"),
                     split ? of(world, "all-gather") : 0]
         let all = world.inner.sumInRankOrder(mine).map { Int($0) / steps }
         var v = CommunicationVolume()

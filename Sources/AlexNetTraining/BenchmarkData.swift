@@ -8,8 +8,14 @@ enum BenchmarkData {
     /// The model's spec: colour input and the shards' classes with `--data`.
     static func spec(_ options: BenchmarkOptions, shards: ShardSet?) -> ModelSpec {
         guard let shards else { return options.preset.spec(classes: options.classes) }
-        let layout = DataLayout(format: .shards, preprocessing: .paper, imageSize: shards.manifest.imageSize, channels: shards.manifest.channels)
-        return layout.spec(options.preset, classes: shards.manifest.classNames.count)
+        return layout(shards: shards).spec(options.preset, classes: shards.manifest.classNames.count)
+    }
+
+    /// The stored images: 28x28 grey squares resized to the input, or the shards' S x S
+    /// squares under the paper's preprocessing. Every rank knows it.
+    static func layout(shards: ShardSet?) -> DataLayout {
+        guard let shards else { return DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1) }
+        return DataLayout(format: .shards, preprocessing: .paper, imageSize: shards.manifest.imageSize, channels: shards.manifest.channels)
     }
 
     /// Rank 0's coordinator.
@@ -21,8 +27,7 @@ enum BenchmarkData {
                                        labels: (0..<count).map { _ in Int32(random.below(options.classes)) })
             let names = (0..<options.classes).map { "class \($0)" }
             return Coordinator(data: DataSet(name: "synthetic", format: .idx, train: images, test: images, classNames: names), input: plan.spec.input,
-                               layout: DataLayout(format: .idx, preprocessing: .resize, imageSize: 28, channels: 1), settings: DataSettings(),
-                               seed: options.seed)
+                               layout: layout(shards: nil), settings: DataSettings(), seed: options.seed)
         }
         guard shards.train.count >= options.batchSize else {
             throw TrainingError("\(shards.directory) has \(shards.train.count) training photos, fewer than --batch-size \(options.batchSize)")
@@ -30,8 +35,7 @@ enum BenchmarkData {
         guard shards.manifest.imageSize >= plan.spec.input.height else {
             throw TrainingError("\(shards.directory) holds \(shards.manifest.imageSize)-pixel squares, smaller than the \(plan.spec.input.height)-pixel input")
         }
-        let layout = DataLayout(format: .shards, preprocessing: .paper, imageSize: shards.manifest.imageSize, channels: shards.manifest.channels)
-        return Coordinator(data: TrainingImages(streaming: shards, trainLimit: nil, testLimit: nil), input: plan.spec.input, layout: layout,
+        return Coordinator(data: TrainingImages(streaming: shards, trainLimit: nil, testLimit: nil), input: plan.spec.input, layout: layout(shards: shards),
                            settings: DataSettings(), seed: options.seed, maxBatch: maxBatch)
     }
 
@@ -62,6 +66,13 @@ enum BenchmarkData {
         func range(_ step: Int) -> Range<Int> {
             let first = step % stepsPerEpoch * batch
             return first..<(first + batch)
+        }
+
+        /// The batch of `step`, if it is one of the `steps` and in the same epoch as `from`'s,
+        /// so that its hand-out can start before the epoch's order is shuffled again.
+        func range(_ step: Int, of steps: Int, from: Int) -> Range<Int>? {
+            guard step < steps, images == nil || step / stepsPerEpoch == from / stepsPerEpoch else { return nil }
+            return range(step)
         }
     }
 }

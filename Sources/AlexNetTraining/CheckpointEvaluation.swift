@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// `eval`: a checkpoint's test top-1 and top-5, under mpirun or simulated.
@@ -39,8 +40,11 @@ public enum CheckpointEvaluation {
                                 restored: statistics)
                 }
                 reporter.say("evaluating \(path) (\(manifest.preset)/\(manifest.model), epoch \(manifest.epoch), step \(manifest.step)) on \(session.testCount) test images\(settings.tenCrop ? " x 10 patches" : ""), \(how)")
+                let pipeline = InputPipeline.shared(coordinator?.pipeline, layout: session.layout, input: plan.spec.input, over: comm)
+                let transport = BatchTransport(pair: comm, pipeline: pipeline, format: StoredImageFormat(layout: session.layout),
+                                               capacity: network.maxBatch)
                 return Trainer.evaluate(network: network, batch: Batch(shape: plan.spec.input, capacity: network.maxBatch),
-                                        coordinator: coordinator, count: session.testCount, transport: BatchTransport(pair: comm),
+                                        coordinator: coordinator, count: session.testCount, transport: transport,
                                         seed: manifest.seed, tenCrop: settings.tenCrop)
             }
             guard session.isCoordinator else { return 0 }

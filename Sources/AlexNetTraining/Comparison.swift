@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// `compare`: trains the three models of docs/models.md on the same data, data order, seeds and

@@ -13,7 +13,9 @@ public enum Evaluator {
                                       restored: statistics)
         let batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
         return Trainer.evaluate(network: network, batch: batch, coordinator: coordinator, count: data.test.count,
-                                transport: BatchTransport(pair: SingleProcessCommunicator()), seed: seed, tenCrop: settings.tenCrop)!
+                                transport: BatchTransport(pair: SingleProcessCommunicator(), pipeline: coordinator.pipeline,
+                                                          format: coordinator.format, capacity: network.maxBatch),
+                                seed: seed, tenCrop: settings.tenCrop)!
     }
 
     /// The softmax of every test image through test view `view` alone (0: the centre crop,

@@ -35,11 +35,13 @@ public struct MemoryJob: Sendable {
 
 /// What a job needs on one host, by kind, in bytes.
 public struct MemoryNeed: Sendable {
-    /// One rank's network (weights, gradients, momentum, activations, workspaces), times the ranks here.
+    /// One rank's network (weights, gradients, momentum, activations, workspaces) and its
+    /// received hand-out records, times the ranks here.
     public var networks = 0.0
     /// The replicas' gradient-sum buffers (OrderedAllReduce), for every rank here.
     public var replicaReduction = 0.0
-    /// The data set, the prefetched batch and the replicas' staged shares, on the coordinator's host.
+    /// The data set, the prefetched records and, with replicas, every rank's share packed for
+    /// the scatter, on the coordinator's host.
     public var coordinator = 0.0
     /// A checkpoint's copies of the weights and momentum while it is encoded and written
     /// (Checkpoint.save), on the ranks of replica 0: two floats per parameter as arrays, two in the file's bytes.
@@ -88,10 +90,14 @@ public enum MemoryAdmission {
                 need.replicaReduction = floats * 4 * Double(job.ranksHere)
             }
         }
+        // A hand-out record (stored bytes and draws) is bounded by the float input it becomes
+        // for the paper's crops (S = input x 256/227 bytes a side against 4 bytes a float).
+        let sample = Double(input.size) * 4 + 4
+        // Every rank's received records, for training and for testing.
+        need.networks += 2 * Double(perReplica) * sample * Double(job.ranksHere)
         if job.coordinatorHere {
-            let sample = Double(input.size) * 4 + 4
             let prefetched = job.prefetch ? Double(perReplica) * sample : 0
-            let staged = Double(max(job.replicas - 1, 0) * perReplica) * sample
+            let staged = job.replicas > 1 ? Double(plan.towers * job.replicas * perReplica) * sample : 0
             need.coordinator = job.dataBytes + prefetched + staged
         }
         need.processes = processBase * Double(job.processesHere) + threadStack * Double(job.ranksHere)

@@ -1,11 +1,12 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
-/// The training side of R replicas of the split model (`ReplicaLayout`): the batch hand-out,
-/// the step (local share, gradients summed among twins, metrics summed over the replicas), and
-/// what only replica 0 does (evaluate, write checkpoints and weights). One replica is the case
-/// R = 1 of the same code: its twins are a single rank, so the scatter and the gradient sum move
-/// nothing, and the run is the plain two-rank run, collective for collective.
+/// The training side of R replicas of the split model (`ReplicaLayout`): the batch hand-out
+/// (started one step ahead, `BatchTransport`), the step (local share, gradients summed among
+/// twins, metrics summed over the replicas), and what only replica 0 does (evaluate, write
+/// checkpoints and weights). One replica is the case R = 1 of the same code: its twins are a
+/// single rank, so the gradient sum moves nothing, and the hand-out is one broadcast over the pair.
 final class ReplicaTraining {
     let layout: ReplicaLayout
     let network: Network
@@ -18,58 +19,68 @@ final class ReplicaTraining {
     private let transport: BatchTransport
     /// On replica 0's pair: moves test batches (replica 0 tests alone).
     let testTransport: BatchTransport
-    /// On the coordinator: the shares of replicas 1..<R, one after the other.
-    private let staging: Batch?
-    /// Seconds the coordinator spent assembling batches (for `bench`).
-    private(set) var assemblySeconds = 0.0
+    /// The global batch whose hand-out is under way, on every rank.
+    private var started: Range<Int>?
+    /// Seconds the coordinator spent packing records (for `bench`).
+    private var packingSeconds = 0.0
 
-    init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int) {
+    /// A collective over the world: the coordinator's input pipeline reaches every rank.
+    init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int, data: DataLayout) {
         self.layout = layout
         self.network = network
         self.coordinator = coordinator
         perReplica = batchSize / layout.replicas
         reduction = OrderedAllReduce(communicator: layout.twins)
         batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
-        transport = BatchTransport(layout: layout)
-        testTransport = BatchTransport(pair: layout.pair)
-        let others = coordinator != nil ? (layout.replicas - 1) * perReplica : 0
-        staging = others > 0 ? Batch(shape: network.plan.spec.input, capacity: others) : nil
+        let input = network.plan.spec.input, format = StoredImageFormat(layout: data)
+        let pipeline = InputPipeline.shared(coordinator?.pipeline, layout: data, input: input, over: layout.world)
+        transport = BatchTransport(layout: layout, pipeline: pipeline, format: format, perReplica: perReplica)
+        testTransport = BatchTransport(pair: layout.pair, pipeline: pipeline, format: format, capacity: network.maxBatch)
+        network.betweenStages = { [transport] in transport.progress() }
     }
 
     var replicas: Int { layout.replicas }
 
-    /// Assembles training images `range` of the epoch's order (one global batch) on the
-    /// coordinator and hands each replica its share; nil when every rank must stop. `next`, the
-    /// next global batch if there is one, lets the coordinator prepare it in the background.
-    func handOut(_ range: Range<Int>, next: Range<Int>? = nil) -> ReplicaShare? {
-        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: range.count, perReplica: perReplica) }
-        let mine = shares[layout.replica]
-        stage(range, next: next)
-        let scattered = shares.indices.map { $0 == 0 ? 0 : shares[$0].count }
-        guard transport.move(batch, mine: mine.count, staged: staging, shares: scattered) else { return nil }
+    /// Seconds spent packing training batches (the coordinator) and making float batches from
+    /// them (every rank): the input's cost on the critical path, without the wait (for `bench`).
+    var assemblySeconds: Double { packingSeconds + transport.expansionSeconds }
+
+    /// Hands each replica its share of global batch `range` (training images of the epoch's
+    /// order); nil when every rank must stop. The hand-out of `next`, the next global batch if
+    /// there is one, starts at once and travels while this step computes; `following`, the one
+    /// after, lets the coordinator pack it in the background meanwhile.
+    func handOut(_ range: Range<Int>, next: Range<Int>? = nil, following: Range<Int>? = nil) -> ReplicaShare? {
+        if started == nil { startHandOut(range, prefetch: next) }
+        precondition(started == range, "batch \(range) asked for while \(started!) was handed out")
+        started = nil
+        guard transport.finish(into: batch) else { return nil }
+        if let next { startHandOut(next, prefetch: following) }
+        let mine = ReplicaLayout.share(layout.replica, of: range.count, perReplica: perReplica)
         return ReplicaShare(offset: mine.lowerBound, count: mine.count, batch: range.count)
     }
 
-    /// The coordinator assembles each share in turn: those of replicas 1..<R into the staging
-    /// batch, one after the other, for the scatter; its own replica's last, into its batch. Each
-    /// call names the next share, so that the background can prepare it.
-    private func stage(_ range: Range<Int>, next: Range<Int>?) {
-        guard let coordinator else { return }
-        let start = monotonicSeconds()
-        let sequence = assemblyOrder(range)
-        let following = next.flatMap { assemblyOrder($0).first }
-        var staged = 0
-        for (k, share) in sequence.dropLast().enumerated() {
-            let room = Batch(viewing: staging!, from: staged, capacity: share.count)
-            coordinator.assembleTraining(share, into: room, next: sequence[k + 1])
-            staged += share.count
+    /// Starts the hand-out of global batch `range` on every rank; the coordinator first packs
+    /// each share in turn (those of replicas 1..<R, then its own), each call naming the next
+    /// share so that the background can pack it, the last naming `prefetch`'s first.
+    private func startHandOut(_ range: Range<Int>, prefetch: Range<Int>?) {
+        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: range.count, perReplica: perReplica).count }
+        if let coordinator {
+            let begin = monotonicSeconds()
+            let sequence = assemblyOrder(range)
+            let following = prefetch.flatMap { assemblyOrder($0).first }
+            for (k, share) in sequence.enumerated() {
+                let r = (share.lowerBound - range.lowerBound) / max(perReplica, 1)
+                coordinator.packTraining(share, into: transport.room(replica: r, shares: shares),
+                                         next: k + 1 < sequence.count ? sequence[k + 1] : following)
+            }
+            packingSeconds += monotonicSeconds() - begin
         }
-        coordinator.assembleTraining(sequence[sequence.count - 1], into: batch, next: following)
-        assemblySeconds += monotonicSeconds() - start
+        transport.start(shares: shares)
+        started = range
     }
 
     /// The shares of global batch `range` as ranges of the epoch's order, in the order the
-    /// coordinator assembles them: replicas 1..<R (those with images), then replica 0.
+    /// coordinator packs them: replicas 1..<R (those with images), then replica 0.
     private func assemblyOrder(_ range: Range<Int>) -> [Range<Int>] {
         let shares = (0..<replicas).map { ReplicaLayout.share($0, of: range.count, perReplica: perReplica) }
         return (shares.dropFirst().filter { !$0.isEmpty } + [shares[0]]).map {

@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// Finding a checkpoint on rank 0 and telling every rank about it.

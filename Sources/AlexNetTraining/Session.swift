@@ -40,53 +40,12 @@ public final class Session {
                             preset: Preset, seed: UInt64, communicator: Communicator) throws -> Session {
         var data: TrainingImages?
         let shape = try communicator.agree(decider: 0, idly: true) {
-            let (loaded, layout) = try load(directory: directory, trainLimit: trainLimit, testLimit: testLimit,
-                                            settings: settings, preset: preset, seed: seed)
+            let (loaded, layout) = try settings.load(directory: directory, trainLimit: trainLimit, testLimit: testLimit,
+                                                     preset: preset, seed: seed, say: Reporter(speaks: true).say)
             data = loaded
             return Shape(trainCount: loaded.trainCount, testCount: loaded.testCount, classes: loaded.classes, layout: layout)
         }
         return Session(communicator: communicator, data: data, shape: shape)
-    }
-
-    /// Reads the data set and, for the paper's preprocessing, stores every image as an S x S square.
-    static func load(directory: String, trainLimit: Int?, testLimit: Int?, settings: DataSettings, preset: Preset,
-                     seed: UInt64) throws -> (TrainingImages, DataLayout) {
-        let format = try settings.format ?? DataFormat.detect(directory)
-        if format == .shards {
-            return try ShardSession.load(directory: directory, trainLimit: trainLimit, testLimit: testLimit, settings: settings, preset: preset)
-        }
-        let preprocessing = settings.preprocessing(for: format)
-        if let asked = settings.imageSize, preprocessing == .resize {
-            throw DataError("--image-size \(asked) sets the stored squares of the paper's preprocessing, but this \(format.rawValue) data is resized whole (--preprocess resize): leave out --image-size, or add --preprocess paper")
-        }
-        let side = preset.spec(classes: 1).input.height
-        let size = settings.storedSize(input: side, preprocessing: preprocessing)
-        guard size >= side else {
-            throw DataError("--image-size \(size) is smaller than the \(preset.rawValue) preset's \(side)-pixel input: pass at least \(side)")
-        }
-        try checkTenCrop(settings, preprocessing: preprocessing)
-        var options = DataLoadOptions()
-        options.format = format
-        options.valFraction = settings.valFraction
-        options.seed = seed
-        options.skipBadImages = settings.skipBadImages
-        options.imageSize = size
-        options.trainLimit = trainLimit
-        options.testLimit = testLimit
-        var data = try DataSource.load(directory: directory, options: options)
-        if preprocessing == .paper && (data.train.height != size || data.train.width != size) {
-            data = DataSet(name: data.name, format: data.format, train: Resample.shorterSideThenCentreCrop(data.train, size: size),
-                           test: Resample.shorterSideThenCentreCrop(data.test, size: size), classNames: data.classNames,
-                           skipped: data.skipped)
-        }
-        let stored = preprocessing == .paper ? size : data.train.height
-        return (TrainingImages(data), DataLayout(format: format, preprocessing: preprocessing, imageSize: stored, channels: data.train.channels))
-    }
-
-    static func checkTenCrop(_ settings: DataSettings, preprocessing: Preprocessing) throws {
-        if settings.tenCrop && preprocessing != .paper {
-            throw DataError("--ten-crop takes its patches from the paper's preprocessing; add --preprocess paper")
-        }
     }
 
     /// Runs `body` on rank 0 and shares whether it succeeded, so that a failure on the

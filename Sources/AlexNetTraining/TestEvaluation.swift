@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import Foundation
 
 /// Testing during and after training: the centre crop, or the paper's ten patches averaged.
@@ -22,7 +23,7 @@ extension Trainer {
     /// Test loss, top-1 and top-5 over `count` test images (no dropout); meaningful on rank 0.
     /// With `tenCrop`, the softmax is averaged over the paper's ten patches of each image.
     /// Nil when a stop was requested.
-    /// The coordinator fills `batch` with test images, `transport` moves them.
+    /// The coordinator packs test images, `transport` moves them and fills `batch` on every rank.
     static func evaluate(network: Network, batch: Batch, coordinator: Coordinator?, count: Int, transport: BatchTransport, seed: UInt64,
                          tenCrop: Bool = false) -> Evaluation? {
         if tenCrop {
@@ -32,8 +33,7 @@ extension Trainer {
         let classes = network.plan.classes
         for first in stride(from: 0, to: count, by: network.maxBatch) {
             let n = min(network.maxBatch, count - first)
-            coordinator?.assembleTest(first..<(first + n), into: batch)
-            guard transport.move(batch, count: n) else { return nil }
+            guard transport.moveTest(first..<(first + n), view: 0, coordinator: coordinator, into: batch) else { return nil }
             let result = network.run(batch, context: StepContext(training: false, step: 0, seed: seed))
             loss += result.loss * Double(n)
             top1 += result.correct
@@ -54,8 +54,7 @@ extension Trainer {
             let n = min(network.maxBatch, count - first)
             var probabilities = [Double](repeating: 0, count: classes * n)  // [classes, n], as the logits
             for view in 0..<views {
-                coordinator?.assembleTest(first..<(first + n), view: view, into: batch)
-                guard transport.move(batch, count: n) else { return nil }
+                guard transport.moveTest(first..<(first + n), view: view, coordinator: coordinator, into: batch) else { return nil }
                 network.forward(batch, context: StepContext(training: false, step: 0, seed: seed))
                 let logits = network.logitValues(batch: n)
                 for b in 0..<n {

@@ -54,7 +54,8 @@ final class TrainingRun {
         let statisticsFile = coordinator?.statistics.encoded()
         if let statisticsFile { try? AtomicFile.write(statisticsFile, to: "\(runDirectory)/\(InputStatistics.fileName)") }
         self.statisticsFile = statisticsFile
-        replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize)
+        replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize,
+                                   data: session.layout)
         self.network = network
         self.coordinator = coordinator
         batchSize = min(options.batchSize, session.trainCount)
@@ -131,9 +132,7 @@ final class TrainingRun {
     /// log, and checkpoint if due. False when the run was asked to stop (after a checkpoint).
     func step(epoch e: Int, index s: Int) throws -> Bool {
         let first = s * batchSize, n = min(batchSize, session.trainCount - first)
-        let hasNext = s + 1 < stepsPerEpoch && result.steps + 1 < totalSteps
-        let next = hasNext ? (first + n)..<min(first + n + batchSize, session.trainCount) : nil
-        guard let share = replicas.handOut(first..<(first + n), next: next) else {
+        guard let share = replicas.handOut(first..<(first + n), next: batch(s + 1, ahead: 1), following: batch(s + 2, ahead: 2)) else {
             result.interrupted = true
             try checkpoint(epoch: e, stepInEpoch: s)
             return false
@@ -152,6 +151,12 @@ final class TrainingRun {
             try checkpoint(epoch: e, stepInEpoch: s + 1)
         }
         return true
+    }
+
+    /// The images of step `s` of this epoch, `ahead` steps from now, if the run gets there.
+    private func batch(_ s: Int, ahead: Int) -> Range<Int>? {
+        guard s < stepsPerEpoch && result.steps + ahead < totalSteps else { return nil }
+        return (s * batchSize)..<min((s + 1) * batchSize, session.trainCount)
     }
 
     /// The progress line and metrics record of the steps since the last one.

@@ -1,3 +1,4 @@
+import AlexNetData
 import AlexNetTraining
 import Foundation
 

@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import AlexNetTraining
 import ArgumentParser
 import Foundation
@@ -58,16 +59,21 @@ struct Summary: ParsableCommand {
 
     static func preset(named name: String) -> Preset { Preset(rawValue: name) ?? .small }
 
-    /// The markdown table of `CommunicationVolume.predicted` for 1, 2 and 4 replicas, in MiB.
+    /// The markdown table of `CommunicationVolume.predicted` for 1, 2 and 4 replicas, in MiB,
+    /// for photographs under the paper's preprocessing: each image handed out as its stored
+    /// S x S square (S = input x 256/227) with its draws.
     static func trafficTable(plan: NetworkPlan, batch: Int) throws -> String {
+        let input = plan.spec.input
+        let side = DataSettings().storedSize(input: input.height, preprocessing: .paper)
+        let record = StoredImageFormat(side: side, channels: input.channels, draws: true).recordBytes
         var lines = ["| ranks | replicas x images | activation all-gathers | reduce-scatters | gradient all-reduce | batch hand-out | metrics | total | per rank |",
                      "|---|---|---|---|---|---|---|---|---|"]
         for replicas in [1, 2, 4] {
-            let v = try CommunicationVolume.predicted(plan: plan, replicas: replicas, batch: batch)
+            let v = try CommunicationVolume.predicted(plan: plan, replicas: replicas, batch: batch, record: record)
             let ranks = replicas * plan.towers
             let mib = { (bytes: Int) in String(format: bytes == 0 ? "0" : bytes < 10_486 ? "%.4f" : "%.2f", Double(bytes) / 1048576) }
             lines.append("| \(ranks) | \(replicas) x \(batch / replicas) | \(mib(v.activationAllGathers)) | \(mib(v.reduceScatters)) | \(mib(v.gradientAllReduce)) | \(mib(v.batchHandOut)) | \(mib(v.metrics)) | \(mib(v.total)) | \(mib(v.total / ranks)) |")
         }
-        return "\(plan.spec.name)/split, batch \(batch), \(plan.classes) classes: MiB received per training step, all ranks together\n" + lines.joined(separator: "\n")
+        return "\(plan.spec.name)/split, batch \(batch), \(plan.classes) classes: MiB received per training step, all ranks together; each image handed out as its stored \(side)x\(side)x\(input.channels) bytes, label and augmentation draws (\(record) bytes)\n" + lines.joined(separator: "\n")
     }
 }

@@ -139,12 +139,13 @@ final class ReplicaTests: XCTestCase {
         // Gathers (per-rank input sizes, as `summary --preset tiny` prints): conv3 6x3x3 = 54, fc6 4, fc7 8, fc8 8,
         // and the logits 5 (10 classes), which have no reduce-scatter.
         let plan = try NetworkPlan(spec: Preset.tiny.spec(classes: 10), model: .split)
-        let one = try CommunicationVolume.predicted(plan: plan, replicas: 1, batch: 12)
+        // bench's synthetic images are 28x28 grey, resized: a record is the label and 784 bytes.
+        let one = try CommunicationVolume.predicted(plan: plan, replicas: 1, batch: 12, record: 4 + 784)
         XCTAssertEqual(one.activationAllGathers, 2 * (54 + 4 + 8 + 8 + 5) * 12 * 4)
         XCTAssertEqual(one.reduceScatters, 2 * (54 + 4 + 8 + 8) * 12 * 4)
-        XCTAssertEqual(one.batchHandOut, 4 + 12 * (2 * 15 * 15 * 4 + 4))
+        XCTAssertEqual(one.batchHandOut, 4 + 12 * (4 + 784))
         // 5 classes: tower 0 receives tower 1's 2 logits per image, tower 1 receives tower 0's 3.
-        let five = try CommunicationVolume.predicted(plan: NetworkPlan(spec: Preset.tiny.spec(classes: 5), model: .split), replicas: 1, batch: 12)
+        let five = try CommunicationVolume.predicted(plan: NetworkPlan(spec: Preset.tiny.spec(classes: 5), model: .split), replicas: 1, batch: 12, record: 4 + 784)
         XCTAssertEqual(five.activationAllGathers, (2 * (54 + 4 + 8 + 8) + 2 + 3) * 12 * 4)
         XCTAssertEqual(five.reduceScatters, one.reduceScatters)
     }

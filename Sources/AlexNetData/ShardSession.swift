@@ -1,5 +1,4 @@
 import AlexNetCore
-import AlexNetData
 import Foundation
 
 /// Opening shards written by `prepare`: small data sets are decoded into memory, large ones
@@ -9,7 +8,7 @@ enum ShardSession {
     static let defaultInMemoryLimit = 512 << 20
 
     static func load(directory: String, trainLimit: Int?, testLimit: Int?, settings: DataSettings,
-                     preset: Preset) throws -> (TrainingImages, DataLayout) {
+                     preset: Preset, say: (String) -> Void) throws -> (TrainingImages, DataLayout) {
         let shards = try ShardSet(directory: directory)
         let s = shards.manifest.imageSize, side = preset.spec(classes: 1).input.height
         if let asked = settings.imageSize, asked != s {
@@ -19,17 +18,16 @@ enum ShardSession {
             throw DataError("\(directory) holds \(s)x\(s) squares, smaller than the \(preset.rawValue) preset's \(side)-pixel input: prepare again with --image-size \(Int((Double(side) * 256 / 227).rounded()))")
         }
         let preprocessing = settings.preprocessing(for: .shards)
-        try Session.checkTenCrop(settings, preprocessing: preprocessing)
+        try settings.checkTenCrop(preprocessing: preprocessing)
         let layout = DataLayout(format: .shards, preprocessing: preprocessing, imageSize: s, channels: shards.manifest.channels)
         let bytes = shards.decodedBytes(trainLimit: trainLimit, testLimit: testLimit)
         let limit = settings.inMemoryLimit ?? defaultInMemoryLimit
-        let reporter = Reporter(speaks: true)
         let what = "\(shards.manifest.name): \(min(shards.train.count, trainLimit ?? .max)) train and \(min(shards.val.count, testLimit ?? .max)) val photos of \(s)x\(s) in \(shards.manifest.train.count + shards.manifest.val.count) shards"
         if bytes <= limit {
-            reporter.say("data: \(what), decoded into memory (\(megabytes(bytes)), within the \(megabytes(limit)) held in memory)")
+            say("data: \(what), decoded into memory (\(megabytes(bytes)), within the \(megabytes(limit)) held in memory)")
             return (TrainingImages(try shards.load(trainLimit: trainLimit, testLimit: testLimit), pixelSums: shards.pixelSums), layout)
         }
-        reporter.say("data: \(what), streamed (\(megabytes(bytes)) decoded, more than the \(megabytes(limit)) held in memory): a read-ahead of 3 batches (at least \(CoordinatorImages.window(maxBatch: 1)) photos) decoded by \(ProcessInfo.processInfo.activeProcessorCount) threads")
+        say("data: \(what), streamed (\(megabytes(bytes)) decoded, more than the \(megabytes(limit)) held in memory): a read-ahead of 3 batches (at least \(CoordinatorImages.window(maxBatch: 1)) photos) decoded by \(ProcessInfo.processInfo.activeProcessorCount) threads")
         return (TrainingImages(streaming: shards, trainLimit: trainLimit, testLimit: testLimit), layout)
     }
 

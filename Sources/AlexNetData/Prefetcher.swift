@@ -1,13 +1,12 @@
 import Foundation
 
-/// Prepares one batch ahead on a background thread while the towers compute the current one.
+/// Packs one batch ahead on a background thread while the towers compute the current one.
 /// The thread runs under Linux's SCHED_IDLE policy: it gets only CPU time that the ranks leave
 /// idle, so it never slows the step it overlaps.
 // @unchecked: the vars are touched only under `lock`, and `take` reads the staging buffers only after the job that wrote them has finished.
 final class Prefetcher: @unchecked Sendable {
-    private let pixels: UnsafeMutablePointer<Float>
-    private let labels: UnsafeMutablePointer<Int32>
-    private let capacity: Int, labelCapacity: Int
+    private let storage: UnsafeMutableRawPointer
+    private let capacity: Int
     private let lock = NSCondition()
     private var job: (() -> Void)?
     private var pendingKey: Int?
@@ -15,12 +14,10 @@ final class Prefetcher: @unchecked Sendable {
     private var stopping = false
     private var thread: Thread?
 
-    /// Staging room for `pixelCount` floats and `labelCount` labels.
-    init(pixelCount: Int, labelCount: Int) {
-        capacity = pixelCount
-        labelCapacity = labelCount
-        pixels = .allocate(capacity: pixelCount)
-        labels = .allocate(capacity: labelCount)
+    /// Staging room for `byteCount` bytes of records.
+    init(byteCount: Int) {
+        capacity = byteCount
+        storage = .allocate(byteCount: max(byteCount, 1), alignment: 16)
         let thread = Thread { [unowned self] in self.serve() }
         thread.name = "alexnet-split prefetch"
         self.thread = thread
@@ -34,8 +31,7 @@ final class Prefetcher: @unchecked Sendable {
         lock.unlock()
         // The thread holds no reference to self once it sees `stopping`; wait until it has.
         while thread?.isFinished == false { usleep(100) }
-        pixels.deallocate()
-        labels.deallocate()
+        storage.deallocate()
     }
 
     private func serve() {
@@ -57,27 +53,25 @@ final class Prefetcher: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Starts `fill(pixels, labels)` for batch `key` in the background.
-    func start(key: Int, _ fill: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void) {
+    /// Starts `fill(storage)` for batch `key` in the background.
+    func start(key: Int, _ fill: @escaping @Sendable (UnsafeMutableRawPointer) -> Void) {
         lock.lock()
         while job != nil { lock.wait() }
         readyKey = nil
         pendingKey = key
-        let (p, l) = (pixels, labels)
-        job = { fill(p, l) }
+        let room = storage
+        job = { fill(room) }
         lock.broadcast()
         lock.unlock()
     }
 
-    /// Copies batch `key` (`pixelCount` floats, `labelCount` labels) out if it was started;
-    /// false if another batch was.
-    func take(key: Int, pixelCount: Int, labelCount: Int, into out: UnsafeMutablePointer<Float>, labels outLabels: UnsafeMutablePointer<Int32>) -> Bool {
+    /// Copies batch `key` (`byteCount` bytes) out if it was started; false if another batch was.
+    func take(key: Int, byteCount: Int, into out: UnsafeMutableRawPointer) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         guard pendingKey == key else { return false }
         while readyKey != key { lock.wait() }
-        out.update(from: pixels, count: min(pixelCount, capacity))
-        outLabels.update(from: labels, count: min(labelCount, labelCapacity))
+        out.copyMemory(from: storage, byteCount: min(byteCount, capacity))
         pendingKey = nil
         readyKey = nil
         return true

@@ -1,5 +1,4 @@
 import AlexNetCore
-import AlexNetData
 import Foundation
 import Synchronization
 
@@ -7,7 +6,7 @@ import Synchronization
 /// Either way it hands out `LabeledImages` and the positions in them to assemble.
 /// Sendable: the prefetch thread assembles training batches from it while the coordinator's
 /// thread assembles test batches.
-final class CoordinatorImages: Sendable {
+public final class CoordinatorImages: Sendable {
     /// The in-memory splits (nil when streaming).
     let memoryTrain: LabeledImages?
     private let memoryTest: LabeledImages?
@@ -20,7 +19,7 @@ final class CoordinatorImages: Sendable {
 
     /// Photos the training read-ahead holds at most: three batches, for one being assembled,
     /// one decoded ahead and room for the shares of replicas.
-    static func window(maxBatch: Int) -> Int { max(3 * maxBatch, 256) }
+    public static func window(maxBatch: Int) -> Int { max(3 * maxBatch, 256) }
 
     init(_ data: TrainingImages, maxBatch: Int) {
         switch data.storage {
@@ -55,7 +54,7 @@ final class CoordinatorImages: Sendable {
 
     /// A shard damaged after it was opened (its index was checked then) cannot be trained
     /// around: say which and stop the process, which under mpirun stops every rank.
-    static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
+    public static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
         do { return try read() } catch {
             Console.writeError("error: \(error)\n")
             exit(1)
