@@ -38,6 +38,14 @@ public final class TimedCommunicator: Communicator {
     /// Bytes this rank received from other ranks, per kind of collective (a broadcast's or a
     /// scatter's root receives none): summed over ranks, the traffic of the whole job.
     public private(set) var bytes: [String: Int] = [:]
+    /// Wall-clock seconds during which at least one non-blocking collective was in flight (from
+    /// its start until a test or wait saw it complete), and the part of them this rank spent
+    /// blocked in those collectives' calls. What is left, the hidden part, overlapped with
+    /// computation. `communicationSeconds` includes the blocked part, not the hidden one.
+    public private(set) var inFlightSeconds = 0.0
+    public private(set) var inFlightBlockedSeconds = 0.0
+    private var outstanding = 0
+    private var inFlightSince = 0.0
 
     public init(_ inner: Communicator, separateWaiting: Bool = true) {
         self.inner = inner
@@ -51,6 +59,32 @@ public final class TimedCommunicator: Communicator {
         communicationSeconds = 0
         waitingSeconds = 0
         bytes = [:]
+        inFlightSeconds = 0
+        inFlightBlockedSeconds = 0
+        if outstanding > 0 { inFlightSince = monotonicSeconds() }
+    }
+
+    /// Runs `body` (part of a non-blocking collective) as blocked communication.
+    func blockedInNonBlocking<T>(_ body: () -> T) -> T {
+        let start = monotonicSeconds()
+        let result = body()
+        let seconds = monotonicSeconds() - start
+        communicationSeconds += seconds
+        inFlightBlockedSeconds += seconds
+        return result
+    }
+
+    /// Counts a non-blocking collective's bytes and the start of its flight.
+    func started(_ kind: String, _ count: Int) {
+        bytes[kind, default: 0] += count
+        if outstanding == 0 { inFlightSince = monotonicSeconds() }
+        outstanding += 1
+    }
+
+    /// The end of a non-blocking collective's flight.
+    func completed() {
+        outstanding -= 1
+        if outstanding == 0 { inFlightSeconds += monotonicSeconds() - inFlightSince }
     }
 
     private func timed(_ kind: String, _ count: Int, _ body: () -> Void) {

@@ -153,8 +153,10 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
     /// The prediction from the model's table: `batch` images per global step, `replicas`
     /// replicas of the plan's towers, shares of `batch / replicas` (the last replica's share
     /// clipped when `batch` is not a multiple). Counts are those of `Trainer`'s step and of
-    /// `bench`: the stop flag is an Int32, labels are Int32, pixels Float32.
-    public static func predicted(plan: NetworkPlan, replicas: Int, batch: Int, training: Bool = true) throws -> CommunicationVolume {
+    /// `bench`: the stop flag is an Int32, labels are Int32, pixels Float32. The gradients are
+    /// summed in buckets of `bucketFloats`.
+    public static func predicted(plan: NetworkPlan, replicas: Int, batch: Int, training: Bool = true,
+                                 bucketFloats: Int = GradientBuckets.defaultCapacity) throws -> CommunicationVolume {
         var v = CommunicationVolume()
         let t = plan.towers, ranks = t * replicas
         guard t > 1 else { return v }
@@ -168,13 +170,12 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
             if training, mode == .sum { v.reduceScatters += (t - 1) * stage.output.size * batch * 4 }
         }
         if training && replicas > 1 {
-            // One ordered sum over each tower's whole gradient arena: every rank receives
-            // 2 blocks of ceil(count/R) floats (the last block padded with zeros). The
-            // towers' arenas may differ in size when the classes split unevenly.
+            // One ordered sum per bucket of each tower's gradient arena (GradientBuckets): every
+            // rank receives 2 blocks of ceil(count/R) floats per bucket (the last block
+            // padded with zeros). The towers' arenas may differ when the classes split unevenly.
             for stages in towerStages {
-                let count = stages.map(\.parameterCount).reduce(0, +)
-                let block = (count + replicas - 1) / replicas
-                v.gradientAllReduce += replicas * 2 * (replicas - 1) * block * 4
+                let buckets = GradientBuckets(parameterCounts: stages.map(\.parameterCount), capacity: bucketFloats)
+                v.gradientAllReduce += buckets.trafficBytes(ranks: replicas)
             }
         }
         if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }

@@ -23,6 +23,8 @@ public struct BenchmarkOptions: Sendable {
     public var dataDirectory: String?
     /// How the convolutions compute; `auto` times each candidate at start-up.
     public var convolutionAlgorithm = ConvolutionAlgorithmRequest.auto
+    /// How the replicas' gradient sum overlaps the backward pass.
+    public var overlap = GradientOverlap()
     public init() {}
 }
 
@@ -83,12 +85,13 @@ public enum Benchmark {
         if shards == nil { coordinator?.shuffle(epoch: 1) }
         let n = options.batchSize
         // The training loop's own hand-out and step (ReplicaTraining), so what is measured is what trains.
-        let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n)
-        let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator]
+        let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n, overlap: options.overlap)
+        let gradientCounters = replicas.reduction.communicators.map { $0 as? TimedCommunicator }
+        let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator] + gradientCounters
         let (stepSeconds, coordinatorSeconds) = try measure(options, replicas: replicas, counters: counters, ranges: ranges,
                                                             coordinator: coordinator)
         let memory = try timed.inner.agreeEach(.success(peakResidentBytes()))
-        let traffic = measuredTraffic(layout, steps: options.steps)
+        let traffic = measuredTraffic(layout, gradients: gradientCounters, steps: options.steps)
         let probe = SGEMMProbe.shapes(of: network.stagePlans, batch: network.maxBatch,
                                       convolutionImages: min(network.maxBatch, ConvolutionSetup.tuningBatch), training: !options.inference)
         let sgemmLimit = try timed.inner.agreeEach(.success(SGEMMProbe.gflops(probe))).reduce(0, +)
@@ -113,7 +116,8 @@ public enum Benchmark {
             waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
-            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference),
+            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference,
+                                                                bucketFloats: options.overlap.bucketFloats),
             loaderImagesPerSecond: loaderRate, convolutionPlan: convolutionPlan, sgemmLimit: sgemmLimit)
     }
 
@@ -143,12 +147,14 @@ public enum Benchmark {
     }
 
     /// Bytes received per step by kind, summed over every rank (a collective over the world).
-    static func measuredTraffic(_ layout: ReplicaLayout, steps: Int) -> CommunicationVolume {
+    /// `gradients` are the communicators of the twins' bucketed sum.
+    static func measuredTraffic(_ layout: ReplicaLayout, gradients: [TimedCommunicator?], steps: Int) -> CommunicationVolume {
         guard let world = layout.world as? TimedCommunicator else { return CommunicationVolume() }
         let pair = layout.pair as? TimedCommunicator, twins = layout.twins as? TimedCommunicator
         let split = layout.pair !== layout.world
         func of(_ c: TimedCommunicator?, _ kind: String) -> Double { Double(c?.bytes[kind] ?? 0) }
-        let mine = [of(pair, "all-gather"), of(pair, "reduce-scatter"), of(twins, "all-to-all") + of(twins, "all-gather"),
+        let gradientBytes = gradients.map { of($0, "all-to-all") + of($0, "all-gather") }.reduce(0, +)
+        let mine = [of(pair, "all-gather"), of(pair, "reduce-scatter"), gradientBytes,
                     of(world, "broadcast") + (split ? of(pair, "broadcast") : 0) + of(twins, "scatter"),
                     split ? of(world, "all-gather") : 0]
         let all = world.inner.sumInRankOrder(mine).map { Int($0) / steps }

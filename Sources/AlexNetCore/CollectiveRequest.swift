@@ -1,0 +1,131 @@
+import Foundation
+
+/// A collective that has been started and may still be moving data (an MPI_Request of a
+/// non-blocking collective). Until it is complete, its send buffer must not change and its
+/// receive buffer must not be read.
+public protocol CollectiveRequest: AnyObject {
+    /// Makes progress where the implementation can, and says whether the collective is complete.
+    /// Never blocks. Once it has returned true, it keeps returning true.
+    func test() -> Bool
+    /// Blocks until the collective is complete.
+    func wait()
+}
+
+/// Non-blocking forms of the collectives that the replicas' ordered gradient sum uses
+/// (`BucketedGradientSum`). Every rank starts them in the same order with the same counts, as
+/// MPI requires; they may complete in any order.
+///
+/// Kept apart from `Communicator` so that a communicator without them still works: the
+/// `start...` methods on `Communicator` fall back to the blocking collective, complete at start.
+public protocol NonBlockingCollectives: Communicator {
+    /// Starts `allToAll(send, count:, into:)` (MPI_Ialltoall).
+    func beginAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest
+    /// Starts `allGather(send, count:, into:)` (MPI_Iallgather).
+    func beginAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest
+}
+
+public extension Communicator {
+    /// Starts an all-to-all; the blocking one, complete on return, where there is no non-blocking one.
+    func startAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        if let nonBlocking = self as? NonBlockingCollectives { return nonBlocking.beginAllToAll(send, count: count, into: receive) }
+        allToAll(send, count: count, into: receive)
+        return CompletedRequest()
+    }
+
+    /// Starts an all-gather; the blocking one, complete on return, where there is no non-blocking one.
+    func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        if let nonBlocking = self as? NonBlockingCollectives { return nonBlocking.beginAllGather(send, count: count, into: receive) }
+        allGather(send, count: count, into: receive)
+        return CompletedRequest()
+    }
+}
+
+/// A request that was complete when it was made.
+public final class CompletedRequest: CollectiveRequest {
+    public init() {}
+    public func test() -> Bool { true }
+    public func wait() {}
+}
+
+/// A request that does its whole collective when waited on: the in-process twin's non-blocking
+/// collectives. Its `test` makes no progress (it returns false until `wait`), so every simulated
+/// rank moves the data at the same point of its program, in the order the requests are waited on.
+final class DeferredRequest: CollectiveRequest {
+    private var body: (() -> Void)?
+
+    init(_ body: @escaping () -> Void) { self.body = body }
+
+    func test() -> Bool { body == nil }
+
+    func wait() {
+        body?()
+        body = nil
+    }
+}
+
+extension InProcessCommunicator: NonBlockingCollectives {
+    func beginAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        DeferredRequest { [self] in allToAll(send, count: count, into: receive) }
+    }
+
+    func beginAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        DeferredRequest { [self] in allGather(send, count: count, into: receive) }
+    }
+}
+
+extension SingleProcessCommunicator: NonBlockingCollectives {
+    public func beginAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        allToAll(send, count: count, into: receive)
+        return CompletedRequest()
+    }
+
+    public func beginAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        allGather(send, count: count, into: receive)
+        return CompletedRequest()
+    }
+}
+
+/// Measured like the blocking collectives: bytes counted at the start, and the time spent in
+/// the start, the tests and the wait counted as communication; the time in flight is kept
+/// apart (`TimedCommunicator.inFlightSeconds`). No barrier first: meeting the other ranks
+/// before starting would make the collective blocking.
+extension TimedCommunicator: NonBlockingCollectives {
+    public func beginAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        started("all-to-all", count * (size - 1) * 4)
+        return TimedRequest(self, blockedInNonBlocking { inner.startAllToAll(send, count: count, into: receive) })
+    }
+
+    public func beginAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        started("all-gather", count * (size - 1) * 4)
+        return TimedRequest(self, blockedInNonBlocking { inner.startAllGather(send, count: count, into: receive) })
+    }
+}
+
+/// A request of a `TimedCommunicator`: its tests and wait are timed, and its completion ends its flight.
+final class TimedRequest: CollectiveRequest {
+    private let owner: TimedCommunicator
+    private let inner: CollectiveRequest
+    private var done = false
+
+    init(_ owner: TimedCommunicator, _ inner: CollectiveRequest) {
+        self.owner = owner
+        self.inner = inner
+    }
+
+    func test() -> Bool {
+        guard !done else { return true }
+        if owner.blockedInNonBlocking({ inner.test() }) { finish() }
+        return done
+    }
+
+    func wait() {
+        guard !done else { return }
+        owner.blockedInNonBlocking { inner.wait() }
+        finish()
+    }
+
+    private func finish() {
+        done = true
+        owner.completed()
+    }
+}
