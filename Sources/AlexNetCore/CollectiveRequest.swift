@@ -87,7 +87,7 @@ extension SingleProcessCommunicator: NonBlockingCollectives {
 
 /// Measured like the blocking collectives: bytes counted at the start, and the time spent in
 /// the start, the tests and the wait counted as communication; the time in flight is kept
-/// apart (`TimedCommunicator.inFlightSeconds`). No barrier first: meeting the other ranks
+/// apart (`FlightClock`). No barrier first: meeting the other ranks
 /// before starting would make the collective blocking.
 extension TimedCommunicator: NonBlockingCollectives {
     public func beginAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
@@ -101,10 +101,13 @@ extension TimedCommunicator: NonBlockingCollectives {
     }
 }
 
-/// A request of a `TimedCommunicator`: its tests and wait are timed, and its completion ends its flight.
+/// A request of a `TimedCommunicator`: its tests and wait are timed, and its completion ends its
+/// flight. Tests from another thread than the one that started it (a progress thread) do not
+/// hold that thread up, so they are not counted as communication.
 final class TimedRequest: CollectiveRequest {
     private let owner: TimedCommunicator
     private let inner: CollectiveRequest
+    private let startingThread = pthread_self()
     private var done = false
 
     init(_ owner: TimedCommunicator, _ inner: CollectiveRequest) {
@@ -114,7 +117,8 @@ final class TimedRequest: CollectiveRequest {
 
     func test() -> Bool {
         guard !done else { return true }
-        if owner.blockedInNonBlocking({ inner.test() }) { finish() }
+        let complete = pthread_equal(pthread_self(), startingThread) != 0 ? owner.blockedInNonBlocking { inner.test() } : inner.test()
+        if complete { finish() }
         return done
     }
 
@@ -126,6 +130,6 @@ final class TimedRequest: CollectiveRequest {
 
     private func finish() {
         done = true
-        owner.completed()
+        owner.flight.completed()
     }
 }

@@ -26,6 +26,38 @@ public final class StageTimes {
     }
 }
 
+/// The wall-clock seconds during which at least one non-blocking collective was in flight (from
+/// its start until a test or wait saw it complete), and the part of them that the rank spent
+/// blocked in those collectives' calls (starting, testing, waiting). The rest was hidden behind
+/// computation. Completion is only seen at a test or wait, so the flight can be shorter than measured.
+public final class FlightClock {
+    public private(set) var inFlightSeconds = 0.0
+    public fileprivate(set) var blockedSeconds = 0.0
+    private var outstanding = 0
+    private var since = 0.0
+
+    public init() {}
+
+    /// The flight time not spent blocked: communication hidden behind computation.
+    public var hiddenSeconds: Double { max(0, inFlightSeconds - blockedSeconds) }
+
+    func reset() {
+        inFlightSeconds = 0
+        blockedSeconds = 0
+        if outstanding > 0 { since = monotonicSeconds() }
+    }
+
+    func started() {
+        if outstanding == 0 { since = monotonicSeconds() }
+        outstanding += 1
+    }
+
+    func completed() {
+        outstanding -= 1
+        if outstanding == 0 { inFlightSeconds += monotonicSeconds() - since }
+    }
+}
+
 /// Wraps a communicator and measures its collectives.
 ///
 /// With `separateWaiting`, each collective first meets the other ranks at a barrier, and the
@@ -38,18 +70,13 @@ public final class TimedCommunicator: Communicator {
     /// Bytes this rank received from other ranks, per kind of collective (a broadcast's or a
     /// scatter's root receives none): summed over ranks, the traffic of the whole job.
     public private(set) var bytes: [String: Int] = [:]
-    /// Wall-clock seconds during which at least one non-blocking collective was in flight (from
-    /// its start until a test or wait saw it complete), and the part of them this rank spent
-    /// blocked in those collectives' calls. What is left, the hidden part, overlapped with
-    /// computation. `communicationSeconds` includes the blocked part, not the hidden one.
-    public private(set) var inFlightSeconds = 0.0
-    public private(set) var inFlightBlockedSeconds = 0.0
-    private var outstanding = 0
-    private var inFlightSince = 0.0
+    /// When non-blocking collectives were in flight, shared with the communicators split from this one.
+    public let flight: FlightClock
 
-    public init(_ inner: Communicator, separateWaiting: Bool = true) {
+    public init(_ inner: Communicator, separateWaiting: Bool = true, flight: FlightClock = FlightClock()) {
         self.inner = inner
         self.separateWaiting = separateWaiting
+        self.flight = flight
     }
 
     public var rank: Int { inner.rank }
@@ -59,9 +86,7 @@ public final class TimedCommunicator: Communicator {
         communicationSeconds = 0
         waitingSeconds = 0
         bytes = [:]
-        inFlightSeconds = 0
-        inFlightBlockedSeconds = 0
-        if outstanding > 0 { inFlightSince = monotonicSeconds() }
+        flight.reset()
     }
 
     /// Runs `body` (part of a non-blocking collective) as blocked communication.
@@ -70,21 +95,14 @@ public final class TimedCommunicator: Communicator {
         let result = body()
         let seconds = monotonicSeconds() - start
         communicationSeconds += seconds
-        inFlightBlockedSeconds += seconds
+        flight.blockedSeconds += seconds
         return result
     }
 
     /// Counts a non-blocking collective's bytes and the start of its flight.
     func started(_ kind: String, _ count: Int) {
         bytes[kind, default: 0] += count
-        if outstanding == 0 { inFlightSince = monotonicSeconds() }
-        outstanding += 1
-    }
-
-    /// The end of a non-blocking collective's flight.
-    func completed() {
-        outstanding -= 1
-        if outstanding == 0 { inFlightSeconds += monotonicSeconds() - inFlightSince }
+        flight.started()
     }
 
     private func timed(_ kind: String, _ count: Int, _ body: () -> Void) {
@@ -127,7 +145,7 @@ public final class TimedCommunicator: Communicator {
 
     /// The sub-communicator, measured separately (its own counters).
     public func split(color: Int, key: Int) -> Communicator {
-        TimedCommunicator(inner.split(color: color, key: key), separateWaiting: separateWaiting)
+        TimedCommunicator(inner.split(color: color, key: key), separateWaiting: separateWaiting, flight: flight)
     }
 
     public func scatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) {

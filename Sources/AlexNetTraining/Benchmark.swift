@@ -37,8 +37,13 @@ public struct BenchmarkReport: Sendable {
     /// Training (or inference) FLOPs per image, all towers.
     public var flopsPerImage: Double
     public var stages: [(layer: String, op: String, forward: Double, backward: Double)]
+    /// Seconds per step that rank 0 spent in communication calls (exposed: on its critical path).
     public var communicationSeconds: Double
     public var waitingSeconds: Double
+    /// Seconds per step during which non-blocking collectives (the gradient sum) were in flight
+    /// on rank 0, and the part of them hidden behind computation (not in `communicationSeconds`).
+    public var inFlightSeconds = 0.0
+    public var hiddenSeconds = 0.0
     public var coordinatorSeconds: Double
     public var bytesPerStep: [String: Int]
     public var peakMemoryPerRank: [Int]
@@ -113,7 +118,8 @@ public enum Benchmark {
             title: "\(plan.spec.name)/\(plan.model.rawValue) \(options.inference ? "inference" : "training")",
             launch: launch, batchSize: n, stepSeconds: stepSeconds, flopsPerImage: flops, stages: stages,
             communicationSeconds: distinct.map(\.communicationSeconds).reduce(0, +) / measured,
-            waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
+            waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, inFlightSeconds: timed.flight.inFlightSeconds / measured,
+            hiddenSeconds: timed.flight.hiddenSeconds / measured, coordinatorSeconds: coordinatorSeconds / measured,
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
             predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference,
@@ -208,6 +214,8 @@ extension BenchmarkReport {
             String(format: "communication %.1f ms (%.1f%%), waiting %.1f ms (%.1f%%), coordinator on the critical path %.1f ms (%.1f%%) per step",
                    communicationSeconds * 1e3, 100 * communicationSeconds / medianStep, waitingSeconds * 1e3,
                    100 * waitingSeconds / medianStep, coordinatorSeconds * 1e3, 100 * coordinatorSeconds / medianStep),
+            inFlightSeconds > 0 ? String(format: "gradient sum in flight %.1f ms per step during the backward pass: %.1f ms of it hidden behind computation (not counted above), %.1f ms exposed (counted in communication)",
+                                         inFlightSeconds * 1e3, hiddenSeconds * 1e3, (inFlightSeconds - hiddenSeconds) * 1e3) : nil,
             "bytes per step on rank 0: " + bytesPerStep.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f MiB", $0.key, Double($0.value) / 1048576) }.joined(separator: ", "),
             "traffic per step, all ranks together, measured (predicted from the model's table): " + trafficLine,
             loaderImagesPerSecond.map { String(format: "loader alone: %.1f img/s decoded from shards on %d threads, beside training's %.1f img/s", $0, ProcessInfo.processInfo.activeProcessorCount, imagesPerSecond) },
@@ -230,7 +238,7 @@ extension BenchmarkReport {
         struct Stage: Encodable { var layer: String, op: String, forwardMs: Double, backwardMs: Double }
         struct Report: Encodable {
             var benchmark: String, launch: String, openblasCore: String, batchSize: Int, imagesPerSecond: Double, gflops: Double
-            var stepMs: [Double], communicationMs: Double, waitingMs: Double, coordinatorMs: Double
+            var stepMs: [Double], communicationMs: Double, waitingMs: Double, coordinatorMs: Double, inFlightMs: Double, hiddenMs: Double
             var loaderImagesPerSecond: JSONText.Number, replicas: Int
             var trafficBytes: CommunicationVolume, predictedTrafficBytes: CommunicationVolume, peakMemoryBytes: [Int], stages: [Stage]
             var sgemmLimitGflops: Double, directLimitImagesPerSecond: Double, convolutionAlgorithms: [String: String]
@@ -238,7 +246,7 @@ extension BenchmarkReport {
         return JSONText.encode(Report(
             benchmark: title, launch: launch, openblasCore: BLAS.coreName, batchSize: batchSize, imagesPerSecond: imagesPerSecond,
             gflops: imagesPerSecond * flopsPerImage / 1e9, stepMs: stepSeconds.map { $0 * 1e3 }, communicationMs: communicationSeconds * 1e3,
-            waitingMs: waitingSeconds * 1e3, coordinatorMs: coordinatorSeconds * 1e3,
+            waitingMs: waitingSeconds * 1e3, coordinatorMs: coordinatorSeconds * 1e3, inFlightMs: inFlightSeconds * 1e3, hiddenMs: hiddenSeconds * 1e3,
             loaderImagesPerSecond: JSONText.Number(loaderImagesPerSecond ?? .nan), replicas: replicas, trafficBytes: traffic,
             predictedTrafficBytes: predictedTraffic, peakMemoryBytes: peakMemoryPerRank,
             stages: stages.map { Stage(layer: $0.layer, op: $0.op, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },

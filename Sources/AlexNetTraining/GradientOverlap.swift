@@ -17,6 +17,12 @@ public struct GradientOverlap: Sendable, Equatable {
 
     public init() {}
 
+    /// The bucket size in MiB of float32 (`--bucket-mib`).
+    public var bucketMiB: Double {
+        get { Double(bucketFloats) / 262_144 }
+        set { bucketFloats = newValue.isFinite ? Int(max(0, min(newValue, 1_048_576)) * 262_144) : 0 }
+    }
+
     /// The buckets of a rank's arena, from its stages.
     func buckets(_ stages: [StagePlan]) -> GradientBuckets {
         GradientBuckets(parameterCounts: stages.map(\.parameterCount), capacity: bucketFloats)

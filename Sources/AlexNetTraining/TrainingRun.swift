@@ -54,7 +54,8 @@ final class TrainingRun {
         let statisticsFile = coordinator?.statistics.encoded()
         if let statisticsFile { try? AtomicFile.write(statisticsFile, to: "\(runDirectory)/\(InputStatistics.fileName)") }
         self.statisticsFile = statisticsFile
-        replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize)
+        replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize,
+                                   overlap: options.overlap)
         self.network = network
         self.coordinator = coordinator
         batchSize = min(options.batchSize, session.trainCount)
