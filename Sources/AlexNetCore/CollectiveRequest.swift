@@ -9,6 +9,9 @@ public protocol CollectiveRequest: AnyObject {
     func test() -> Bool
     /// Blocks until the collective is complete.
     func wait()
+    /// Whether data can move before `wait` (false for the in-process twin, which moves it all
+    /// in `wait`): only then can the collective hide behind computation.
+    var movesBeforeWait: Bool { get }
 }
 
 /// Non-blocking forms of the collectives that the replicas' ordered gradient sum uses
@@ -45,6 +48,7 @@ public final class CompletedRequest: CollectiveRequest {
     public init() {}
     public func test() -> Bool { true }
     public func wait() {}
+    public var movesBeforeWait: Bool { true }
 }
 
 /// A request that does its whole collective when waited on: the in-process twin's non-blocking
@@ -56,6 +60,7 @@ final class DeferredRequest: CollectiveRequest {
     init(_ body: @escaping () -> Void) { self.body = body }
 
     func test() -> Bool { body == nil }
+    var movesBeforeWait: Bool { false }
 
     func wait() {
         body?()
@@ -91,12 +96,12 @@ extension SingleProcessCommunicator: NonBlockingCollectives {
 /// before starting would make the collective blocking.
 extension TimedCommunicator: NonBlockingCollectives {
     public func beginAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
-        started("all-to-all", count * (size - 1) * 4)
+        countStarted("all-to-all", count * (size - 1) * 4)
         return TimedRequest(self, blockedInNonBlocking { inner.startAllToAll(send, count: count, into: receive) })
     }
 
     public func beginAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
-        started("all-gather", count * (size - 1) * 4)
+        countStarted("all-gather", count * (size - 1) * 4)
         return TimedRequest(self, blockedInNonBlocking { inner.startAllGather(send, count: count, into: receive) })
     }
 }
@@ -110,10 +115,17 @@ final class TimedRequest: CollectiveRequest {
     private let startingThread = pthread_self()
     private var done = false
 
+    /// Whether its flight has started: at the start, or at the wait when no data moves before it.
+    private var flying: Bool
+
     init(_ owner: TimedCommunicator, _ inner: CollectiveRequest) {
         self.owner = owner
         self.inner = inner
+        flying = inner.movesBeforeWait
+        if flying { owner.flight.started() }
     }
+
+    var movesBeforeWait: Bool { inner.movesBeforeWait }
 
     func test() -> Bool {
         guard !done else { return true }
@@ -124,12 +136,16 @@ final class TimedRequest: CollectiveRequest {
 
     func wait() {
         guard !done else { return }
+        if !flying {
+            flying = true
+            owner.flight.started()
+        }
         owner.blockedInNonBlocking { inner.wait() }
         finish()
     }
 
     private func finish() {
         done = true
-        owner.flight.completed()
+        if flying { owner.flight.completed() }
     }
 }

@@ -99,10 +99,9 @@ public final class TimedCommunicator: Communicator {
         return result
     }
 
-    /// Counts a non-blocking collective's bytes and the start of its flight.
-    func started(_ kind: String, _ count: Int) {
+    /// Counts a non-blocking collective's bytes (`TimedRequest` keeps its flight).
+    func countStarted(_ kind: String, _ count: Int) {
         bytes[kind, default: 0] += count
-        flight.started()
     }
 
     private func timed(_ kind: String, _ count: Int, _ body: () -> Void) {

@@ -42,6 +42,8 @@ final class MPICollectiveRequest: CollectiveRequest {
         return done
     }
 
+    var movesBeforeWait: Bool { true }
+
     func wait() {
         guard !done else { return }
         if let watchdog {
