@@ -44,8 +44,8 @@ public enum SettingRules {
     /// A bucket of the replicas' gradient sum out of range (`--bucket-mib`; not in a manifest,
     /// since the bucket size changes no bit of the result), or nil.
     public static func problem(bucketMiB: Double) -> Problem? {
-        bucketMiB.isFinite && bucketMiB >= 1.0 / 256 && bucketMiB <= 4096 ? nil
-            : Problem(flag: "--bucket-mib", manifestKey: "bucketMiB", message: "must be from 1/256 (1024 floats) to 4096 (got \(bucketMiB))")
+        bucketMiB.isFinite && bucketMiB >= 0.0001 && bucketMiB <= 4096 ? nil
+            : Problem(flag: "--bucket-mib", manifestKey: "bucketMiB", message: "must be from 0.0001 (26 floats) to 4096 (got \(bucketMiB))")
     }
 
     /// The first data setting out of range, or nil.

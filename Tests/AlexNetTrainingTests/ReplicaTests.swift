@@ -126,14 +126,15 @@ final class ReplicaTests: XCTestCase {
         o.steps = 2
         o.warmup = 1
         o.replicas = 3
-        o.overlap.bucketFloats = 1000
+        o.overlap.bucketFloats = 100
         let report = try XCTUnwrap(try Benchmark.runSimulated(o))
         XCTAssertEqual(report.traffic, report.predictedTraffic)
         let plan = try NetworkPlan(spec: Preset.tiny.spec(classes: 10), model: .split)
         let counts = try plan.stages(ranks: 2, rank: 0).map(\.parameterCount)
-        XCTAssertGreaterThan(GradientBuckets(parameterCounts: counts, capacity: 1000).ranges.count, 2, "the buckets are not small")
-        XCTAssertEqual(report.inFlightSeconds, report.inFlightSeconds - report.hiddenSeconds, accuracy: 1e-9,
-                       "in-process, the sums move at the wait: nothing is hidden")
+        XCTAssertGreaterThan(GradientBuckets(parameterCounts: counts, capacity: 100).ranges.count, 4, "the buckets are not small")
+        // In-process the sums move at the wait: nothing is hidden but the clock reads' spacing.
+        XCTAssertGreaterThan(report.inFlightSeconds, 0)
+        XCTAssertLessThan(report.hiddenSeconds, 1e-4)
     }
 
     func testBenchMeasuresThePredictedTraffic() throws {

@@ -39,16 +39,16 @@ final class ReplicaCommandTests: XCTestCase {
         let common = ["train", "--preset", "tiny", "--train-limit", "192", "--test-limit", "50", "--batch-size", "32",
                       "--epochs", "1", "--log-every", "1", "--seed", "3", "--no-checkpoints"]
         let mpi = try CommandRunner.mpi(ranks: 4, common + ["--run-dir", base + "/mpi", "--dump-weights", base + "/mpi/w",
-                                                            "--bucket-mib", "0.004", "--progress", "thread"])
+                                                            "--bucket-mib", "0.0003", "--progress", "thread"])
         XCTAssertFalse(mpi.timedOut)
         XCTAssertEqual(mpi.status, 0, mpi.error)
         let simulated = try CommandRunner.alexnet(common + ["--simulate", "--replicas", "2", "--run-dir", base + "/sim",
                                                             "--dump-weights", base + "/sim/w", "--bucket-mib", "4096"])
         XCTAssertEqual(simulated.status, 0, simulated.error)
         let mpiLosses = try losses(base + "/mpi")
-        XCTAssertEqual(mpiLosses.count, 6)
+        XCTAssertGreaterThanOrEqual(mpiLosses.count, 6)
         XCTAssertEqual(mpiLosses, try losses(base + "/sim"))
-        try assertSameTowerWeights(base + "/mpi/w", base + "/sim/w", "between 0.004 MiB buckets under MPI and one simulated bucket")
+        try assertSameTowerWeights(base + "/mpi/w", base + "/sim/w", "between 0.0003 MiB (78-float) buckets under MPI and one simulated bucket")
     }
 
     func testOddRankCountsAndUndividedBatchesAreRefused() throws {
