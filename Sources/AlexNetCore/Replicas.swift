@@ -68,6 +68,9 @@ public struct ReplicaShare: Equatable, Sendable {
 /// it (all-to-all), adds them in rank order, and the sums are all-gathered. Per rank it receives
 /// `2 (size-1) ceil(count/size)` floats, what a ring all-reduce moves; MPI_Allreduce is not used
 /// because its order of additions is the library's choice.
+///
+/// Training sums the gradients with `BucketedGradientSum`, which does the same bucket by bucket
+/// with non-blocking collectives during the backward pass; this one-shot form is its reference.
 public final class OrderedAllReduce {
     public let communicator: Communicator
     /// Floats per block moved at a time, bounding the scratch memory to `3 * size * slice` floats.

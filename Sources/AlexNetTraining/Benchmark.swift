@@ -118,12 +118,10 @@ public enum Benchmark {
             title: "\(plan.spec.name)/\(plan.model.rawValue) \(options.inference ? "inference" : "training")",
             launch: launch, batchSize: n, stepSeconds: stepSeconds, flopsPerImage: flops, stages: stages,
             communicationSeconds: distinct.map(\.communicationSeconds).reduce(0, +) / measured,
-            waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, inFlightSeconds: timed.flight.inFlightSeconds / measured,
-            hiddenSeconds: timed.flight.hiddenSeconds / measured, coordinatorSeconds: coordinatorSeconds / measured,
+            waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, inFlightSeconds: timed.flight.inFlightSeconds / measured, hiddenSeconds: timed.flight.hiddenSeconds / measured, coordinatorSeconds: coordinatorSeconds / measured,
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
-            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference,
-                                                                bucketFloats: options.overlap.bucketFloats),
+            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference, bucketFloats: options.overlap.bucketFloats),
             loaderImagesPerSecond: loaderRate, convolutionPlan: convolutionPlan, sgemmLimit: sgemmLimit)
     }
 

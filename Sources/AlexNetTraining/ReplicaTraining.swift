@@ -32,7 +32,7 @@ final class ReplicaTraining {
         perReplica = batchSize / layout.replicas
         reduction = BucketedGradientSum(twins: layout.twins, buckets: overlap.buckets(network.stagePlans),
                                         progressInterval: overlap.progress == .thread ? overlap.progressInterval : nil)
-        network.afterStageBackward = { [unowned reduction] in reduction.stageFinished($0) }
+        network.afterStageBackward = { [weak reduction] in reduction?.stageFinished($0) }
         batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
         transport = BatchTransport(layout: layout)
         testTransport = BatchTransport(pair: layout.pair)
