@@ -106,13 +106,11 @@ extension TimedCommunicator: NonBlockingCollectives {
     }
 }
 
-/// A request of a `TimedCommunicator`: its tests and wait are timed, and its completion ends its
-/// flight. Tests from another thread than the one that started it (a progress thread) do not
-/// hold that thread up, so they are not counted as communication.
+/// A request of a `TimedCommunicator`: its tests and wait are timed (on the rank's thread only),
+/// and its completion ends its flight.
 final class TimedRequest: CollectiveRequest {
     private let owner: TimedCommunicator
     private let inner: CollectiveRequest
-    private let startingThread = pthread_self()
     private var done = false
 
     /// Whether its flight has started: at the start, or at the wait when no data moves before it.
@@ -129,8 +127,7 @@ final class TimedRequest: CollectiveRequest {
 
     func test() -> Bool {
         guard !done else { return true }
-        let complete = pthread_equal(pthread_self(), startingThread) != 0 ? owner.blockedInNonBlocking { inner.test() } : inner.test()
-        if complete { finish() }
+        if owner.blockedInNonBlocking({ inner.test() }) { finish() }
         return done
     }
 
