@@ -21,6 +21,10 @@ public final class Network {
     public let arena: ParameterArena
     /// Time spent in each stage, for `bench`.
     public let times: StageTimes
+    /// Called with a stage's index after its backward pass, which has then finished that
+    /// stage's weight gradients: where the replicas' gradient sum starts a bucket and makes
+    /// progress (`BucketedGradientSum.stageFinished`).
+    public var afterStageBackward: ((Int) -> Void)?
 
     /// Towers held by this rank.
     public var towersHere: Int { plan.towers / communicator.size }
@@ -143,6 +147,7 @@ public final class Network {
                                inputGradient: i == 0 ? nil : gradients[i - 1].pointer, batch: n)
             times.addBackward(i, monotonicSeconds() - start)
             betweenStages?()
+            afterStageBackward?(i)
         }
     }
 

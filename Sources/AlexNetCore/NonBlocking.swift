@@ -1,17 +1,5 @@
 import Foundation
 
-/// A collective that was started and may not have finished, like an MPI_Request: its buffers
-/// belong to the transfer until `wait` returns (or `test` has returned true). Every rank starts
-/// the same collectives in the same order; each then waits for its own request.
-public protocol CollectiveRequest: AnyObject {
-    /// Lets the transfer advance and says whether it has finished; never blocks. Cheap enough to
-    /// call between the stages of a step: Open MPI over TCP moves a non-blocking collective's
-    /// data only inside MPI calls, so without such calls nothing moves until `wait`.
-    func test() -> Bool
-    /// Returns once the transfer has finished.
-    func wait()
-}
-
 /// The non-blocking collectives: what lets the next batch travel while the current step computes.
 public protocol NonBlockingCollectives {
     /// `broadcast`, started (MPI_Ibcast): `bytes` on `root` reach `bytes` on every other rank
@@ -19,21 +7,19 @@ public protocol NonBlockingCollectives {
     func startBroadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest
     /// `scatter`, started (MPI_Iscatterv), with the same arguments.
     func startScatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest
-}
-
-/// A request with nothing left to do: what one rank "receives" from itself.
-public final class FinishedRequest: CollectiveRequest {
-    public init() {}
-    public func test() -> Bool { true }
-    public func wait() {}
+    /// `allToAll(send, count:, into:)`, started (MPI_Ialltoall): what the replicas' bucketed
+    /// gradient sum overlaps with the backward pass (`BucketedGradientSum`).
+    func startAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest
+    /// `allGather(send, count:, into:)`, started (MPI_Iallgather).
+    func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest
 }
 
 extension SingleProcessCommunicator {
-    public func startBroadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest { FinishedRequest() }
+    public func startBroadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest { CompletedRequest() }
 
     public func startScatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest {
         scatter(send, counts: counts, into: receive, root: root)
-        return FinishedRequest()
+        return CompletedRequest()
     }
 }
 
@@ -43,23 +29,25 @@ extension TimedCommunicator {
     /// `test` and `wait` count as communication. No barrier first: meeting the other ranks
     /// would defeat the point of not waiting.
     public func startBroadcast(_ data: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest {
-        TimedRequest(startedBy: self, kind: "broadcast", bytes: rank == root ? 0 : data.count) { inner.startBroadcast(data, root: root) }
+        TimedHandOutRequest(startedBy: self, kind: "broadcast", bytes: rank == root ? 0 : data.count) { inner.startBroadcast(data, root: root) }
     }
 
     public func startScatter(_ send: UnsafeRawBufferPointer, counts: [Int], into receive: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest {
-        TimedRequest(startedBy: self, kind: "scatter", bytes: rank == root ? 0 : counts[rank]) {
+        TimedHandOutRequest(startedBy: self, kind: "scatter", bytes: rank == root ? 0 : counts[rank]) {
             inner.startScatter(send, counts: counts, into: receive, root: root)
         }
     }
 }
 
-/// A request whose start, tests and wait add to a `TimedCommunicator`'s communication time,
-/// and whose bytes are counted at the first `wait`.
-private final class TimedRequest: CollectiveRequest {
+/// A hand-out request whose start, tests and wait add to a `TimedCommunicator`'s communication
+/// time, and whose bytes are counted at the first `wait`. (The gradient sum's requests are
+/// `TimedRequest`s, which also keep the flight clock.)
+private final class TimedHandOutRequest: CollectiveRequest {
     private let owner: TimedCommunicator
     private let inner: CollectiveRequest
     private let kind: String, count: Int
     private var counted = false
+    var movesBeforeWait: Bool { inner.movesBeforeWait }
 
     init(startedBy owner: TimedCommunicator, kind: String, bytes: Int, _ start: () -> CollectiveRequest) {
         (self.owner, self.kind, count) = (owner, kind, bytes)
@@ -160,6 +148,9 @@ private final class InProcessRequest: CollectiveRequest {
 
     init(_ advance: @escaping (_ blocking: Bool) -> Bool) { self.advance = advance }
 
+    /// A receiver copies in `test` once the root has posted.
+    var movesBeforeWait: Bool { true }
+
     func test() -> Bool {
         if !finished { finished = advance(false) }
         return finished
@@ -191,7 +182,7 @@ extension InProcessCommunicator {
     /// finishes when the others have copied, the others when they have.
     private func start(root: Int, source: UnsafeRawPointer?, copy: @escaping (UnsafeRawPointer) -> Void) -> CollectiveRequest {
         let board = requests, sequence = board.nextSequence(rank: rank)
-        guard size > 1 else { return FinishedRequest() }
+        guard size > 1 else { return CompletedRequest() }
         if rank == root {
             // A root with nothing to send still posts, so that the others' requests finish.
             board.post(sequence, source: source ?? UnsafeRawPointer(bitPattern: 1)!, readers: size - 1)

@@ -68,6 +68,9 @@ public struct ReplicaShare: Equatable, Sendable {
 /// it (all-to-all), adds them in rank order, and the sums are all-gathered. Per rank it receives
 /// `2 (size-1) ceil(count/size)` floats, what a ring all-reduce moves; MPI_Allreduce is not used
 /// because its order of additions is the library's choice.
+///
+/// Training sums the gradients with `BucketedGradientSum`, which does the same bucket by bucket
+/// with non-blocking collectives during the backward pass; this one-shot form is its reference.
 public final class OrderedAllReduce {
     public let communicator: Communicator
     /// Floats per block moved at a time, bounding the scratch memory to `3 * size * slice` floats.
@@ -156,7 +159,9 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
     /// clipped when `batch` is not a multiple). Counts are those of `Trainer`'s step and of
     /// `bench`: the stop flag is an Int32, and each image travels as one `record` of that many
     /// bytes (its label, stored pixels and augmentation draws: `StoredImageFormat.recordBytes`).
-    public static func predicted(plan: NetworkPlan, replicas: Int, batch: Int, training: Bool = true, record: Int) throws -> CommunicationVolume {
+    /// The gradients are summed in buckets of `bucketFloats`.
+    public static func predicted(plan: NetworkPlan, replicas: Int, batch: Int, training: Bool = true, record: Int,
+                                 bucketFloats: Int = GradientBuckets.defaultCapacity) throws -> CommunicationVolume {
         var v = CommunicationVolume()
         let t = plan.towers, ranks = t * replicas
         guard t > 1 else { return v }
@@ -170,13 +175,12 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
             if training, mode == .sum { v.reduceScatters += (t - 1) * stage.output.size * batch * 4 }
         }
         if training && replicas > 1 {
-            // One ordered sum over each tower's whole gradient arena: every rank receives
-            // 2 blocks of ceil(count/R) floats (the last block padded with zeros). The
-            // towers' arenas may differ in size when the classes split unevenly.
+            // One ordered sum per bucket of each tower's gradient arena (GradientBuckets): every
+            // rank receives 2 blocks of ceil(count/R) floats per bucket (the last block
+            // padded with zeros). The towers' arenas may differ when the classes split unevenly.
             for stages in towerStages {
-                let count = stages.map(\.parameterCount).reduce(0, +)
-                let block = (count + replicas - 1) / replicas
-                v.gradientAllReduce += replicas * 2 * (replicas - 1) * block * 4
+                let buckets = GradientBuckets(parameterCounts: stages.map(\.parameterCount), capacity: bucketFloats)
+                v.gradientAllReduce += buckets.trafficBytes(ranks: replicas)
             }
         }
         if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }

@@ -11,7 +11,7 @@ public final class MPICommunicator: Communicator {
     let world: MPI_Comm
     /// Ends the job when a collective hangs (a host or the network gone); nil without a limit.
     /// Communicators split from this one share it.
-    private let watchdog: CollectiveWatchdog?
+    let watchdog: CollectiveWatchdog?
     /// Whether the towers have exchanged activations yet: until then a broadcast may wait for as
     /// long as rank 0 takes to load and prepare the data, so only later ones are timed.
     private var towersStarted = false
@@ -42,9 +42,21 @@ public final class MPICommunicator: Communicator {
     /// max-reduce, barrier, or a broadcast once the towers have started, may take: past it, the job
     /// is ended with one error line (CollectiveWatchdog). Broadcasts that wait idly (while rank 0
     /// trains a one-tower model alone) are never timed.
-    public init(collectiveTimeout: Double = MPICommunicator.defaultCollectiveTimeout) {
+    ///
+    /// `threadMultiple` asks for MPI_THREAD_MULTIPLE, which a progress thread of the gradient sum
+    /// (`BucketedGradientSum`) needs; it stops with one line if this MPI cannot give it.
+    public init(collectiveTimeout: Double = MPICommunicator.defaultCollectiveTimeout, threadMultiple: Bool = false) {
         setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0)
-        MPI_Init(nil, nil)
+        if threadMultiple {
+            var provided: Int32 = 0
+            MPI_Init_thread(nil, nil, cmpi_thread_multiple(), &provided)
+            if provided < cmpi_thread_multiple() {
+                Console.writeError("error: this MPI library does not provide MPI_THREAD_MULTIPLE, which --progress thread needs: use --progress stages\n")
+                MPI_Abort(cmpi_comm_world(), 1)
+            }
+        } else {
+            MPI_Init(nil, nil)
+        }
         world = cmpi_comm_world()
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(world, &r)

@@ -38,6 +38,8 @@ final class MPIRequest: CollectiveRequest {
         return finished
     }
 
+    var movesBeforeWait: Bool { true }
+
     func wait() {
         guard !finished else { return }
         if let owner { owner.timedOnceStarted(collective) { MPI_Wait(&request, cmpi_status_ignore()) } } else {
@@ -62,6 +64,22 @@ extension MPICommunicator {
         return MPIRequest(.scatter, owner: self, keeping: [counts32, offsets]) { request, arrays in
             MPI_Iscatterv(send.baseAddress, arrays[0], arrays[1], cmpi_byte(), receive.baseAddress, counts32[rank], cmpi_byte(),
                           Int32(root), world, &request)
+        }
+    }
+
+    /// MPI_Ialltoall: a block of `count` floats to and from every rank.
+    public func startAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        precondition(count <= Int(Int32.max), "MPI counts are 32-bit")
+        return MPIRequest(.allToAll, owner: self) { request, _ in
+            MPI_Ialltoall(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, &request)
+        }
+    }
+
+    /// MPI_Iallgather.
+    public func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        precondition(count * size <= Int(Int32.max), "MPI counts are 32-bit")
+        return MPIRequest(.allGather, owner: self) { request, _ in
+            MPI_Iallgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, &request)
         }
     }
 }

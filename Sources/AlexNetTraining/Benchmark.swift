@@ -23,6 +23,8 @@ public struct BenchmarkOptions: Sendable {
     public var dataDirectory: String?
     /// How the convolutions compute; `auto` times each candidate at start-up.
     public var convolutionAlgorithm = ConvolutionAlgorithmRequest.auto
+    /// How the replicas' gradient sum overlaps the backward pass.
+    public var overlap = GradientOverlap()
     public init() {}
 }
 
@@ -35,8 +37,13 @@ public struct BenchmarkReport: Sendable {
     /// Training (or inference) FLOPs per image, all towers.
     public var flopsPerImage: Double
     public var stages: [(layer: String, op: String, forward: Double, backward: Double)]
+    /// Seconds per step that rank 0 spent in communication calls (exposed: on its critical path).
     public var communicationSeconds: Double
     public var waitingSeconds: Double
+    /// Seconds per step during which non-blocking collectives (the gradient sum) were in flight
+    /// on rank 0, and the part of them hidden behind computation (not in `communicationSeconds`).
+    public var inFlightSeconds = 0.0
+    public var hiddenSeconds = 0.0
     public var coordinatorSeconds: Double
     public var bytesPerStep: [String: Int]
     public var peakMemoryPerRank: [Int]
@@ -84,12 +91,13 @@ public enum Benchmark {
         let n = options.batchSize
         // The training loop's own hand-out and step (ReplicaTraining), so what is measured is what trains.
         let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n,
-                                       data: BenchmarkData.layout(shards: shards))
-        let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator]
+                                       data: BenchmarkData.layout(shards: shards), overlap: options.overlap)
+        let gradientCounters = replicas.reduction.communicators.map { $0 as? TimedCommunicator }
+        let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator] + gradientCounters
         let (stepSeconds, coordinatorSeconds) = try measure(options, replicas: replicas, counters: counters, ranges: ranges,
                                                             coordinator: coordinator)
         let memory = try timed.inner.agreeEach(.success(peakResidentBytes()))
-        let traffic = measuredTraffic(layout, steps: options.steps)
+        let traffic = measuredTraffic(layout, gradients: gradientCounters, steps: options.steps)
         let probe = SGEMMProbe.shapes(of: network.stagePlans, batch: network.maxBatch,
                                       convolutionImages: min(network.maxBatch, ConvolutionSetup.tuningBatch), training: !options.inference)
         let sgemmLimit = try timed.inner.agreeEach(.success(SGEMMProbe.gflops(probe))).reduce(0, +)
@@ -111,11 +119,12 @@ public enum Benchmark {
             title: "\(plan.spec.name)/\(plan.model.rawValue) \(options.inference ? "inference" : "training")",
             launch: launch, batchSize: n, stepSeconds: stepSeconds, flopsPerImage: flops, stages: stages,
             communicationSeconds: distinct.map(\.communicationSeconds).reduce(0, +) / measured,
-            waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, coordinatorSeconds: coordinatorSeconds / measured,
+            waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, inFlightSeconds: timed.flight.inFlightSeconds / measured, hiddenSeconds: timed.flight.hiddenSeconds / measured, coordinatorSeconds: coordinatorSeconds / measured,
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
             predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference,
-                                                                record: StoredImageFormat(layout: BenchmarkData.layout(shards: shards)).recordBytes),
+                                                                record: StoredImageFormat(layout: BenchmarkData.layout(shards: shards)).recordBytes,
+                                                                bucketFloats: options.overlap.bucketFloats),
             loaderImagesPerSecond: loaderRate, convolutionPlan: convolutionPlan, sgemmLimit: sgemmLimit)
     }
 
@@ -149,12 +158,14 @@ public enum Benchmark {
     }
 
     /// Bytes received per step by kind, summed over every rank (a collective over the world).
-    static func measuredTraffic(_ layout: ReplicaLayout, steps: Int) -> CommunicationVolume {
+    /// `gradients` are the communicators of the twins' bucketed sum.
+    static func measuredTraffic(_ layout: ReplicaLayout, gradients: [TimedCommunicator?], steps: Int) -> CommunicationVolume {
         guard let world = layout.world as? TimedCommunicator else { return CommunicationVolume() }
         let pair = layout.pair as? TimedCommunicator, twins = layout.twins as? TimedCommunicator
         let split = layout.pair !== layout.world
         func of(_ c: TimedCommunicator?, _ kind: String) -> Double { Double(c?.bytes[kind] ?? 0) }
-        let mine = [of(pair, "all-gather"), of(pair, "reduce-scatter"), of(twins, "all-to-all") + of(twins, "all-gather"),
+        let gradientBytes = gradients.map { of($0, "all-to-all") + of($0, "all-gather") }.reduce(0, +)
+        let mine = [of(pair, "all-gather"), of(pair, "reduce-scatter"), gradientBytes,
                     of(world, "broadcast") + (split ? of(pair, "broadcast") : 0) + of(world, "scatter"),
                     split ? of(world, "all-gather") : 0]
         let all = world.inner.sumInRankOrder(mine).map { Int($0) / steps }
@@ -195,6 +206,8 @@ extension BenchmarkReport {
             String(format: "communication %.1f ms (%.1f%%), waiting %.1f ms (%.1f%%), coordinator on the critical path %.1f ms (%.1f%%) per step",
                    communicationSeconds * 1e3, 100 * communicationSeconds / medianStep, waitingSeconds * 1e3,
                    100 * waitingSeconds / medianStep, coordinatorSeconds * 1e3, 100 * coordinatorSeconds / medianStep),
+            inFlightSeconds > 0 ? String(format: "non-blocking gradient sum in flight %.1f ms per step: rank 0 computed during %.1f ms of it (overlap, not counted above) and was blocked in it %.1f ms (exposed, counted in communication)",
+                                         inFlightSeconds * 1e3, hiddenSeconds * 1e3, (inFlightSeconds - hiddenSeconds) * 1e3) : nil,
             "bytes per step on rank 0: " + bytesPerStep.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f MiB", $0.key, Double($0.value) / 1048576) }.joined(separator: ", "),
             "traffic per step, all ranks together, measured (predicted from the model's table): " + trafficLine,
             loaderImagesPerSecond.map { String(format: "loader alone: %.1f img/s decoded from shards on %d threads, beside training's %.1f img/s", $0, ProcessInfo.processInfo.activeProcessorCount, imagesPerSecond) },
@@ -217,7 +230,7 @@ extension BenchmarkReport {
         struct Stage: Encodable { var layer: String, op: String, forwardMs: Double, backwardMs: Double }
         struct Report: Encodable {
             var benchmark: String, launch: String, openblasCore: String, batchSize: Int, imagesPerSecond: Double, gflops: Double
-            var stepMs: [Double], communicationMs: Double, waitingMs: Double, coordinatorMs: Double
+            var stepMs: [Double], communicationMs: Double, waitingMs: Double, coordinatorMs: Double, inFlightMs: Double, hiddenMs: Double
             var loaderImagesPerSecond: JSONText.Number, replicas: Int
             var trafficBytes: CommunicationVolume, predictedTrafficBytes: CommunicationVolume, peakMemoryBytes: [Int], stages: [Stage]
             var sgemmLimitGflops: Double, directLimitImagesPerSecond: Double, convolutionAlgorithms: [String: String]
@@ -225,7 +238,7 @@ extension BenchmarkReport {
         return JSONText.encode(Report(
             benchmark: title, launch: launch, openblasCore: BLAS.coreName, batchSize: batchSize, imagesPerSecond: imagesPerSecond,
             gflops: imagesPerSecond * flopsPerImage / 1e9, stepMs: stepSeconds.map { $0 * 1e3 }, communicationMs: communicationSeconds * 1e3,
-            waitingMs: waitingSeconds * 1e3, coordinatorMs: coordinatorSeconds * 1e3,
+            waitingMs: waitingSeconds * 1e3, coordinatorMs: coordinatorSeconds * 1e3, inFlightMs: inFlightSeconds * 1e3, hiddenMs: hiddenSeconds * 1e3,
             loaderImagesPerSecond: JSONText.Number(loaderImagesPerSecond ?? .nan), replicas: replicas, trafficBytes: traffic,
             predictedTrafficBytes: predictedTraffic, peakMemoryBytes: peakMemoryPerRank,
             stages: stages.map { Stage(layer: $0.layer, op: $0.op, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },

@@ -38,7 +38,7 @@ public struct MemoryNeed: Sendable {
     /// One rank's network (weights, gradients, momentum, activations, workspaces) and its
     /// received hand-out records, times the ranks here.
     public var networks = 0.0
-    /// The replicas' gradient-sum buffers (OrderedAllReduce), for every rank here.
+    /// The replicas' gradient-sum buffers (BucketedGradientSum), for every rank here.
     public var replicaReduction = 0.0
     /// The data set, the prefetched records and, with replicas, every rank's share packed for
     /// the scatter, on the coordinator's host.
@@ -63,8 +63,6 @@ public enum MemoryAdmission {
     /// The stack pages a simulated rank's thread touches (it reserves 64 MiB of address
     /// space, InProcessGroup.swift, but that is not memory).
     static let threadStack = 1.0 * 1_048_576
-    /// Floats per block of the replicas' ordered all-reduce (OrderedAllReduce's default slice).
-    static let reductionSlice = 1 << 20
 
     /// The need of `job` at global batch `batch`.
     public static func need(_ job: MemoryJob, batch: Int) throws -> MemoryNeed {
@@ -85,8 +83,8 @@ public enum MemoryAdmission {
             need.networks = rank.total * Double(job.ranksHere)
             need.checkpoint = job.writesWeights ? rank.parameters * 4 / 3 * Double(min(job.ranksHere, plan.towers)) : 0
             if job.replicas > 1 {
-                // send, received and gathered (replicas blocks each) and its own block, per rank.
-                let floats = Double((3 * job.replicas + 1) * reductionSlice)
+                // The scratch slots of the bucketed sum: send, received and gathered, per rank.
+                let floats = Double(BucketedGradientSum.scratchFloats(ranks: job.replicas))
                 need.replicaReduction = floats * 4 * Double(job.ranksHere)
             }
         }

@@ -13,7 +13,8 @@ final class ReplicaTraining {
     private let coordinator: Coordinator?
     /// Images per replica: the global batch size divided by the replicas.
     let perReplica: Int
-    private let reduction: OrderedAllReduce
+    /// The gradient sum among twins, bucket by bucket during the backward pass.
+    let reduction: BucketedGradientSum
     /// This rank's share of each training batch, and of each test batch on replica 0.
     let batch: Batch
     private let transport: BatchTransport
@@ -25,12 +26,16 @@ final class ReplicaTraining {
     private var packingSeconds = 0.0
 
     /// A collective over the world: the coordinator's input pipeline reaches every rank.
-    init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int, data: DataLayout) {
+    /// `overlap` says how the gradient sum overlaps the backward pass (bucket size, progress).
+    init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int, data: DataLayout,
+         overlap: GradientOverlap = GradientOverlap()) {
         self.layout = layout
         self.network = network
         self.coordinator = coordinator
         perReplica = batchSize / layout.replicas
-        reduction = OrderedAllReduce(communicator: layout.twins)
+        reduction = BucketedGradientSum(twins: layout.twins, buckets: overlap.buckets(network.stagePlans),
+                                        progressInterval: overlap.progress == .thread ? overlap.progressInterval : nil)
+        network.afterStageBackward = { [weak reduction] in reduction?.stageFinished($0) }
         batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
         let input = network.plan.spec.input, format = StoredImageFormat(layout: data)
         let pipeline = InputPipeline.shared(coordinator?.pipeline, layout: data, input: input, over: layout.world)
@@ -94,26 +99,18 @@ final class ReplicaTraining {
     @discardableResult
     func step(_ share: ReplicaShare, step: Int, seed: UInt64, training: Bool = true) -> (loss: Double, correct: Int) {
         var local = (loss: 0.0, correct: 0)
+        // Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the gradient
+        // of the global batch's mean loss. The buckets are weighted and summed among twins as
+        // the backward pass finishes them (with one replica nothing happens).
+        if training { reduction.begin(network.arena.gradients.pointer, weight: Float(Double(share.count) / Double(share.batch))) }
         if share.count > 0 {
             local = network.run(batch, context: StepContext(training: training, step: step, seed: seed,
                                                             sampleOffset: share.offset, globalBatch: share.batch))
+        } else if training {
+            network.arena.gradients.zero()  // no images: this replica adds nothing
         }
-        if training { sumGradients(share) }
+        if training { reduction.finish() }
         return globalMetrics(local, share: share)
-    }
-
-    /// Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the gradient
-    /// of the global batch's mean loss. One ordered sum over the whole arena (with one replica,
-    /// the weight is 1 and the sum is over one rank: nothing happens).
-    private func sumGradients(_ share: ReplicaShare) {
-        let weight = Float(Double(share.count) / Double(share.batch))
-        let arena = network.arena
-        if share.count == 0 {
-            arena.gradients.zero()
-        } else if weight != 1 {
-            arena.scaleGradients(by: weight)
-        }
-        reduction.sum(arena.gradients.pointer, count: arena.count)
     }
 
     /// The global batch's mean loss and correct count, summed over the replicas in rank order.

@@ -36,8 +36,16 @@ public enum SettingRules {
             options.trainLimit.flatMap { atLeast(1, $0, "--train-limit", "trainLimit") },
             options.testLimit.flatMap { atLeast(1, $0, "--test-limit", "testLimit") },
             options.replicas.flatMap { atLeast(1, $0, "--replicas", "replicas") },
+            problem(bucketMiB: options.overlap.bucketMiB),
         ]
         return checks.lazy.compactMap { $0 }.first ?? problem(in: options.data)
+    }
+
+    /// A bucket of the replicas' gradient sum out of range (`--bucket-mib`; not in a manifest,
+    /// since the bucket size changes no bit of the result), or nil.
+    public static func problem(bucketMiB: Double) -> Problem? {
+        bucketMiB.isFinite && bucketMiB >= 0.0001 && bucketMiB <= 4096 ? nil
+            : Problem(flag: "--bucket-mib", manifestKey: "bucketMiB", message: "must be from 0.0001 (26 floats) to 4096 (got \(bucketMiB))")
     }
 
     /// The first data setting out of range, or nil.

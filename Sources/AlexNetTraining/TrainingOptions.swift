@@ -55,6 +55,9 @@ public struct TrainingOptions: Sendable {
     /// algorithms, else GEMM, so that two runs with the same seed give the same bits whatever
     /// the machine's timings.
     public var convolutionAlgorithm: ConvolutionAlgorithmRequest?
+    /// How the replicas' gradient sum overlaps the backward pass (`--bucket-mib`, `--progress`).
+    /// Not recorded in checkpoints: it changes no bit of the result.
+    public var overlap = GradientOverlap()
 
     /// The schedule these options start with.
     public var initialSchedule: LearningRateSchedule {

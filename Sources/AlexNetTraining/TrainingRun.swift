@@ -55,7 +55,7 @@ final class TrainingRun {
         if let statisticsFile { try? AtomicFile.write(statisticsFile, to: "\(runDirectory)/\(InputStatistics.fileName)") }
         self.statisticsFile = statisticsFile
         replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: options.batchSize,
-                                   data: session.layout)
+                                   data: session.layout, overlap: options.overlap)
         self.network = network
         self.coordinator = coordinator
         batchSize = min(options.batchSize, session.trainCount)

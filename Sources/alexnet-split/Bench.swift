@@ -50,6 +50,12 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("conv-algorithm"), help: "How convolutions compute: auto (time each candidate once at start-up, keep the fastest per layer and pass), gemm, winograd or winograd-4x4.")
     var convolutionAlgorithm = ConvolutionAlgorithmRequest.auto
 
+    @Option(parsing: .unconditional, help: "MiB of gradients per bucket of the replicas' gradient sum, which runs during the backward pass (DDP's default, 25).")
+    var bucketMib = 25.0
+
+    @Option(help: "Where MPI moves the replicas' gradient sums on during the backward pass: stages (tests between stages) or thread (also a thread of its own, every millisecond; MPI_THREAD_MULTIPLE).")
+    var progress = GradientOverlap.Progress.stages
+
     @Flag(help: "Print one JSON object instead of the report.")
     var json = false
 
@@ -61,6 +67,7 @@ struct Bench: ParsableCommand {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be from 1 to 256 (got \(threads))") }
         guard !(simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
+        if let problem = SettingRules.problem(bucketMiB: bucketMib) { throw ValidationError(problem.forCommandLine) }
         try TrainingFlags.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate || oneProcess)
         guard replicas == 1 || modelOptions.model.towers > 1 else { throw ValidationError("--replicas applies to the split model") }
         guard batchSize % replicas == 0 else {
@@ -82,6 +89,8 @@ struct Bench: ParsableCommand {
         options.replicas = replicas
         options.dataDirectory = data
         options.convolutionAlgorithm = convolutionAlgorithm
+        options.overlap.bucketMiB = bucketMib
+        options.overlap.progress = progress
         let report: BenchmarkReport?
         do {
             if !MPICommunicator.launchedByMPI || simulate || oneProcess {
@@ -97,7 +106,7 @@ struct Bench: ParsableCommand {
             } else if simulate || !MPICommunicator.launchedByMPI {
                 report = try Benchmark.runSimulated(options)
             } else {
-                let communicator = MPICommunicator()
+                let communicator = MPICommunicator(threadMultiple: progress == .thread)
                 defer { communicator.finalize() }
                 let size = communicator.size
                 if replicas != 1 && size != 2 * replicas {

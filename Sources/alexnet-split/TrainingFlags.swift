@@ -6,6 +6,8 @@ import ArgumentParser
 import Foundation
 
 /// The options that every training command shares.
+extension GradientOverlap.Progress: ExpressibleByArgument {}
+
 struct TrainingFlags: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
 
@@ -73,6 +75,12 @@ struct TrainingFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Replicas of the split model, each given its share of every batch (with --simulate: 2R threads; under mpirun it is the ranks / 2).")
     var replicas: Int?
 
+    @Option(parsing: .unconditional, help: "MiB of gradients per bucket of the replicas' gradient sum, which runs during the backward pass (DDP's default, 25).")
+    var bucketMib = 25.0
+
+    @Option(help: "Where MPI moves the replicas' gradient sums on during the backward pass: stages (tests between stages) or thread (also a thread of its own; MPI_THREAD_MULTIPLE).")
+    var progress = GradientOverlap.Progress.stages
+
     func validate() throws {
         // The ranges are shared with the checkpoint manifest's reader (SettingRules).
         if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
@@ -135,6 +143,8 @@ struct TrainingFlags: ParsableArguments {
         o.testLimit = testLimit
         o.replicas = replicas
         o.convolutionAlgorithm = convolutionFlags.request
+        o.overlap.bucketMiB = bucketMib
+        o.overlap.progress = progress
         return o
     }
 
@@ -159,7 +169,7 @@ struct TrainingFlags: ParsableArguments {
             code = Trainer.simulate(towers: towers, replicas: replicas ?? 1) { body($0, $1, folder) }
             if code == 0 { preflight?.reportPeak(ranks: towers * (replicas ?? 1)) }
         } else {
-            let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout)
+            let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout, threadMultiple: progress == .thread)
             defer { communicator.finalize() }
             let (failed, folder) = preflight?.runAcrossRanks(communicator) ?? (0, nil)
             if failed != 0 { throw ExitCode(failed) }

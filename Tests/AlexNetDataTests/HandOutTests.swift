@@ -120,6 +120,8 @@ final class HandOutTests: XCTestCase {
                     pack: @escaping (StoredBatch) -> Void) -> (pixels: [Float], labels: [Int32]) {
         let box = Box()
         let input = layout.input(of: .tiny)
+        // Only rank 0's thread packs, and it does so before the broadcast that rank 1 waits on.
+        nonisolated(unsafe) let coordinator = coordinator, pack = pack
         InProcessGroup(size: 2).run { c in
             let pipeline = InputPipeline.shared(c.rank == 0 ? coordinator.pipeline : nil, layout: layout, input: input, over: c)
             let stored = StoredBatch(format: StoredImageFormat(layout: layout), capacity: count)

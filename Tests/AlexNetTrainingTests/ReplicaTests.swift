@@ -117,6 +117,26 @@ final class ReplicaTests: XCTestCase {
         }
     }
 
+    /// With several buckets, the gradient sum moves each bucket's padding: bench's count still
+    /// equals the prediction.
+    func testBenchMeasuresThePredictedTrafficOfSmallBuckets() throws {
+        var o = BenchmarkOptions()
+        o.preset = .tiny
+        o.batchSize = 12
+        o.steps = 2
+        o.warmup = 1
+        o.replicas = 3
+        o.overlap.bucketFloats = 100
+        let report = try XCTUnwrap(try Benchmark.runSimulated(o))
+        XCTAssertEqual(report.traffic, report.predictedTraffic)
+        let plan = try NetworkPlan(spec: Preset.tiny.spec(classes: 10), model: .split)
+        let counts = try plan.stages(ranks: 2, rank: 0).map(\.parameterCount)
+        XCTAssertGreaterThan(GradientBuckets(parameterCounts: counts, capacity: 100).ranges.count, 4, "the buckets are not small")
+        // In-process the sums move at the wait: nothing is hidden but the clock reads' spacing.
+        XCTAssertGreaterThan(report.inFlightSeconds, 0)
+        XCTAssertLessThan(report.hiddenSeconds, 1e-4)
+    }
+
     func testBenchMeasuresThePredictedTraffic() throws {
         // Odd class counts too: the logits' all-gather has per-rank counts, fc8's twins sum unequal gradients.
         for (replicas, inference, classes) in [(1, false, 10), (2, false, 10), (3, false, 10), (2, true, 10), (1, false, 5), (2, false, 7), (2, true, 3)] {

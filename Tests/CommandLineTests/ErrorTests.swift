@@ -18,7 +18,8 @@ final class ErrorTests: XCTestCase {
     func testInvalidOptionValues() throws {
         for (arguments, words) in [(["--batch-size", "0"], ["--batch-size"]), (["--lr", "-1"], ["--lr"]), (["--lr", "nan"], ["--lr"]),
                                    (["--epochs", "0"], ["--epochs"]), (["--preset", "huge"], ["huge", "small"]),
-                                   (["--model", "quad"], ["quad", "paper-1gpu"])] {
+                                   (["--model", "quad"], ["quad", "paper-1gpu"]), (["--bucket-mib", "0"], ["--bucket-mib"]),
+                                   (["--bucket-mib", "nan"], ["--bucket-mib"]), (["--progress", "often"], ["often", "thread"])] {
             let result = try CommandRunner.alexnet(["train"] + arguments, timeout: 30)
             assertOneLineError(result, mentions: words)
         }

@@ -31,6 +31,41 @@ final class ReplicaCommandTests: XCTestCase {
                        ["manifest.json", "tower0.safetensors", "tower1.safetensors"])
     }
 
+    /// Under MPI, the gradient sum in many small buckets, moved on by a progress thread, gives
+    /// the bits of the simulated run's one bucket.
+    func testSmallBucketsUnderMPIAreBitIdenticalToOneSimulatedBucket() throws {
+        let base = temporaryDirectory("replica-buckets")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let common = ["train", "--preset", "tiny", "--train-limit", "192", "--test-limit", "50", "--batch-size", "32",
+                      "--epochs", "1", "--log-every", "1", "--seed", "3", "--no-checkpoints"]
+        let mpi = try CommandRunner.mpi(ranks: 4, common + ["--run-dir", base + "/mpi", "--dump-weights", base + "/mpi/w",
+                                                            "--bucket-mib", "0.0003", "--progress", "thread"])
+        XCTAssertFalse(mpi.timedOut)
+        XCTAssertEqual(mpi.status, 0, mpi.error)
+        let simulated = try CommandRunner.alexnet(common + ["--simulate", "--replicas", "2", "--run-dir", base + "/sim",
+                                                            "--dump-weights", base + "/sim/w", "--bucket-mib", "4096"])
+        XCTAssertEqual(simulated.status, 0, simulated.error)
+        let mpiLosses = try losses(base + "/mpi")
+        XCTAssertGreaterThanOrEqual(mpiLosses.count, 6)
+        XCTAssertEqual(mpiLosses, try losses(base + "/sim"))
+        try assertSameTowerWeights(base + "/mpi/w", base + "/sim/w", "between 0.0003 MiB (78-float) buckets under MPI and one simulated bucket")
+    }
+
+    /// Under MPI, with many small buckets of non-blocking collectives, bench counts the traffic
+    /// its prediction gives, to the byte, and reports the sum's time in flight.
+    func testBenchUnderMPICountsThePredictedTrafficOfSmallBuckets() throws {
+        for progress in ["stages", "thread"] {
+            let result = try CommandRunner.mpi(ranks: 4, ["bench", "--preset", "tiny", "--batch-size", "12", "--steps", "2", "--warmup", "1",
+                                                          "--bucket-mib", "0.0003", "--progress", progress, "--json"])
+            XCTAssertEqual(result.status, 0, result.error)
+            let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any], result.output)
+            let traffic = try XCTUnwrap(report["traffic_bytes"] as? [String: Int])
+            XCTAssertEqual(traffic, report["predicted_traffic_bytes"] as? [String: Int], progress)
+            XCTAssertGreaterThan(traffic["gradient_all_reduce"] ?? 0, 0)
+            XCTAssertGreaterThan(report["in_flight_ms"] as? Double ?? 0, 0, progress)
+        }
+    }
+
     func testOddRankCountsAndUndividedBatchesAreRefused() throws {
         let quick = ["train", "--preset", "tiny", "--train-limit", "64", "--test-limit", "10", "--max-steps", "1", "--no-checkpoints"]
         let five = try CommandRunner.mpi(ranks: 5, quick, timeout: 60)
