@@ -285,9 +285,23 @@ public final class Convolution: Stage {
 }
 
 /// Sum of `count` floats, accumulated in Double so that long rows do not lose precision.
+/// Eight running sums, one per lane, then added pairwise: one running sum was a chain of
+/// dependent additions that could not start before the last one ended (15 ms per step for
+/// conv1's bias gradient alone). The order is fixed, so the result does not depend on the machine.
 @inline(__always)
 func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-    var total: Double = 0
-    for i in 0..<count { total += Double(x[i]) }
+    var lanes = SIMD8<Double>(repeating: 0)
+    var i = 0
+    while i + 8 <= count {
+        let p = x + i
+        lanes += SIMD8<Double>(Double(p[0]), Double(p[1]), Double(p[2]), Double(p[3]),
+                               Double(p[4]), Double(p[5]), Double(p[6]), Double(p[7]))
+        i += 8
+    }
+    var total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    while i < count {
+        total += Double(x[i])
+        i += 1
+    }
     return Float(total)
 }

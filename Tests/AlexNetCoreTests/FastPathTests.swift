@@ -116,3 +116,23 @@ extension FastPathTests {
         }
     }
 }
+
+extension FastPathTests {
+    /// The bias gradient sums each output channel's gradient in eight Double lanes; against one
+    /// Double sum, for rows of 8k+3 positions (the lanes and the remainder), within 1e-6 relative.
+    func testBiasGradientIsTheSumOfTheOutputGradient() {
+        let input = Shape(channels: 2, height: 9, width: 9), n = 3
+        let conv = Convolution(layerName: "conv", input: input, outputs: 4, kernel: 3, stride: 2, padding: 1, groups: 2,
+                               maxBatch: n, scratch: Scratch())
+        let length = n * conv.outputShape.planeSize
+        XCTAssertEqual(length % 8, 3)
+        let x = Buffer(randomValues(input.size * n, seed: 41)), y = Buffer(count: 4 * length)
+        let dy = randomValues(4 * length, seed: 42).map { $0 + 100 }, dyBuffer = Buffer(dy)
+        conv.forward(input: x.pointer, output: y.pointer, batch: n, context: StepContext(training: true, step: 0, seed: 0))
+        conv.backward(input: x.pointer, output: y.pointer, outputGradient: dyBuffer.pointer, inputGradient: nil, batch: n)
+        for o in 0..<4 {
+            let exact = dy[o * length..<(o + 1) * length].reduce(0.0) { $0 + Double($1) }
+            XCTAssertEqual(Double(conv.bias.gradient.array[o]), exact, accuracy: 1e-6 * abs(exact), "channel \(o)")
+        }
+    }
+}
