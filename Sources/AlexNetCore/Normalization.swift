@@ -37,9 +37,17 @@ public final class LocalResponseNorm: Stage {
         self.k = k
         self.groups = groups
         scale = Buffer(count: shape.size * maxBatch)
-        // About 512 KiB of workspace, in whole 16-lane vectors: half of a Zen 3 or Skylake core's L2.
-        tileLength = max(16, (1 << 17) / shape.channels / 16 * 16)
+        tileLength = Self.tileLength(channels: shape.channels, positions: shape.planeSize * maxBatch)
         tile = Buffer(count: shape.channels * tileLength)
+    }
+
+    /// Positions per tile for `channels` channels: a workspace of about 512 KiB (half of a Zen 3
+    /// or Skylake core's L2), in whole 16-lane vectors, and no more than the `positions` of the
+    /// largest batch. `MemoryEstimate` counts the same. A tile is either whole vectors or longer
+    /// than any batch's plane, so only the plane's last `count % 16` positions take the scalar
+    /// remainder, whatever the tile length: the bits do not depend on it.
+    public static func tileLength(channels: Int, positions: Int) -> Int {
+        max(1, min(positions, max(16, (1 << 17) / max(channels, 1) / 16 * 16)))
     }
 
     /// Channels in the window of channel `c`, clamped to `c`'s group.
@@ -50,7 +58,7 @@ public final class LocalResponseNorm: Stage {
         return max(first, c - size / 2)...min(first + perGroup - 1, c + size / 2)
     }
 
-    /// `s^-beta`, with the paper's beta = 0.75 as two square roots (it vectorises; powf does not).
+    /// `s^-beta`, with the paper's beta = 0.75 as two square roots, as the vector loops compute it.
     @inline(__always)
     private static func inversePower(_ s: Float, beta: Float) -> Float {
         if beta == 0.75 {
@@ -66,8 +74,8 @@ public final class LocalResponseNorm: Stage {
         var count: Int
         var rowStride: Int
 
-        /// `sum_rows f(row[i..<i+16])` (or of the one position `i`), added row by row in window order (the plain loop's order,
-        /// so every lane and the scalar tail round alike).
+        /// `sum_rows f(row[i..<i+16])` (or of the one position `i`), added row by row in window
+        /// order: the plain loop's order, so every lane and the scalar tail round alike.
         @inline(__always)
         func sum(at i: Int, _ f: (SIMD16<Float>) -> SIMD16<Float>) -> SIMD16<Float> {
             var total = SIMD16<Float>(repeating: 0)
