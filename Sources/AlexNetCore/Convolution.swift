@@ -13,14 +13,16 @@ struct PatchGeometry {
 
     /// Visits every (column-matrix row segment, input row) pair for images `images` of a
     /// `[C, batch, H, W]` tensor. The column matrix is `[C*k*k, images.count*Ho*Wo]`, row
-    /// `(c, ki, kj)`, column `(b, oh, ow)`. `body` gets the segment of `outWidth` columns, the
-    /// input row shifted so that output column `ow` reads `source[ow * stride]` (nil when the
-    /// row lies in the padding), and the range of `ow` that lands inside the image.
+    /// `(c, ki, kj)`, column `(b, oh, ow)`, its rows `rowLength` floats apart (by default
+    /// packed; the whole batch's row length when `columns` points into a larger matrix).
+    /// `body` gets the segment of `outWidth` columns, the input row shifted so that output
+    /// column `ow` reads `source[ow * stride]` (nil when the row lies in the padding), and the
+    /// range of `ow` that lands inside the image.
     @inline(__always)
     func forEachRow(_ tensor: UnsafeMutablePointer<Float>, batch: Int, images: Range<Int>,
-                    columns: UnsafeMutablePointer<Float>,
+                    columns: UnsafeMutablePointer<Float>, rowLength: Int? = nil,
                     _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, Range<Int>) -> Void) {
-        let rowLength = images.count * outHeight * outWidth
+        let rowLength = rowLength ?? images.count * outHeight * outWidth
         // Image-major inside each channel: one image's plane stays in L2 while all k*k rows
         // read it (kernel-major order streamed the whole batch from memory k*k times).
         for c in 0..<channels {
@@ -53,17 +55,34 @@ struct PatchGeometry {
 
     /// Unfolds image patches into a matrix, so that a convolution becomes one GEMM whose
     /// columns are the whole range of images.
-    func im2col(_ x: UnsafePointer<Float>, batch: Int, images: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
+    func im2col(_ x: UnsafePointer<Float>, batch: Int, images: Range<Int>, into columns: UnsafeMutablePointer<Float>,
+                rowLength: Int? = nil) {
         let (s, ow) = (stride, outWidth)
-        forEachRow(UnsafeMutablePointer(mutating: x), batch: batch, images: images, columns: columns) { dst, src, valid in
+        forEachRow(UnsafeMutablePointer(mutating: x), batch: batch, images: images, columns: columns, rowLength: rowLength) { dst, src, valid in
             guard let src else { return dst.update(repeating: 0, count: ow) }
             if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
             if s == 1 {
                 (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
             } else {
-                for o in valid { dst[o] = src[o * s] }
+                gather(into: dst, from: src, valid, stride: s)
             }
             if valid.upperBound < ow { (dst + valid.upperBound).update(repeating: 0, count: ow - valid.upperBound) }
+        }
+    }
+
+    /// `dst[o] = src[o * stride]` for `o` in `range`, four at a time: the loop the compiler
+    /// leaves scalar (SSE has no gather) spent half of conv1's unfolding in stores of one float.
+    @inline(__always)
+    private func gather(into dst: UnsafeMutablePointer<Float>, from src: UnsafeMutablePointer<Float>, _ range: Range<Int>, stride s: Int) {
+        var o = range.lowerBound
+        while o + 4 <= range.upperBound {
+            let p = src + o * s
+            UnsafeMutableRawPointer(dst + o).storeBytes(of: SIMD4(p[0], p[s], p[2 * s], p[3 * s]), as: SIMD4<Float>.self)
+            o += 4
+        }
+        while o < range.upperBound {
+            dst[o] = src[o * s]
+            o += 1
         }
     }
 
@@ -112,12 +131,14 @@ public final class Convolution: Stage {
     /// Images per input-gradient chunk: about 16 MiB of columns, so col2im reads from cache and
     /// the workspace stays small whatever the batch.
     private let chunk: Int
+    /// Images per forward GEMM (see `forwardChunk(...)`).
+    private let forwardChunk: Int
     private let maxBatch: Int
     /// Winograd engines by tile size, built on first use.
     private var winograd: [ConvolutionAlgorithm: WinogradConvolution] = [:]
 
     public init(layerName: String, input: Shape, outputs: Int, kernel: Int, stride: Int, padding: Int,
-                groups: Int, maxBatch: Int, scratch: Scratch, chunkImages: Int? = nil) {
+                groups: Int, maxBatch: Int, scratch: Scratch, chunkImages: Int? = nil, forwardChunkImages: Int? = nil) {
         precondition(input.channels % groups == 0 && outputs % groups == 0, "channels must divide into groups")
         self.layerName = layerName
         inputShape = input
@@ -138,6 +159,19 @@ public final class Convolution: Stage {
         columns = Buffer(count: groups * rows * maxBatch * outputShape.planeSize)
         chunk = chunkImages ?? max(1, min(maxBatch, (4 << 20) / max(rows * outputShape.planeSize, 1)))
         scratch.reserve(rows * chunk * outputShape.planeSize)
+        forwardChunk = forwardChunkImages
+            ?? Self.forwardChunk(outputsPerGroup: outputs / groups, rows: rows, plane: outputShape.planeSize, maxBatch: maxBatch)
+    }
+
+    /// Images per forward GEMM: about 4 MiB of columns, so that they are read back from cache,
+    /// but enough images that the weights (which every GEMM call packs anew) are at most 1/16 of
+    /// the columns they multiply. conv1 (363 x 3025 columns per image, 48 x 363 weights) runs
+    /// one image at a time; conv3-conv5, whose weights are larger than an image's columns,
+    /// run in a few large chunks.
+    static func forwardChunk(outputsPerGroup: Int, rows: Int, plane: Int, maxBatch: Int) -> Int {
+        let perImage = max(rows * plane, 1)
+        let cached = (1 << 20) / perImage, amortised = (16 * outputsPerGroup + plane - 1) / max(plane, 1)
+        return max(1, min(maxBatch, max(cached, amortised)))
     }
 
     private var rowsPerGroup: Int { inputShape.channels / groups * kernel * kernel }
@@ -177,15 +211,22 @@ public final class Convolution: Stage {
         }
     }
 
+    /// Unfolds and multiplies `forwardChunk` images at a time: the GEMM reads each chunk of
+    /// columns, and adds onto the chunk of the output that was just filled with the bias, while
+    /// both are still in cache. The columns stay in place for the weight gradient.
     private func gemmForward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int) {
-        let og = outputShape.channels / groups, length = n * outputShape.planeSize, rows = rowsPerGroup
-        unfold(input, batch: n)
+        let og = outputShape.channels / groups, plane = outputShape.planeSize, length = n * plane, rows = rowsPerGroup
+        let cg = inputShape.channels / groups
         for g in 0..<groups {
-            let y = output + g * og * length
-            for o in 0..<og { (y + o * length).update(repeating: bias.value.pointer[g * og + o], count: length) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(length), Int32(rows),
-                        1, weight.value.pointer + g * og * rows, Int32(rows), columns.pointer + g * rows * length, Int32(length),
-                        1, y, Int32(length))
+            let x = input + g * cg * n * inputShape.planeSize, y = output + g * og * length, cols = columns.pointer + g * rows * length
+            for first in Swift.stride(from: 0, to: n, by: forwardChunk) {
+                let images = first..<min(first + forwardChunk, n), width = images.count * plane
+                geometry.im2col(x, batch: n, images: images, into: cols + first * plane, rowLength: length)
+                for o in 0..<og { (y + o * length + first * plane).update(repeating: bias.value.pointer[g * og + o], count: width) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(width), Int32(rows),
+                            1, weight.value.pointer + g * og * rows, Int32(rows), cols + first * plane, Int32(length),
+                            1, y + first * plane, Int32(length))
+            }
         }
     }
 
@@ -244,9 +285,23 @@ public final class Convolution: Stage {
 }
 
 /// Sum of `count` floats, accumulated in Double so that long rows do not lose precision.
+/// Eight running sums, one per lane, then added pairwise: one running sum was a chain of
+/// dependent additions that could not start before the last one ended (15 ms per step for
+/// conv1's bias gradient alone). The order is fixed, so the result does not depend on the machine.
 @inline(__always)
 func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-    var total: Double = 0
-    for i in 0..<count { total += Double(x[i]) }
+    var lanes = SIMD8<Double>(repeating: 0)
+    var i = 0
+    while i + 8 <= count {
+        let p = x + i
+        lanes += SIMD8<Double>(Double(p[0]), Double(p[1]), Double(p[2]), Double(p[3]),
+                               Double(p[4]), Double(p[5]), Double(p[6]), Double(p[7]))
+        i += 8
+    }
+    var total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    while i < count {
+        total += Double(x[i])
+        i += 1
+    }
     return Float(total)
 }

@@ -61,8 +61,10 @@ public struct MemoryEstimate: Sendable {
             let chunk = max(1, min(batch, (4 << 20) / max(rows * plane, 1)))
             return (Double(groups * rows * plane) * n, Double(rows * chunk * plane))
         case .lrn:
-            // Normalization.swift: the denominators for backward, and a 256-position tile.
-            return (Double(stage.output.size) * n + Double(stage.output.channels * 256), 0)
+            // Normalization.swift: the denominators for backward, and a tile of every channel.
+            let channels = stage.output.channels
+            let tile = LocalResponseNorm.tileLength(channels: channels, positions: stage.output.planeSize * batch)
+            return (Double(stage.output.size) * n + Double(channels * tile), 0)
         case .maxPool, .dropout:
             // The argmax (Int32) or the mask (Float): one per output element.
             return (Double(stage.output.size) * n, 0)

@@ -1,4 +1,7 @@
 import Foundation
+#if arch(x86_64) && canImport(_Builtin_intrinsics)
+import _Builtin_intrinsics.intel
+#endif
 
 /// Local response normalisation across channels, with the paper's formula (§3.3):
 /// `b_c = a_c / (k + alpha * sum_{c' in window(c)} a_{c'}^2)^beta`, a window of `size`
@@ -18,10 +21,11 @@ public final class LocalResponseNorm: Stage {
     public let groups: Int
     /// The denominator's base `k + alpha * sum a^2`, kept for backward.
     private let scale: Buffer
-    /// Per-tile workspace: squares in forward, `dy * y / scale` in backward, for every channel.
+    /// Per-tile workspace of the backward pass: `dy * y / scale` of every channel.
     private let tile: Buffer
-    /// Positions (of `n*H*W`) per tile: all channels of a tile stay in L2 while windows are summed.
-    private let tileLength = 256
+    /// Positions (of `n*H*W`) per tile: the backward pass's workspace of all channels, and the
+    /// input rows a window reads, stay in L2 while windows are summed.
+    private let tileLength: Int
 
     public init(layerName: String, shape: Shape, size: Int, alpha: Float, beta: Float, k: Float, groups: Int, maxBatch: Int) {
         precondition(shape.channels % groups == 0, "channels must divide into groups")
@@ -33,7 +37,17 @@ public final class LocalResponseNorm: Stage {
         self.k = k
         self.groups = groups
         scale = Buffer(count: shape.size * maxBatch)
+        tileLength = Self.tileLength(channels: shape.channels, positions: shape.planeSize * maxBatch)
         tile = Buffer(count: shape.channels * tileLength)
+    }
+
+    /// Positions per tile for `channels` channels: a workspace of about 512 KiB (half of a Zen 3
+    /// or Skylake core's L2), in whole 16-lane vectors, and no more than the `positions` of the
+    /// largest batch. `MemoryEstimate` counts the same. A tile is either whole vectors or longer
+    /// than any batch's plane, so only the plane's last `count % 16` positions take the scalar
+    /// remainder, whatever the tile length: the bits do not depend on it.
+    public static func tileLength(channels: Int, positions: Int) -> Int {
+        max(1, min(positions, max(16, (1 << 17) / max(channels, 1) / 16 * 16)))
     }
 
     /// Channels in the window of channel `c`, clamped to `c`'s group.
@@ -44,7 +58,7 @@ public final class LocalResponseNorm: Stage {
         return max(first, c - size / 2)...min(first + perGroup - 1, c + size / 2)
     }
 
-    /// `s^-beta`, with the paper's beta = 0.75 as two square roots (it vectorises; powf does not).
+    /// `s^-beta`, with the paper's beta = 0.75 as two square roots, as the vector loops compute it.
     @inline(__always)
     private static func inversePower(_ s: Float, beta: Float) -> Float {
         if beta == 0.75 {
@@ -54,63 +68,86 @@ public final class LocalResponseNorm: Stage {
         return powf(s, -beta)
     }
 
-    /// `s = k + alpha*s; y = a * s^-beta` over `count` elements, 16 lanes at a time.
+    /// The rows of one channel's window within a tile: `count` rows of `rowStride` floats apart.
+    private struct WindowRows {
+        var first: UnsafePointer<Float>
+        var count: Int
+        var rowStride: Int
+
+        /// `sum_rows f(row[i..<i+16])` (or of the one position `i`), added row by row in window
+        /// order: the plain loop's order, so every lane and the scalar tail round alike.
+        @inline(__always)
+        func sum(at i: Int, _ f: (SIMD16<Float>) -> SIMD16<Float>) -> SIMD16<Float> {
+            var total = SIMD16<Float>(repeating: 0)
+            for r in 0..<count { total += f(load(first + r * rowStride + i)) }
+            return total
+        }
+
+        @inline(__always)
+        func sum(atPosition i: Int, _ f: (Float) -> Float) -> Float {
+            var total: Float = 0
+            for r in 0..<count { total += f(first[r * rowStride + i]) }
+            return total
+        }
+    }
+
+    /// The window of channel `c` within the tile that starts at `base` (channel rows `rowStride` apart).
     @inline(__always)
-    private static func normalize(_ count: Int, a: UnsafePointer<Float>, s: UnsafeMutablePointer<Float>,
+    private func windowRows(_ c: Int, in base: UnsafePointer<Float>, rowStride: Int) -> WindowRows {
+        let w = window(c)
+        return WindowRows(first: base + w.lowerBound * rowStride, count: w.count, rowStride: rowStride)
+    }
+
+    /// `s = k + alpha * sum_window a^2; y = a * s^-beta` over `count` positions of one channel,
+    /// 16 lanes at a time, the window's squares summed in registers.
+    @inline(__always)
+    private static func normalize(_ count: Int, window: WindowRows, a: UnsafePointer<Float>, s: UnsafeMutablePointer<Float>,
                                   y: UnsafeMutablePointer<Float>, k: Float, alpha: Float, beta: Float) {
         var i = 0
         if beta == 0.75 {
             while i + 16 <= count {
-                let base = SIMD16<Float>(repeating: k) + alpha * load(s + i)
-                let root = base.squareRoot()
+                let base = SIMD16<Float>(repeating: k) + alpha * window.sum(at: i) { $0 * $0 }
+                let root = squareRoot(base)
                 store(base, s + i)
-                store(load(a + i) / (root * root.squareRoot()), y + i)
+                store(load(a + i) / (root * squareRoot(root)), y + i)
                 i += 16
             }
         }
         while i < count {
-            s[i] = k + alpha * s[i]
+            s[i] = k + alpha * window.sum(atPosition: i) { $0 * $0 }
             y[i] = a[i] * inversePower(s[i], beta: beta)
             i += 1
         }
     }
 
-    /// `d = g * s^-beta - factor * a * d` over `count` elements, 16 lanes at a time.
+    /// `d = g * s^-beta - factor * a * sum_window r` over `count` positions of one channel, 16 lanes at a time.
     @inline(__always)
-    private static func inputGradient(_ count: Int, g: UnsafePointer<Float>, s: UnsafePointer<Float>, a: UnsafePointer<Float>,
-                                      d: UnsafeMutablePointer<Float>, factor: Float, beta: Float) {
+    private static func inputGradient(_ count: Int, window: WindowRows, g: UnsafePointer<Float>, s: UnsafePointer<Float>,
+                                      a: UnsafePointer<Float>, d: UnsafeMutablePointer<Float>, factor: Float, beta: Float) {
         var i = 0
         if beta == 0.75 {
             while i + 16 <= count {
-                let base = load(s + i), root = base.squareRoot()
-                store(load(g + i) / (root * root.squareRoot()) - factor * load(a + i) * load(d + i), d + i)
+                let base = load(s + i), root = squareRoot(base)
+                let spread = window.sum(at: i) { $0 }
+                store(load(g + i) / (root * squareRoot(root)) - factor * load(a + i) * spread, d + i)
                 i += 16
             }
         }
         while i < count {
-            d[i] = g[i] * inversePower(s[i], beta: beta) - factor * a[i] * d[i]
+            d[i] = g[i] * inversePower(s[i], beta: beta) - factor * a[i] * window.sum(atPosition: i) { $0 }
             i += 1
         }
     }
 
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
         // Constants in locals: stores through pointers could alias self, which stops vectorising.
-        let plane = shape.planeSize * n, t = tile.pointer, (k, alpha, beta) = (self.k, self.alpha, self.beta)
+        let plane = shape.planeSize * n, (k, alpha, beta) = (self.k, self.alpha, self.beta)
         for first in stride(from: 0, to: plane, by: tileLength) {
             let count = min(tileLength, plane - first)
             for c in 0..<shape.channels {
-                let a = input + c * plane + first, sq = t + c * tileLength
-                for i in 0..<count { sq[i] = a[i] * a[i] }
-            }
-            for c in 0..<shape.channels {
-                let a = input + c * plane + first, y = output + c * plane + first, s = scale.pointer + c * plane + first
-                let w = window(c)
-                for i in 0..<count { s[i] = 0 }
-                for other in w {
-                    let sq = t + other * tileLength
-                    for i in 0..<count { s[i] += sq[i] }
-                }
-                Self.normalize(count, a: a, s: s, y: y, k: k, alpha: alpha, beta: beta)
+                let offset = c * plane + first
+                Self.normalize(count, window: windowRows(c, in: input + first, rowStride: plane), a: input + offset,
+                               s: scale.pointer + offset, y: output + offset, k: k, alpha: alpha, beta: beta)
             }
         }
     }
@@ -131,13 +168,8 @@ public final class LocalResponseNorm: Stage {
             }
             for c in 0..<shape.channels {
                 let offset = c * plane + first
-                let d = dx + offset, a = input + offset, s = scale.pointer + offset, g = dy + offset
-                for i in 0..<count { d[i] = 0 }
-                for other in window(c) {
-                    let r = t + other * tileLength
-                    for i in 0..<count { d[i] += r[i] }
-                }
-                Self.inputGradient(count, g: g, s: s, a: a, d: d, factor: factor, beta: beta)
+                Self.inputGradient(count, window: windowRows(c, in: t, rowStride: tileLength), g: dy + offset,
+                                   s: scale.pointer + offset, a: input + offset, d: dx + offset, factor: factor, beta: beta)
             }
         }
     }
@@ -151,3 +183,17 @@ func load(_ p: UnsafeMutablePointer<Float>) -> SIMD16<Float> { load(UnsafePointe
 
 @inline(__always)
 func store(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self) }
+
+/// The lanes' square roots, correctly rounded as `Float.squareRoot()` is, so the bits are the
+/// same. On Linux `Float.squareRoot()` calls libm's `sqrtf` (which may set errno) one lane at a
+/// time; SSE's `sqrtps` does four lanes in one instruction.
+@inline(__always)
+func squareRoot(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    #if arch(x86_64) && canImport(_Builtin_intrinsics)
+    func four(_ v: SIMD4<Float>) -> SIMD4<Float> { _mm_sqrt_ps(v) }
+    return SIMD16(lowHalf: SIMD8(lowHalf: four(x.lowHalf.lowHalf), highHalf: four(x.lowHalf.highHalf)),
+                  highHalf: SIMD8(lowHalf: four(x.highHalf.lowHalf), highHalf: four(x.highHalf.highHalf)))
+    #else
+    return x.squareRoot()
+    #endif
+}
