@@ -8,6 +8,16 @@ public enum ConvolutionAlgorithmRequest: String, CaseIterable, Sendable {
     case winograd
     /// F(4x4, k x k) on every stride-1 layer that allows it, GEMM elsewhere.
     case winograd4x4 = "winograd-4x4"
+
+    /// The Winograd output tiles this request may build (what the memory estimate counts).
+    public var winogradTiles: [Int] {
+        switch self {
+        case .auto: [2, 4]
+        case .gemm: []
+        case .winograd: [2]
+        case .winograd4x4: [4]
+        }
+    }
 }
 
 /// The algorithms of every convolution of a network, by layer, in stage order: data that a

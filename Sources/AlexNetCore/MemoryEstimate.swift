@@ -32,14 +32,22 @@ public struct MemoryEstimate: Sendable {
     static let floatBytes = 4.0
 
     /// `stages` are the plan's stages for the communicator the rank is in (`plan.stages(ranks:)`).
-    public init(stages plans: [StagePlan], input: Shape, batch: Int) {
+    /// Every stride-1 convolution also holds the buffers of each Winograd output tile of
+    /// `winogradTiles` that it supports (`ConvolutionAlgorithmRequest.winogradTiles`): `auto`
+    /// times every candidate at start-up, and the passes may keep different tiles.
+    public init(stages plans: [StagePlan], input: Shape, batch: Int, winogradTiles: [Int] = []) {
         self.batch = batch
         let n = Double(batch), f = Self.floatBytes
         var rows: [StageMemory] = []
         var scratch = 0.0
         for stage in plans {
             let outputFloats = Double(stage.output.size) * n
-            let (workspace, scratchNeed) = Self.workspace(stage, batch: batch)
+            var (workspace, scratchNeed) = Self.workspace(stage, batch: batch)
+            if !winogradTiles.isEmpty {
+                let transforms = Self.winogradWorkspace(stage, batch: batch, tiles: winogradTiles)
+                workspace += transforms.own
+                scratchNeed = max(scratchNeed, transforms.scratch)
+            }
             scratch = max(scratch, scratchNeed)
             rows.append(StageMemory(layer: stage.layer, op: stage.op.displayName, activations: 2 * outputFloats * f, workspace: workspace * f))
         }
@@ -71,6 +79,24 @@ public struct MemoryEstimate: Sendable {
         default:
             return (0, 0)
         }
+    }
+
+    /// Floats of the Winograd engines a stride-1 convolution may build (WinogradConvolution.swift):
+    /// for each tile m x m it supports (alpha = m + k - 1 at most 8), the transformed input
+    /// `[C][alpha²][tiles]` and the transformed filter and its gradient `[alpha²][O][C/groups]`;
+    /// and the shared scratch `(O/groups + 2) * alpha² * tiles`.
+    static func winogradWorkspace(_ stage: StagePlan, batch: Int, tiles: [Int]) -> (own: Double, scratch: Double) {
+        guard case let .convolution(kernel, stride, _, groups) = stage.op, stride == 1 else { return (0, 0) }
+        var own = 0.0, scratch = 0.0
+        for tile in tiles where tile + kernel - 1 <= 8 {
+            let area = Double((tile + kernel - 1) * (tile + kernel - 1))
+            let tilesPerImage = ((stage.output.height + tile - 1) / tile) * ((stage.output.width + tile - 1) / tile)
+            let tiles = Double(batch * tilesPerImage)
+            let inputs = Double(stage.input.channels), outputs = Double(stage.output.channels), g = Double(groups)
+            own += inputs * area * tiles + 2 * area * outputs * inputs / g
+            scratch = max(scratch, (outputs / g + 2) * area * tiles)
+        }
+        return (own, scratch)
     }
 
     public var activations: Double { stages.reduce(0) { $0 + $1.activations } }

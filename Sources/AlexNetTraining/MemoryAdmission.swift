@@ -24,6 +24,9 @@ public struct MemoryJob: Sendable {
     public var prefetch = true
     /// Whether the job writes checkpoints or weights (copies of them while they are encoded).
     public var writesWeights = true
+    /// The Winograd output tiles the convolutions may build (`--conv-algorithm`): their
+    /// transforms' buffers are counted (`MemoryEstimate`).
+    public var winogradTiles: [Int] = []
 
     public init(preset: Preset, model: ModelKind, batchSize: Int, ranksHere: Int) {
         self.preset = preset
@@ -73,13 +76,13 @@ public enum MemoryAdmission {
         if plan.towers == 1 {
             // A one-tower model runs on rank 0 alone (the other ranks sleep).
             if job.coordinatorHere {
-                let whole = MemoryEstimate(stages: try plan.stages(ranks: 1), input: input, batch: batch)
+                let whole = MemoryEstimate(stages: try plan.stages(ranks: 1), input: input, batch: batch, winogradTiles: job.winogradTiles)
                 need.networks = whole.total
                 need.checkpoint = job.writesWeights ? whole.parameters * 4 / 3 : 0
             }
         } else {
             // Rank 0 holds the larger share of fc8 when the classes are odd.
-            let rank = MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: input, batch: perReplica)
+            let rank = MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: input, batch: perReplica, winogradTiles: job.winogradTiles)
             need.networks = rank.total * Double(job.ranksHere)
             need.checkpoint = job.writesWeights ? rank.parameters * 4 / 3 * Double(min(job.ranksHere, plan.towers)) : 0
             if job.replicas > 1 {

@@ -52,6 +52,9 @@ struct CheckpointOptions: ParsableArguments {
               let model = ModelKind(rawValue: manifest.model) else { return nil }
         var job = MemoryJob(preset: preset, model: model, batchSize: batch, ranksHere: 1)
         (job.classes, job.prefetch, job.writesWeights) = (manifest.classes, false, false)
+        // The tiles the checkpoint ran with (a --conv-algorithm given to eval may differ).
+        let used = manifest.convolutionAlgorithms?.layers.flatMap { $0.algorithms.all.compactMap(\.outputTile) } ?? []
+        job.winogradTiles = Array(Set(used)).sorted()
         if let directory = data ?? manifest.dataDirectory {
             job.dataBytes = DataFootprint.estimate(directory: directory, settings: manifest.dataSettings ?? DataSettings(), preset: preset)
         }

@@ -193,6 +193,8 @@ struct TrainingFlags: ParsableArguments {
         job.dataBytes = DataFootprint.estimate(directory: options.dataDirectory, settings: options.data, preset: options.preset)
         job.prefetch = options.data.prefetch
         job.writesWeights = options.checkpoints || options.dumpWeightsPrefix != nil
+        // On --resume without --conv-algorithm the checkpoint's choice is not read yet: count auto's.
+        job.winogradTiles = (options.convolutionAlgorithm ?? (options.resume != nil ? .auto : .gemm)).winogradTiles
         return job
     }
 }

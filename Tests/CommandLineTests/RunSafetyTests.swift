@@ -194,7 +194,11 @@ extension ReliabilityTests {
     func testMemoryEstimateIsWithinItsMarginOfThePeak() throws {
         let configurations = [["--preset", "tiny", "--batch-size", "64"], ["--preset", "small", "--batch-size", "256"],
                               ["--preset", "small", "--model", "unsplit", "--batch-size", "256"],
-                              ["--preset", "small", "--replicas", "2", "--batch-size", "256"], ["--preset", "d2l", "--batch-size", "16"]]
+                              ["--preset", "small", "--replicas", "2", "--batch-size", "256"], ["--preset", "d2l", "--batch-size", "16"],
+                              // Winograd's transforms (auto builds both tiles while it times them)
+                              ["--preset", "small", "--batch-size", "256", "--conv-algorithm", "auto"],
+                              ["--preset", "small", "--batch-size", "256", "--conv-algorithm", "winograd"],
+                              ["--preset", "d2l", "--batch-size", "16", "--conv-algorithm", "winograd-4x4"]]
         for (k, configuration) in configurations.enumerated() {
             let result = try CommandRunner.alexnet(["train", "--simulate", "--epochs", "1", "--train-limit", "512", "--test-limit", "16",
                                                     "--max-steps", "2", "--run-dir", "\(base)/m\(k)"] + configuration, timeout: 180)
