@@ -66,12 +66,7 @@ public struct BenchmarkReport: Sendable {
 public enum Benchmark {
     /// Runs the benchmark on this rank; rank 0 gets the report, other ranks nil.
     public static func run(_ options: BenchmarkOptions, communicator: Communicator, launch: String) throws -> BenchmarkReport? {
-        // With --data every rank reads the shards' manifest and indexes; only rank 0 reads photos.
-        let shards = try options.dataDirectory.map { try ShardSet(directory: $0) }
-        let plan = try NetworkPlan(spec: BenchmarkData.spec(options, shards: shards), model: options.model)
-        if plan.towers > 1 && communicator.size % plan.towers != 0 {
-            throw PlanError("the \(plan.model.rawValue) model has \(plan.towers) towers, one per rank, but this run has \(communicator.size) rank(s): use `mpirun -np \(plan.towers)` (or -np \(plan.towers)R for R replicas), or --simulate")
-        }
+        let (plan, shards) = try checkedPlan(options, ranks: communicator.size)
         let timed = TimedCommunicator(plan.towers == 1 && communicator.size > 1 ? SingleProcessCommunicator() : communicator,
                                       separateWaiting: options.separateWaiting)
         if plan.towers == 1 && communicator.size > 1 && communicator.rank != 0 { return nil }
@@ -126,6 +121,17 @@ public enum Benchmark {
                                                                 record: StoredImageFormat(layout: BenchmarkData.layout(shards: shards)).recordBytes,
                                                                 bucketFloats: options.overlap.bucketFloats),
             loaderImagesPerSecond: loaderRate, convolutionPlan: convolutionPlan, sgemmLimit: sgemmLimit)
+    }
+
+    /// The plan `options` ask for, checked against the ranks there are. With --data every rank
+    /// reads the shards' manifest and indexes (only rank 0 reads photos).
+    static func checkedPlan(_ options: BenchmarkOptions, ranks: Int) throws -> (NetworkPlan, ShardSet?) {
+        let shards = try options.dataDirectory.map { try ShardSet(directory: $0) }
+        let plan = try NetworkPlan(spec: BenchmarkData.spec(options, shards: shards), model: options.model)
+        if plan.towers > 1 && ranks % plan.towers != 0 {
+            throw PlanError("the \(plan.model.rawValue) model has \(plan.towers) towers, one per rank, but this run has \(ranks) rank(s): use `mpirun -np \(plan.towers)` (or -np \(plan.towers)R for R replicas), or --simulate")
+        }
+        return (plan, shards)
     }
 
     /// Runs the warm-up and measured steps; the seconds of each measured step, and the seconds
