@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the learning rate changes between epochs.
 public enum ScheduleKind: String, CaseIterable, Sendable {
     /// The paper's (§5): divide by `factor` when the validation error has not improved for
@@ -28,6 +30,10 @@ public struct LearningRateSchedule: Sendable, Equatable {
         rate = initialRate
     }
 
+    /// A rate as people write it: six significant digits, so that 0.01 x 0.1 x 0.1 in Float
+    /// reads 0.0001, not 0.000100000005.
+    static func text(_ rate: Float) -> String { String(format: "%g", Double(rate)) }
+
     /// Takes an epoch's validation error; returns a sentence when the rate changed.
     public mutating func endEpoch(_ epoch: Int, validationError: Double) -> String? {
         let old = rate
@@ -50,11 +56,11 @@ public struct LearningRateSchedule: Sendable, Equatable {
             }
         }
         guard rate != old else { return nil }
-        return "learning rate \(old) -> \(rate) after epoch \(epoch)" + (kind == .plateau ? " (test error has not improved for \(patience) epochs)" : "")
+        return "learning rate \(Self.text(old)) -> \(Self.text(rate)) after epoch \(epoch)" + (kind == .plateau ? " (test error has not improved for \(patience) epochs)" : "")
     }
 
     /// "lr 0.01" plus the plateau counter, for progress lines.
     public var summary: String {
-        kind == .plateau ? "lr \(rate) (\(epochsWithoutImprovement)/\(patience) flat)" : "lr \(rate)"
+        kind == .plateau ? "lr \(Self.text(rate)) (\(epochsWithoutImprovement)/\(patience) flat)" : "lr \(Self.text(rate))"
     }
 }

@@ -189,4 +189,15 @@ final class CheckpointTests: XCTestCase {
         var constant = LearningRateSchedule(kind: .constant, initialRate: 0.1)
         XCTAssertNil(constant.endEpoch(1, validationError: 1))
     }
+
+    /// Rates print as people write them: 0.01 x 0.1 x 0.1 in Float is 0.000100000005.
+    func testRatesPrintWithoutFloatNoise() {
+        var schedule = LearningRateSchedule(kind: .step, initialRate: 0.01)
+        schedule.stepEpochs = 1
+        _ = schedule.endEpoch(1, validationError: 0)
+        let change = schedule.endEpoch(2, validationError: 0)
+        XCTAssertNotEqual("\(schedule.rate)", "0.0001", "the Float product carries noise, which the text must hide")
+        XCTAssertEqual(change, "learning rate 0.001 -> 0.0001 after epoch 2")
+        XCTAssertEqual(schedule.summary, "lr 0.0001")
+    }
 }
