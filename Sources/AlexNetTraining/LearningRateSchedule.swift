@@ -55,7 +55,8 @@ public struct LearningRateSchedule: Sendable, Equatable {
                 }
             }
         }
-        guard rate != old else { return nil }
+        // Clamping a Float product (1.0000001e-05) to the minimum (1e-05) is no change worth a line.
+        guard Self.text(rate) != Self.text(old) else { return nil }
         return "learning rate \(Self.text(old)) -> \(Self.text(rate)) after epoch \(epoch)" + (kind == .plateau ? " (test error has not improved for \(patience) epochs)" : "")
     }
 

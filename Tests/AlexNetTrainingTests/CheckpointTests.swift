@@ -199,5 +199,10 @@ final class CheckpointTests: XCTestCase {
         XCTAssertNotEqual("\(schedule.rate)", "0.0001", "the Float product carries noise, which the text must hide")
         XCTAssertEqual(change, "learning rate 0.001 -> 0.0001 after epoch 2")
         XCTAssertEqual(schedule.summary, "lr 0.0001")
+        // 0.01 x 0.1^3 is 1.0000001e-06 in Float; clamped to the minimum 1e-05 from 1.0000001e-05
+        // it changes by float noise only, which is no "learning rate 1e-05 -> 1e-05" line.
+        XCTAssertEqual(schedule.endEpoch(3, validationError: 0), "learning rate 0.0001 -> 1e-05 after epoch 3")
+        XCTAssertNil(schedule.endEpoch(4, validationError: 0))
+        XCTAssertEqual(schedule.summary, "lr 1e-05")
     }
 }
