@@ -127,8 +127,9 @@ final class ReplicaTraining {
     /// result with every rank, which the learning-rate schedule reads; nil when stopped.
     func evaluateOnFirstReplica(_ evaluate: (_ transport: BatchTransport) -> Trainer.Evaluation?) throws -> Trainer.Evaluation? {
         // The other replicas wait without spinning a core that replica 0 needs.
-        let shared = try layout.world.agree(layout.replica == 0 ? .success(Finished(evaluation: evaluate(testTransport))) : nil,
-                                            decider: 0, idly: true)
+        let evaluation = layout.replica == 0 ? Finished(evaluation: evaluate(testTransport)) : nil
+        pairMeetsAfterItsWork()
+        let shared = try layout.world.agree(evaluation.map { .success($0) }, decider: 0, idly: true)
         if shared.evaluation == nil { StopRequest.reachedBoundary() }
         return shared.evaluation
     }
@@ -142,8 +143,18 @@ final class ReplicaTraining {
     /// with the same error if it failed there. Returns `write`'s value on replica 0.
     func onFirstReplica<T>(_ write: () throws -> T) throws -> T? {
         let outcome: Result<T?, Error> = layout.replica == 0 ? Result { try write() } : .success(nil)
+        pairMeetsAfterItsWork()
         try layout.world.agree(outcome.map { _ in () }, idly: true)
         return try outcome.get()
+    }
+
+    /// Replica 0's two ranks meet in a timed barrier once their shared work is done. The world's
+    /// agreement that follows waits idly, and idle waits are not timed by the collective
+    /// watchdog (the other replicas may wait there a whole test pass), so without this a rank of
+    /// replica 0 that stopped responding (SIGSTOP, a hung host) would leave its partner waiting
+    /// for ever instead of ending the job.
+    private func pairMeetsAfterItsWork() {
+        if layout.replica == 0 { layout.pair.barrier() }
     }
 }
 

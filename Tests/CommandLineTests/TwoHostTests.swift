@@ -137,6 +137,9 @@ final class TwoHostTests: XCTestCase {
         let run = base + "/run"
         let result = try acrossHosts(["train", "--preset", "tiny", "--epochs", "300", "--train-limit", "3200", "--test-limit", "32",
                                       "--batch-size", "32", "--checkpoint-every", "20", "--log-every", "100000",
+                                      // Keep step 20's checkpoint: at a few ms a step, the default 3 kept would delete it
+                                      // (at step 80) before the script, polling every 0.1 s, sees it, and the link stays up.
+                                      "--keep-checkpoints", "1000",
                                       "--collective-timeout", "5", "--run-dir", run],
                                      cutLinkWhen: run + "/checkpoints/step-0000020/manifest.json", timeout: 120)
         XCTAssertFalse(result.timedOut)
@@ -172,6 +175,8 @@ final class TwoHostTests: XCTestCase {
         var stopped: Int32 = 0
         let result = try CommandRunner.mpi(ranks: 2, ["train", "--preset", "tiny", "--epochs", "300", "--train-limit", "3200",
                                                       "--test-limit", "32", "--batch-size", "32", "--checkpoint-every", "20",
+                                                      // Step 20's checkpoint must outlive the poll that looks for it (see above).
+                                                      "--keep-checkpoints", "1000",
                                                       "--log-every", "100000", "--collective-timeout", "5", "--run-dir", run],
                                            timeout: 90, interrupt: (0, { _ in
             // Once the first checkpoint is complete (its manifest comes last).
