@@ -47,6 +47,11 @@ extension InProcessCommunicator {
     func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
         DeferredRequest { [self] in allGather(send, count: count, into: receive) }
     }
+
+    /// The blocking sum at the wait: the same additions in the same order.
+    func startReduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        DeferredRequest { [self] in reduceScatterSum(send, count: count, into: receive) }
+    }
 }
 
 extension SingleProcessCommunicator {
@@ -57,6 +62,11 @@ extension SingleProcessCommunicator {
 
     public func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
         allGather(send, count: count, into: receive)
+        return CompletedRequest()
+    }
+
+    public func startReduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        reduceScatterSum(send, count: count, into: receive)
         return CompletedRequest()
     }
 }
@@ -74,6 +84,11 @@ extension TimedCommunicator {
     public func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
         countStarted("all-gather", count * (size - 1) * 4)
         return TimedRequest(self, blockedInNonBlocking { inner.startAllGather(send, count: count, into: receive) })
+    }
+
+    public func startReduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        countStarted("reduce-scatter", count * (size - 1) * 4)
+        return TimedRequest(self, blockedInNonBlocking { inner.startReduceScatterSum(send, count: count, into: receive) })
     }
 }
 

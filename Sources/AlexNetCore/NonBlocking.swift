@@ -12,6 +12,10 @@ public protocol NonBlockingCollectives {
     func startAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest
     /// `allGather(send, count:, into:)`, started (MPI_Iallgather).
     func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest
+    /// `reduceScatterSum(send, count:, into:)`, started: what a cross-connected layer's input
+    /// gradient travels by while the layer computes its weight gradient (`CrossTowerGather`).
+    /// The sum is taken in the blocking one's order, so the bits are the same.
+    func startReduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest
 }
 
 extension SingleProcessCommunicator {

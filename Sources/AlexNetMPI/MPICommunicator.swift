@@ -14,7 +14,7 @@ public final class MPICommunicator: Communicator {
     let watchdog: CollectiveWatchdog?
     /// Whether the towers have exchanged activations yet: until then a broadcast may wait for as
     /// long as rank 0 takes to load and prepare the data, so only later ones are timed.
-    private var towersStarted = false
+    var towersStarted = false
 
     /// Seconds a collective may take before the job is ended, unless the user says otherwise.
     public static let defaultCollectiveTimeout = 60.0
@@ -130,10 +130,17 @@ public final class MPICommunicator: Communicator {
         }
         let other = 1 - rank
         timed(.reduceScatter) {
-            MPI_Sendrecv(send + other * count, Int32(count), cmpi_float(), Int32(other), 7,
-                         receive, Int32(count), cmpi_float(), Int32(other), 7, world, cmpi_status_ignore())
+            MPI_Sendrecv(send + other * count, Int32(count), cmpi_float(), Int32(other), Self.reduceScatterTag,
+                         receive, Int32(count), cmpi_float(), Int32(other), Self.reduceScatterTag, world, cmpi_status_ignore())
         }
-        let own = send + rank * count
+        Self.addOwnBlock(send + rank * count, to: receive, count: count)
+    }
+
+    /// The tag of the two-rank reduce-scatter's messages, blocking or not.
+    static let reduceScatterTag: Int32 = 7
+
+    /// The two-rank reduce-scatter's last step: `receive` holds the other rank's block.
+    static func addOwnBlock(_ own: UnsafePointer<Float>, to receive: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { receive[i] += own[i] }
     }
 

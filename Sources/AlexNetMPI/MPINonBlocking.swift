@@ -1,39 +1,48 @@
 import AlexNetCore
 import CMPI
 
-/// An MPI_Request of a non-blocking collective. `wait` is timed by the collective watchdog
-/// once the towers have started, as the blocking collectives are.
+/// The MPI_Requests of one non-blocking collective (one, or a send and a receive), and what
+/// is left to do once they are complete (a reduce-scatter's local addition). `wait` is timed by
+/// the collective watchdog once the towers have started, as the blocking collectives are.
 final class MPIRequest: CollectiveRequest {
-    private var request: MPI_Request?
+    private let requests: UnsafeMutablePointer<MPI_Request?>
+    private let requestCount: Int32
     private var finished = false
     private let collective: CollectiveWatchdog.Collective
     private weak var owner: MPICommunicator?
     /// Arrays MPI reads until the request finishes (a scatter's counts and offsets): Swift
     /// arrays passed to C live only for the call, so they are copied here.
     private var arrays: [UnsafeMutablePointer<Int32>] = []
+    /// Run once, on the rank's thread that sees the requests complete.
+    private var completion: (() -> Void)?
 
-    init(_ collective: CollectiveWatchdog.Collective, owner: MPICommunicator, keeping arrays: [[Int32]] = [],
-         start: (inout MPI_Request?, [UnsafeMutablePointer<Int32>]) -> Int32) {
+    init(_ collective: CollectiveWatchdog.Collective, owner: MPICommunicator, keeping arrays: [[Int32]] = [], requests count: Int = 1,
+         completion: (() -> Void)? = nil, start: (UnsafeMutablePointer<MPI_Request?>, [UnsafeMutablePointer<Int32>]) -> Void) {
         self.collective = collective
         self.owner = owner
+        self.completion = completion
+        requestCount = Int32(count)
+        requests = .allocate(capacity: count)
+        requests.initialize(repeating: nil, count: count)
         self.arrays = arrays.map { values in
             let copy = UnsafeMutablePointer<Int32>.allocate(capacity: max(values.count, 1))
             copy.initialize(from: values, count: values.count)
             return copy
         }
-        _ = start(&request, self.arrays)
+        start(requests, self.arrays)
     }
 
     deinit {
         if !finished { wait() }  // MPI may still read the arrays
         arrays.forEach { $0.deallocate() }
+        requests.deallocate()
     }
 
     func test() -> Bool {
         if !finished {
             var done: Int32 = 0
-            MPI_Test(&request, &done, cmpi_status_ignore())
-            finished = done != 0
+            MPI_Testall(requestCount, requests, &done, cmpi_statuses_ignore())
+            if done != 0 { complete() }
         }
         return finished
     }
@@ -42,10 +51,16 @@ final class MPIRequest: CollectiveRequest {
 
     func wait() {
         guard !finished else { return }
-        if let owner { owner.timedOnceStarted(collective) { MPI_Wait(&request, cmpi_status_ignore()) } } else {
-            MPI_Wait(&request, cmpi_status_ignore())
+        if let owner { owner.timedOnceStarted(collective) { MPI_Waitall(requestCount, requests, cmpi_statuses_ignore()) } } else {
+            MPI_Waitall(requestCount, requests, cmpi_statuses_ignore())
         }
+        complete()
+    }
+
+    private func complete() {
         finished = true
+        completion?()
+        completion = nil
     }
 }
 
@@ -54,7 +69,7 @@ extension MPICommunicator {
     public func startBroadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) -> CollectiveRequest {
         precondition(bytes.count <= Int(Int32.max), "MPI counts are 32-bit")
         return MPIRequest(.broadcast, owner: self) { request, _ in
-            MPI_Ibcast(bytes.baseAddress, Int32(bytes.count), cmpi_byte(), Int32(root), world, &request)
+            MPI_Ibcast(bytes.baseAddress, Int32(bytes.count), cmpi_byte(), Int32(root), world, request)
         }
     }
 
@@ -63,7 +78,7 @@ extension MPICommunicator {
         let (counts32, offsets) = Self.countsAndOffsets(counts)
         return MPIRequest(.scatter, owner: self, keeping: [counts32, offsets]) { request, arrays in
             MPI_Iscatterv(send.baseAddress, arrays[0], arrays[1], cmpi_byte(), receive.baseAddress, counts32[rank], cmpi_byte(),
-                          Int32(root), world, &request)
+                          Int32(root), world, request)
         }
     }
 
@@ -71,7 +86,7 @@ extension MPICommunicator {
     public func startAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
         precondition(count <= Int(Int32.max), "MPI counts are 32-bit")
         return MPIRequest(.allToAll, owner: self) { request, _ in
-            MPI_Ialltoall(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, &request)
+            MPI_Ialltoall(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, request)
         }
     }
 
@@ -79,7 +94,25 @@ extension MPICommunicator {
     public func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
         precondition(count * size <= Int(Int32.max), "MPI counts are 32-bit")
         return MPIRequest(.allGather, owner: self) { request, _ in
-            MPI_Iallgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, &request)
+            MPI_Iallgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, request)
+        }
+    }
+
+    /// For two ranks, as the blocking `reduceScatterSum`: the other rank's block sent and ours
+    /// received (MPI_Isend and MPI_Irecv), then our own block added once both are complete, so
+    /// each element is the same sum. More ranks: MPI_Ireduce_scatter_block.
+    public func startReduceScatterSum(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
+        precondition(count * size <= Int(Int32.max), "MPI counts are 32-bit")
+        towersStarted = true
+        guard size == 2 else {
+            return MPIRequest(.reduceScatter, owner: self) { request, _ in
+                MPI_Ireduce_scatter_block(send, receive, Int32(count), cmpi_float(), cmpi_sum(), world, request)
+            }
+        }
+        let other = 1 - rank, own = send + rank * count
+        return MPIRequest(.reduceScatter, owner: self, requests: 2, completion: { Self.addOwnBlock(own, to: receive, count: count) }) { requests, _ in
+            MPI_Irecv(receive, Int32(count), cmpi_float(), Int32(other), Self.reduceScatterTag, world, requests)
+            MPI_Isend(send + other * count, Int32(count), cmpi_float(), Int32(other), Self.reduceScatterTag, world, requests + 1)
         }
     }
 }

@@ -9,3 +9,4 @@ static inline MPI_Op cmpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op cmpi_max(void) { return MPI_MAX; }
 static inline MPI_Status *cmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline int cmpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
+static inline MPI_Status *cmpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }

@@ -50,6 +50,48 @@ final class GradientOverlapTests: XCTestCase {
         XCTAssertEqual(out, [1, 2, 3])
     }
 
+    /// The non-blocking reduce-scatter gives the blocking one's bits (values of very different
+    /// sizes, so that another order of additions would show), in-process with 2 and 3 ranks,
+    /// through a TimedCommunicator (which counts its bytes at the start) and in one process.
+    func testNonBlockingReduceScatterEqualsTheBlockingOneBitForBit() {
+        for size in [2, 3] {
+            let count = 1001
+            @Sendable func send(_ r: Int) -> [Float] {
+                var random = KeyedRandom(11, UInt64(size), UInt64(r))
+                return (0..<count * size).map { _ in Float(random.normal()) * [1e-4, 1, 3e3][r % 3] }
+            }
+            let failures = Mutex<[String]>([])
+            InProcessGroup(size: size).run { plain in
+                let timed = TimedCommunicator(plain, separateWaiting: false)
+                for c in [plain, timed as Communicator] {
+                    let mine = send(c.rank)
+                    var blocking = [Float](repeating: 0, count: count), started = blocking
+                    c.reduceScatterSum(mine, count: count, into: &blocking)
+                    let request = started.withUnsafeMutableBufferPointer { c.startReduceScatterSum(mine, count: count, into: $0.baseAddress!) }
+                    let early = request.test()
+                    request.wait()
+                    // The sum in rank order, as the blocking one documents it.
+                    var expected = Array(send(0)[(c.rank * count)..<((c.rank + 1) * count)])
+                    for r in 1..<size { for i in 0..<count { expected[i] += send(r)[c.rank * count + i] } }
+                    failures.withLock { failures in
+                        if early { failures.append("size \(size) rank \(c.rank): an in-process request completed before its wait") }
+                        if started.map(\.bitPattern) != blocking.map(\.bitPattern) { failures.append("size \(size) rank \(c.rank): non-blocking != blocking") }
+                        if blocking.map(\.bitPattern) != expected.map(\.bitPattern) { failures.append("size \(size) rank \(c.rank): blocking != rank-order sum") }
+                    }
+                }
+                let received = 2 * count * (size - 1) * 4
+                failures.withLock { failures in
+                    if timed.bytes["reduce-scatter", default: 0] != received { failures.append("rank \(plain.rank): counted \(timed.bytes), expected \(received)") }
+                }
+            }
+            XCTAssertEqual(failures.withLock { $0 }, [])
+        }
+        var out = [Float](repeating: 0, count: 2)
+        let request = out.withUnsafeMutableBufferPointer { SingleProcessCommunicator().startReduceScatterSum([4, 5], count: 2, into: $0.baseAddress!) }
+        XCTAssertTrue(request.test())
+        XCTAssertEqual(out, [4, 5])
+    }
+
     /// Buckets hold whole stages from the last stage down, close once they reach the capacity,
     /// and cover the arena exactly.
     func testBucketsTakeWholeStagesFromTheLastOne() {
