@@ -108,7 +108,7 @@ struct PatchGeometry {
 /// input `[C, n, H, W]` -> output `[O, n, Ho, Wo]`.
 /// Group `g` reads input channels `g*C/groups ..< (g+1)*C/groups` and writes outputs
 /// `g*O/groups ..< (g+1)*O/groups`: a tower, when the network holds several towers.
-public final class Convolution: Stage {
+public final class Convolution: InputGradientFirst {
     public let layerName: String
     public let inputShape: Shape
     public let outputShape: Shape
@@ -258,13 +258,48 @@ public final class Convolution: Stage {
         }
     }
 
-    /// dW_g [og, rows] = dY_g [og, length] * cols_g^T.
-    private func gemmWeightGradient(_ dy: UnsafePointer<Float>, batch n: Int) {
+    /// The input gradient alone (`InputGradientFirst`): what `backward` writes into `dx`.
+    public func backwardInput(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                              inputGradient dx: UnsafeMutablePointer<Float>, batch n: Int) {
+        dx.update(repeating: 0, count: inputShape.size * n)
+        let ig = algorithms.inputGradient
+        if ig == .gemm {
+            gemmInputGradient(dy, into: dx, batch: n)
+        } else {
+            engine(ig).inputGradient(weight: weight.value.pointer, outputGradient: dy, inputGradient: dx, batch: n)
+        }
+    }
+
+    /// The weight and bias gradients, after `backwardInput`. When both gradients use the same
+    /// Winograd engine, the input gradient overwrote its transformed input, which is made again.
+    public func backwardParameters(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, batch n: Int,
+                                   progress: () -> Void) {
+        let length = n * outputShape.planeSize
+        for o in 0..<outputShape.channels { bias.gradient.pointer[o] = sum(dy + o * length, count: length) }
+        let (wg, ig) = (algorithms.weightGradient, algorithms.inputGradient)
+        if wg == .gemm {
+            if algorithms.forward != .gemm { unfold(input, batch: n) }
+            progress()
+            gemmWeightGradient(dy, batch: n, rowBlocks: true, progress: progress)
+        } else {
+            engine(wg).weightGradient(input: input, outputGradient: dy, weightGradient: weight.gradient.pointer,
+                                      inputIsTransformed: algorithms.forward == wg && ig != wg, outputGradientTransformed: ig == wg,
+                                      batch: n, progress: progress)
+        }
+    }
+
+    /// dW_g [og, rows] = dY_g [og, length] * cols_g^T; with `rowBlocks`, a block of dW's rows
+    /// at a time (`weightGradientRowBlocks`), `progress` between them.
+    private func gemmWeightGradient(_ dy: UnsafePointer<Float>, batch n: Int, rowBlocks: Bool = false, progress: () -> Void = {}) {
         let og = outputShape.channels / groups, length = n * outputShape.planeSize, rows = rowsPerGroup
         for g in 0..<groups {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(rows), Int32(length),
-                        1, dy + g * og * length, Int32(length), columns.pointer + g * rows * length, Int32(length), 0,
-                        weight.gradient.pointer + g * og * rows, Int32(rows))
+            for block in rowBlocks ? weightGradientRowBlocks(og, multiplyAddsPerRow: rows * length) : [0..<og] {
+                if block.lowerBound > 0 || g > 0 { progress() }
+                let o = g * og + block.lowerBound
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(block.count), Int32(rows), Int32(length),
+                            1, dy + o * length, Int32(length), columns.pointer + g * rows * length, Int32(length), 0,
+                            weight.gradient.pointer + o * rows, Int32(rows))
+            }
         }
     }
 

@@ -18,6 +18,8 @@ public final class CrossTowerGather: Stage {
     public let rankChannels: [Int]
     public let backwardMode: Backward
     private let communicator: Communicator
+    /// The reduce-scatter that `startBackward` started, which `backward` waits for.
+    private var pendingBackward: CollectiveRequest?
 
     public init(layerName: String, localShape: Shape, rankChannels: [Int], backward: Backward, communicator: Communicator) {
         precondition(rankChannels.count == communicator.size && rankChannels[communicator.rank] == localShape.channels,
@@ -47,10 +49,26 @@ public final class CrossTowerGather: Stage {
         switch backwardMode {
         case .sum:
             guard let dx else { preconditionFailure("a cross-tower gather is never a network's first stage") }
-            communicator.reduceScatterSum(dy, count: count, into: dx)
+            if let pending = pendingBackward {
+                pending.wait()
+                pendingBackward = nil
+            } else {
+                communicator.reduceScatterSum(dy, count: count, into: dx)
+            }
         case .slice:
             let offset = rankChannels[..<communicator.rank].reduce(0, +) * localShape.planeSize * n
             dx?.update(from: dy + offset, count: count)
         }
     }
+
+    /// Starts the backward pass's reduce-scatter (`.sum` only) as soon as the next layer has
+    /// written its input gradient `dy`, so that it travels while that layer computes its weight
+    /// gradient; `backward` then only waits for it. `dy` must not change, nor `dx` be read, until then.
+    public func startBackward(outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>, batch n: Int) {
+        precondition(backwardMode == .sum && pendingBackward == nil, "\(layerName): a reduce-scatter is already under way")
+        pendingBackward = communicator.startReduceScatterSum(dy, count: localShape.size * n, into: dx)
+    }
+
+    /// Moves a started reduce-scatter on (an MPI test).
+    public func progressBackward() { _ = pendingBackward?.test() }
 }

@@ -5,7 +5,7 @@ import CBLAS
 /// weight `[O, F/groups]` (PyTorch's layout), bias `[O]`.
 /// input `[F, n]` -> output `[O, n]`: features-major, so that the towers' halves of a layer's
 /// output sit one after the other in memory.
-public final class Linear: Stage {
+public final class Linear: InputGradientFirst {
     public let layerName: String
     public let inputs: Int
     public let outputs: Int
@@ -37,18 +37,40 @@ public final class Linear: Stage {
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                          outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?, batch n: Int) {
+        backwardParameters(input: input, outputGradient: dy, batch: n, rowBlocks: false) {}
+        if let dx { backwardInput(input: input, outputGradient: dy, inputGradient: dx, batch: n) }
+    }
+
+    /// dX_g [fg, n] = W_g^T * dY_g (`InputGradientFirst`).
+    public func backwardInput(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                              inputGradient dx: UnsafeMutablePointer<Float>, batch n: Int) {
         let fg = inputs / groups, og = outputs / groups
-        for o in 0..<outputs { bias.gradient.pointer[o] = sum(dy + o * n, count: n) }
         for g in 0..<groups {
-            // dW_g [og, fg] = dY_g [og, n] * X_g^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(fg), Int32(n),
-                        1, dy + g * og * n, Int32(n), input + g * fg * n, Int32(n),
-                        0, weight.gradient.pointer + g * og * fg, Int32(fg))
-            guard let dx else { continue }
-            // dX_g [fg, n] = W_g^T * dY_g
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(fg), Int32(n), Int32(og),
                         1, weight.value.pointer + g * og * fg, Int32(fg), dy + g * og * n, Int32(n),
                         0, dx + g * fg * n, Int32(n))
+        }
+    }
+
+    /// The bias gradient and dW_g [og, fg] = dY_g [og, n] * X_g^T, a block of rows at a time
+    /// (`weightGradientRowBlocks`) with `progress` between them.
+    public func backwardParameters(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, batch n: Int,
+                                   progress: () -> Void) {
+        backwardParameters(input: input, outputGradient: dy, batch: n, rowBlocks: true, progress: progress)
+    }
+
+    private func backwardParameters(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, batch n: Int,
+                                    rowBlocks: Bool, progress: () -> Void) {
+        let fg = inputs / groups, og = outputs / groups
+        for o in 0..<outputs { bias.gradient.pointer[o] = sum(dy + o * n, count: n) }
+        for g in 0..<groups {
+            for block in rowBlocks ? weightGradientRowBlocks(og, multiplyAddsPerRow: fg * n) : [0..<og] {
+                if block.lowerBound > 0 || g > 0 { progress() }
+                let o = g * og + block.lowerBound
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(block.count), Int32(fg), Int32(n),
+                            1, dy + o * n, Int32(n), input + g * fg * n, Int32(n),
+                            0, weight.gradient.pointer + o * fg, Int32(fg))
+            }
         }
     }
 }

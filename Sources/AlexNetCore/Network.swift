@@ -143,11 +143,42 @@ public final class Network {
         for i in stride(from: stages.count - 1, through: 0, by: -1) {
             let x = i == 0 ? UnsafePointer(batch.pixels.pointer) : UnsafePointer(outputs[i - 1].pointer)
             let start = monotonicSeconds()
-            stages[i].backward(input: x, output: outputs[i].pointer, outputGradient: gradients[i].pointer,
-                               inputGradient: i == 0 ? nil : gradients[i - 1].pointer, batch: n)
+            if let (layer, gather) = inputGradientFirst(at: i) {
+                backwardAcross(layer, gather, stage: i, input: x, batch: n)
+            } else {
+                stages[i].backward(input: x, output: outputs[i].pointer, outputGradient: gradients[i].pointer,
+                                   inputGradient: i == 0 ? nil : gradients[i - 1].pointer, batch: n)
+            }
             times.addBackward(i, monotonicSeconds() - start)
             betweenStages?()
             afterStageBackward?(i)
+        }
+    }
+
+    /// Whether a cross-connected layer's backward pass runs input gradient first, as Megatron-LM
+    /// orders it (the default): see `backwardAcross`. The gradients are the same bits either way.
+    public var overlapsInputGradients = true
+
+    /// Stage `i` and the gather before it, when stage `i` is a layer fed by a gather whose
+    /// backward pass sums the towers' input gradients, and the overlap is on.
+    private func inputGradientFirst(at i: Int) -> (InputGradientFirst, CrossTowerGather)? {
+        guard overlapsInputGradients, i >= 2, let layer = stages[i] as? InputGradientFirst,
+              let gather = stages[i - 1] as? CrossTowerGather, gather.backwardMode == .sum else { return nil }
+        return (layer, gather)
+    }
+
+    /// Stage `i`'s backward pass in Megatron-LM's order: its input gradient, then the gather's
+    /// reduce-scatter of it started, then the weight gradient while that travels, with a test of
+    /// the transfer (and of `betweenStages`' hand-out) between pieces of the work. The gather's
+    /// own backward pass, next, waits for the reduce-scatter.
+    private func backwardAcross(_ layer: InputGradientFirst, _ gather: CrossTowerGather, stage i: Int,
+                                input x: UnsafePointer<Float>, batch n: Int) {
+        let dy = UnsafePointer(gradients[i].pointer), dx = gradients[i - 1].pointer
+        layer.backwardInput(input: x, outputGradient: dy, inputGradient: dx, batch: n)
+        gather.startBackward(outputGradient: dx, inputGradient: gradients[i - 2].pointer, batch: n)
+        layer.backwardParameters(input: x, outputGradient: dy, batch: n) {
+            gather.progressBackward()
+            betweenStages?()
         }
     }
 

@@ -65,6 +65,40 @@ public extension Stage {
     var parameters: [Parameter] { [] }
 }
 
+/// A stage whose backward pass can also run in two halves, input gradient first, as Megatron-LM
+/// orders it: a cross-connected layer's input gradient then travels to the other towers (a
+/// non-blocking reduce-scatter) while the layer computes its weight gradient (`Network.backward`).
+/// The two halves compute what `backward` computes, bit for bit.
+public protocol InputGradientFirst: Stage {
+    /// Writes the input gradient `[inputShape, n]` into `inputGradient`, and nothing else.
+    func backwardInput(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                       inputGradient: UnsafeMutablePointer<Float>, batch n: Int)
+    /// Writes the parameter gradients, after `backwardInput`; calls `progress` between pieces of
+    /// the work, so that a transfer in flight gets the MPI calls that move it.
+    func backwardParameters(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, batch n: Int, progress: () -> Void)
+}
+
+/// Row blocks of an `[rows, ...]` weight gradient computed one GEMM at a time, so that
+/// `progress` can run between them: at most about 8, of whole multiples of 16 rows, each of at
+/// least 2^22 multiply-adds (`multiplyAddsPerRow` each row); one block when the GEMM is smaller.
+/// Each row of a GEMM's result depends only on its own row of the left operand, but OpenBLAS
+/// computes small products with other kernels, whose roundings can differ: blocks this large stay
+/// on the kernels of the whole GEMM, and give its bits (`InputGradientFirstTests`).
+func weightGradientRowBlocks(_ rows: Int, multiplyAddsPerRow: Int) -> [Range<Int>] {
+    func wholeSixteens(_ count: Int) -> Int { (count + 15) / 16 * 16 }
+    let least = wholeSixteens(((1 << 22) + multiplyAddsPerRow - 1) / max(multiplyAddsPerRow, 1))
+    let block = max(wholeSixteens(rows / 8), least)
+    var blocks: [Range<Int>] = []
+    var start = 0
+    while start < rows {
+        // A last piece smaller than `least` joins the one before it.
+        let end = rows - (start + block) < least ? rows : start + block
+        blocks.append(start..<end)
+        start = end
+    }
+    return blocks
+}
+
 /// Scratch memory shared by the stages of one network: backward passes run one at a time,
 /// so one block sized for the largest need serves all of them.
 public final class Scratch {

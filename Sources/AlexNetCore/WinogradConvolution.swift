@@ -96,11 +96,12 @@ final class WinogradConvolution {
         gemm(false, true, area, pairs, r2, transform.filter, r2, weight, r2, 0, transformedFilter.pointer, pairs)
     }
 
-    /// `V[c] = (Bᵀ ⊗ Bᵀ) tiles(x[c])` for every channel of group `g`.
-    private func transformInput(_ x: UnsafePointer<Float>, group g: Int, batch n: Int) {
+    /// `V[c] = (Bᵀ ⊗ Bᵀ) tiles(x[c])` for every channel of group `g`; `progress` runs every 32 channels.
+    private func transformInput(_ x: UnsafePointer<Float>, group g: Int, batch n: Int, progress: () -> Void = {}) {
         let tiles = n * tilesPerImage, area = area
         let staging = scratch.pointer + outputs * area * tiles
         for c in 0..<channels {
+            if c > 0 && c % 32 == 0 { progress() }
             inputTiles.im2col(x + (g * channels + c) * n * inputPlane, batch: n, images: 0..<n, into: staging)
             sandwich(transform.input, rows: transform.inputTile, transposed: false, staging,
                      into: transformedInputOf(g, tiles: tiles) + c * area * tiles, tiles: tiles)
@@ -134,11 +135,43 @@ final class WinogradConvolution {
             }
             if let dx { addInputGradient(dx, group: g, batch: n) }
         }
-        if let dw {
-            // dw[(o, c)][r²] = dU[xi][(o, c)]ᵀ (G ⊗ G)
-            let pairs = groups * outputs * channels, r2 = transform.kernel * transform.kernel
-            gemm(true, false, pairs, r2, area, transformedFilterGradient.pointer, pairs, transform.filter, r2, 0, dw, r2)
+        if let dw { foldFilterGradient(into: dw) }
+    }
+
+    /// The input gradient alone, added onto `dx` (zeroed by the caller): the first half of the
+    /// backward pass in Megatron-LM's order (`Convolution.backwardInput`). It writes `dV` over
+    /// `V`. With one group, `dM` stays in the scratch's product area for `weightGradient`.
+    func inputGradient(weight: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                       inputGradient dx: UnsafeMutablePointer<Float>, batch n: Int) {
+        transformFilter(weight)
+        for g in 0..<groups {
+            transformOutputGradient(dy, group: g, batch: n)
+            addInputGradient(dx, group: g, batch: n)
         }
+    }
+
+    /// The weight gradient alone: the second half. `outputGradientTransformed`: `inputGradient`
+    /// has just run on this engine, so with one group `dM` is still in the scratch.
+    /// `inputIsTransformed`: `V` of the last forward pass is in place (never after
+    /// `inputGradient`, which overwrote it). The same products as `backward`'s, on the same
+    /// `dM` and `V`, so the same bits. `progress` runs between the products.
+    func weightGradient(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                        weightGradient dw: UnsafeMutablePointer<Float>, inputIsTransformed: Bool,
+                        outputGradientTransformed: Bool, batch n: Int, progress: () -> Void) {
+        let tiles = n * tilesPerImage
+        for g in 0..<groups {
+            if !(outputGradientTransformed && groups == 1) { transformOutputGradient(dy, group: g, batch: n) }
+            progress()
+            if !inputIsTransformed { transformInput(x, group: g, batch: n, progress: progress) }
+            filterGradientProducts(group: g, tiles: tiles, progress: progress)
+        }
+        foldFilterGradient(into: dw)
+    }
+
+    /// `dw[(o, c)][r²] = dU[xi][(o, c)]ᵀ (G ⊗ G)`.
+    private func foldFilterGradient(into dw: UnsafeMutablePointer<Float>) {
+        let pairs = groups * outputs * channels, r2 = transform.kernel * transform.kernel
+        gemm(true, false, pairs, r2, area, transformedFilterGradient.pointer, pairs, transform.filter, r2, 0, dw, r2)
     }
 
     /// `dM[o] = (Aᵀ ⊗ Aᵀ)ᵀ tiles(dy[o])` into the product area of the scratch.
@@ -151,10 +184,11 @@ final class WinogradConvolution {
         }
     }
 
-    /// `dU[xi] = dM[xi] V[xi]ᵀ` for group `g`.
-    private func filterGradientProducts(group g: Int, tiles: Int) {
+    /// `dU[xi] = dM[xi] V[xi]ᵀ` for group `g`; `progress` runs after each product.
+    private func filterGradientProducts(group g: Int, tiles: Int, progress: () -> Void = {}) {
         let area = area, v = transformedInputOf(g, tiles: tiles)
         for xi in 0..<area {
+            if xi > 0 { progress() }
             gemm(false, true, outputs, channels, tiles, scratch.pointer + xi * tiles, area * tiles, v + xi * tiles, area * tiles,
                  0, transformedFilterGradient.pointer + (xi * groups + g) * outputs * channels, channels)
         }

@@ -67,14 +67,20 @@ final class GradientOverlapTests: XCTestCase {
                     let mine = send(c.rank)
                     var blocking = [Float](repeating: 0, count: count), started = blocking
                     c.reduceScatterSum(mine, count: count, into: &blocking)
-                    let request = started.withUnsafeMutableBufferPointer { c.startReduceScatterSum(mine, count: count, into: $0.baseAddress!) }
-                    let early = request.test()
-                    request.wait()
+                    // The send buffer must outlive the request: not an array's temporary pointer.
+                    let (early, late) = mine.withUnsafeBufferPointer { send in
+                        started.withUnsafeMutableBufferPointer { receive in
+                            let request = c.startReduceScatterSum(send.baseAddress!, count: count, into: receive.baseAddress!)
+                            let early = request.test()
+                            request.wait()
+                            return (early, request.test())
+                        }
+                    }
                     // The sum in rank order, as the blocking one documents it.
                     var expected = Array(send(0)[(c.rank * count)..<((c.rank + 1) * count)])
                     for r in 1..<size { for i in 0..<count { expected[i] += send(r)[c.rank * count + i] } }
                     failures.withLock { failures in
-                        if early { failures.append("size \(size) rank \(c.rank): an in-process request completed before its wait") }
+                        if early || !late { failures.append("size \(size) rank \(c.rank): an in-process request completed before its wait, or not after it") }
                         if started.map(\.bitPattern) != blocking.map(\.bitPattern) { failures.append("size \(size) rank \(c.rank): non-blocking != blocking") }
                         if blocking.map(\.bitPattern) != expected.map(\.bitPattern) { failures.append("size \(size) rank \(c.rank): blocking != rank-order sum") }
                     }
