@@ -108,7 +108,7 @@ struct PatchGeometry {
 /// input `[C, n, H, W]` -> output `[O, n, Ho, Wo]`.
 /// Group `g` reads input channels `g*C/groups ..< (g+1)*C/groups` and writes outputs
 /// `g*O/groups ..< (g+1)*O/groups`: a tower, when the network holds several towers.
-public final class Convolution: InputGradientFirst {
+public final class Convolution: InputGradientFirst, GatheredInputFirst {
     public let layerName: String
     public let inputShape: Shape
     public let outputShape: Shape
@@ -228,6 +228,54 @@ public final class Convolution: InputGradientFirst {
                             1, y + first * plane, Int32(length))
             }
         }
+    }
+
+    /// The forward pass's part over input channels `own` (`GatheredInputFirst`; one group).
+    public func forwardOwnChannels(localInput x: UnsafePointer<Float>, channels own: Range<Int>, output y: UnsafeMutablePointer<Float>,
+                                   batch n: Int, progress: () -> Void) {
+        precondition(groups == 1, "\(layerName): a forward pass in parts takes one group")
+        guard algorithms.forward == .gemm else {
+            return engine(algorithms.forward).forwardOwnChannels(localInput: x, channels: own, weight: weight.value.pointer,
+                                                                  batch: n, progress: progress)
+        }
+        let plane = outputShape.planeSize, length = n * plane
+        for first in Swift.stride(from: 0, to: n, by: forwardChunk) {
+            let images = first..<min(first + forwardChunk, n)
+            for o in 0..<outputShape.channels {
+                (y + o * length + first * plane).update(repeating: bias.value.pointer[o], count: images.count * plane)
+            }
+            unfoldAndMultiply(x, channels: own, images: images, into: y, batch: n)
+            progress()
+        }
+    }
+
+    /// The rest of the forward pass, over the other input channels of the gathered `input`.
+    public func forwardOtherChannels(input x: UnsafePointer<Float>, channels own: Range<Int>, output y: UnsafeMutablePointer<Float>,
+                                     batch n: Int) {
+        let others = channels(inputShape.channels, except: own)
+        guard algorithms.forward == .gemm else {
+            return engine(algorithms.forward).forwardOtherChannels(input: x, channels: others, bias: bias.value.pointer, output: y, batch: n)
+        }
+        for first in Swift.stride(from: 0, to: n, by: forwardChunk) {
+            for block in others {
+                unfoldAndMultiply(x + block.lowerBound * n * inputShape.planeSize, channels: block,
+                                  images: first..<min(first + forwardChunk, n), into: y, batch: n)
+            }
+        }
+    }
+
+    /// Unfolds input channels `block` of `images` (read from `x`, which starts at the block's
+    /// first channel) into their rows of `columns`, and adds their part of the product onto `y`.
+    private func unfoldAndMultiply(_ x: UnsafePointer<Float>, channels block: Range<Int>, images: Range<Int>,
+                                   into y: UnsafeMutablePointer<Float>, batch n: Int) {
+        let plane = outputShape.planeSize, length = n * plane, k2 = kernel * kernel
+        var part = geometry
+        part.channels = block.count
+        let cols = columns.pointer + block.lowerBound * k2 * length + images.lowerBound * plane
+        part.im2col(x, batch: n, images: images, into: cols, rowLength: length)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outputShape.channels), Int32(images.count * plane), Int32(block.count * k2),
+                    1, weight.value.pointer + block.lowerBound * k2, Int32(rowsPerGroup), cols, Int32(length),
+                    1, y + images.lowerBound * plane, Int32(length))
     }
 
     /// im2col of every group into `columns`.

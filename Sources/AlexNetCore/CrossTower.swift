@@ -20,6 +20,8 @@ public final class CrossTowerGather: Stage {
     private let communicator: Communicator
     /// The reduce-scatter that `startBackward` started, which `backward` waits for.
     private var pendingBackward: CollectiveRequest?
+    /// The all-gather that `startForward` started, which `finishForward` waits for.
+    private var pendingForward: CollectiveRequest?
 
     public init(layerName: String, localShape: Shape, rankChannels: [Int], backward: Backward, communicator: Communicator) {
         precondition(rankChannels.count == communicator.size && rankChannels[communicator.rank] == localShape.channels,
@@ -59,6 +61,30 @@ public final class CrossTowerGather: Stage {
             let offset = rankChannels[..<communicator.rank].reduce(0, +) * localShape.planeSize * n
             dx?.update(from: dy + offset, count: count)
         }
+    }
+
+    /// Whether `startForward` can serve: every rank holds as many channels.
+    public var gathersEvenly: Bool { even }
+
+    /// This rank's channels in the gathered tensor.
+    public var ownChannels: Range<Int> {
+        let first = rankChannels[..<communicator.rank].reduce(0, +)
+        return first..<(first + localShape.channels)
+    }
+
+    /// Starts the all-gather (non-blocking; even blocks only) so that the next layer can compute
+    /// its part over this rank's channels while the others travel; `finishForward` waits.
+    /// `input` must not change, nor `output` be read, until then.
+    public func startForward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int) {
+        precondition(even && pendingForward == nil, "\(layerName): an all-gather in parts needs even blocks, one at a time")
+        pendingForward = communicator.startAllGather(input, count: localShape.size * n, into: output)
+    }
+
+    public func progressForward() { _ = pendingForward?.test() }
+
+    public func finishForward() {
+        pendingForward?.wait()
+        pendingForward = nil
     }
 
     /// Starts the backward pass's reduce-scatter (`.sum` only) as soon as the next layer has

@@ -5,7 +5,7 @@ import CBLAS
 /// weight `[O, F/groups]` (PyTorch's layout), bias `[O]`.
 /// input `[F, n]` -> output `[O, n]`: features-major, so that the towers' halves of a layer's
 /// output sit one after the other in memory.
-public final class Linear: InputGradientFirst {
+public final class Linear: InputGradientFirst, GatheredInputFirst {
     public let layerName: String
     public let inputs: Int
     public let outputs: Int
@@ -33,6 +33,25 @@ public final class Linear: InputGradientFirst {
                         1, weight.value.pointer + g * og * fg, Int32(fg), input + g * fg * n, Int32(n),
                         1, output + g * og * n, Int32(n))
         }
+    }
+
+    /// `output = bias + W[:, own] X_own` (`GatheredInputFirst`; one group).
+    public func forwardOwnChannels(localInput x: UnsafePointer<Float>, channels own: Range<Int>, output: UnsafeMutablePointer<Float>,
+                                   batch n: Int, progress: () -> Void) {
+        precondition(groups == 1, "\(layerName): a forward pass in parts takes one group")
+        for o in 0..<outputs { (output + o * n).update(repeating: bias.value.pointer[o], count: n) }
+        multiplyAdd(x, features: own, into: output, batch: n)
+    }
+
+    /// `output += W[:, block] X_block` for the other blocks of the gathered input.
+    public func forwardOtherChannels(input: UnsafePointer<Float>, channels own: Range<Int>, output: UnsafeMutablePointer<Float>, batch n: Int) {
+        for block in channels(inputs, except: own) { multiplyAdd(input + block.lowerBound * n, features: block, into: output, batch: n) }
+    }
+
+    /// `output += W[:, block] X_block`, `x` the block's `[block.count, n]`.
+    private func multiplyAdd(_ x: UnsafePointer<Float>, features block: Range<Int>, into output: UnsafeMutablePointer<Float>, batch n: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outputs), Int32(n), Int32(block.count),
+                    1, weight.value.pointer + block.lowerBound, Int32(inputs), x, Int32(n), 1, output, Int32(n))
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>,

@@ -125,14 +125,56 @@ public final class Network {
         precondition(n >= 1 && n <= maxBatch, "batch of \(n) outside 1...\(maxBatch)")
         precondition(batch.shape == plan.spec.input, "a batch of \(batch.shape) images into a \(plan.spec.input) network")
         lastBatch = batch
-        var x = UnsafePointer(batch.pixels.pointer)
-        for (i, (stage, output)) in zip(stages, outputs).enumerated() {
+        var i = 0
+        while i < stages.count {
+            let x = i == 0 ? UnsafePointer(batch.pixels.pointer) : UnsafePointer(outputs[i - 1].pointer)
+            if let (gather, layer) = gatheredInputFirst(at: i) {
+                forwardAcross(gather, layer, stage: i, input: x, batch: n)
+                i += 2
+                continue
+            }
             let start = monotonicSeconds()
-            stage.forward(input: x, output: output.pointer, batch: n, context: context)
+            stages[i].forward(input: x, output: outputs[i].pointer, batch: n, context: context)
             times.addForward(i, monotonicSeconds() - start)
             betweenStages?()
-            x = UnsafePointer(output.pointer)
+            i += 1
         }
+    }
+
+    /// Whether a cross-connected layer's forward pass starts on this rank's own channels while
+    /// the gather brings the others (the default): see `forwardAcross`.
+    public var overlapsGathers = true
+
+    /// Stage `i`, a gather of even blocks, and the layer after it, when the overlap is on.
+    private func gatheredInputFirst(at i: Int) -> (CrossTowerGather, GatheredInputFirst)? {
+        guard overlapsGathers, i + 1 < stages.count, let gather = stages[i] as? CrossTowerGather, gather.gathersEvenly,
+              let layer = stages[i + 1] as? GatheredInputFirst else { return nil }
+        return (gather, layer)
+    }
+
+    /// Stages `i` (the gather) and `i + 1` (the layer): the all-gather started, the layer's part
+    /// over this rank's own channels computed from its own activations (with tests of the
+    /// transfer between pieces), the wait, then the part over the other ranks' channels.
+    private func forwardAcross(_ gather: CrossTowerGather, _ layer: GatheredInputFirst, stage i: Int,
+                               input x: UnsafePointer<Float>, batch n: Int) {
+        let gathered = outputs[i].pointer, y = outputs[i + 1].pointer, own = gather.ownChannels
+        var start = monotonicSeconds()
+        gather.startForward(input: x, output: gathered, batch: n)
+        times.addForward(i, monotonicSeconds() - start)
+        start = monotonicSeconds()
+        layer.forwardOwnChannels(localInput: x, channels: own, output: y, batch: n) {
+            gather.progressForward()
+            betweenStages?()
+        }
+        times.addForward(i + 1, monotonicSeconds() - start)
+        start = monotonicSeconds()
+        gather.finishForward()
+        times.addForward(i, monotonicSeconds() - start)
+        betweenStages?()
+        start = monotonicSeconds()
+        layer.forwardOtherChannels(input: gathered, channels: own, output: y, batch: n)
+        times.addForward(i + 1, monotonicSeconds() - start)
+        betweenStages?()
     }
 
     /// Back-propagates, through the last forward pass, the gradient that the loss left in the

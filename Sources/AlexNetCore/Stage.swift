@@ -78,6 +78,25 @@ public protocol InputGradientFirst: Stage {
     func backwardParameters(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, batch n: Int, progress: () -> Void)
 }
 
+/// A layer whose forward pass can also run in two parts around the all-gather that feeds it:
+/// it is linear in its input channels (or features), so the part over this rank's own block
+/// can run, read from the rank's own activations, while the other ranks' blocks travel
+/// (`Network.forward`). The sum then runs over the blocks in another order than in one pass:
+/// within rounding of `forward`, the same on every rank and run.
+public protocol GatheredInputFirst: Stage {
+    /// `output = bias + the part of the layer over input channels `own``, read from
+    /// `localInput` (`[own.count, n, ...]`); calls `progress` between pieces of the work.
+    func forwardOwnChannels(localInput: UnsafePointer<Float>, channels own: Range<Int>, output: UnsafeMutablePointer<Float>,
+                            batch n: Int, progress: () -> Void)
+    /// Adds the part over every other input channel, read from the whole gathered `input`.
+    func forwardOtherChannels(input: UnsafePointer<Float>, channels own: Range<Int>, output: UnsafeMutablePointer<Float>, batch n: Int)
+}
+
+/// The input channels (or features) `0..<count` other than `own`, as at most two blocks in order.
+func channels(_ count: Int, except own: Range<Int>) -> [Range<Int>] {
+    [0..<own.lowerBound, own.upperBound..<count].filter { !$0.isEmpty }
+}
+
 /// Row blocks of an `[rows, ...]` weight gradient computed one GEMM at a time, so that
 /// `progress` can run between them: at most about 8, of whole multiples of 16 rows, each of at
 /// least 2^22 multiply-adds (`multiplyAddsPerRow` each row); one block when the GEMM is smaller.

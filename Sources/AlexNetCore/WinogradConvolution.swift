@@ -71,22 +71,59 @@ final class WinogradConvolution {
     /// `y = bias + w * x` for a batch of `n` images, `[C, n, H, W]` -> `[O, n, Ho, Wo]`.
     func forward(input x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                  output y: UnsafeMutablePointer<Float>, batch n: Int) {
-        let tiles = n * tilesPerImage, area = area
         transformFilter(weight)
         for g in 0..<groups {
             transformInput(x, group: g, batch: n)
-            let product = scratch.pointer
-            for xi in 0..<area {
-                gemm(false, false, outputs, tiles, channels, filterAt(xi, group: g), channels,
-                     transformedInputOf(g, tiles: tiles) + xi * tiles, area * tiles, 0, product + xi * tiles, area * tiles)
-            }
-            for o in 0..<outputs {
-                let plane = y + (g * outputs + o) * n * outputPlane
-                plane.update(repeating: bias[g * outputs + o], count: n * outputPlane)
-                let staging = product + outputs * area * tiles
-                sandwich(transform.output, rows: transform.outputTile, transposed: false, product + o * area * tiles, into: staging, tiles: tiles)
-                outputTiles.col2im(staging, batch: n, images: 0..<n, into: plane)
-            }
+            multiply(channels: 0..<channels, group: g, beta: 0, batch: n)
+            transformOutput(bias: bias, into: y, group: g, batch: n)
+        }
+    }
+
+    /// The first part of a forward pass whose input channels arrive from other ranks (one
+    /// group): the product over the channels `own`, read from `localInput` (their
+    /// `[own.count, n, H, W]`), while the others travel; `progress` runs between products.
+    /// The product waits in the scratch for `forwardOtherChannels`.
+    func forwardOwnChannels(localInput x: UnsafePointer<Float>, channels own: Range<Int>, weight: UnsafePointer<Float>,
+                            batch n: Int, progress: () -> Void) {
+        precondition(groups == 1, "a forward pass in parts takes one group")
+        transformFilter(weight)
+        transformInput(x, channels: own, group: 0, batch: n, progress: progress)
+        progress()
+        multiply(channels: own, group: 0, beta: 0, batch: n, progress: progress)
+    }
+
+    /// The rest: the products over the channels `others`, read from the whole input, added to
+    /// the product in the scratch, then the output transform.
+    func forwardOtherChannels(input x: UnsafePointer<Float>, channels others: [Range<Int>], bias: UnsafePointer<Float>,
+                              output y: UnsafeMutablePointer<Float>, batch n: Int) {
+        for block in others {
+            transformInput(x + block.lowerBound * n * inputPlane, channels: block, group: 0, batch: n)
+            multiply(channels: block, group: 0, beta: 1, batch: n)
+        }
+        transformOutput(bias: bias, into: y, group: 0, batch: n)
+    }
+
+    /// `M[xi] (beta: +)= U[xi][:, block] V[block][xi]` for every tile position, into the
+    /// scratch's product area: the product over the input channels `block` of group `g`.
+    private func multiply(channels block: Range<Int>, group g: Int, beta: Float, batch n: Int, progress: () -> Void = {}) {
+        let tiles = n * tilesPerImage, area = area, product = scratch.pointer
+        let v = transformedInputOf(g, tiles: tiles) + block.lowerBound * area * tiles
+        for xi in 0..<area {
+            if xi > 0 && xi % 4 == 0 { progress() }
+            gemm(false, false, outputs, tiles, block.count, filterAt(xi, group: g) + block.lowerBound, channels,
+                 v + xi * tiles, area * tiles, beta, product + xi * tiles, area * tiles)
+        }
+    }
+
+    /// `y = bias + Aᵀ M A` for group `g`'s outputs, from the product in the scratch.
+    private func transformOutput(bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, group g: Int, batch n: Int) {
+        let tiles = n * tilesPerImage, area = area, product = scratch.pointer
+        for o in 0..<outputs {
+            let plane = y + (g * outputs + o) * n * outputPlane
+            plane.update(repeating: bias[g * outputs + o], count: n * outputPlane)
+            let staging = product + outputs * area * tiles
+            sandwich(transform.output, rows: transform.outputTile, transposed: false, product + o * area * tiles, into: staging, tiles: tiles)
+            outputTiles.col2im(staging, batch: n, images: 0..<n, into: plane)
         }
     }
 
@@ -98,11 +135,18 @@ final class WinogradConvolution {
 
     /// `V[c] = (Bᵀ ⊗ Bᵀ) tiles(x[c])` for every channel of group `g`; `progress` runs every 32 channels.
     private func transformInput(_ x: UnsafePointer<Float>, group g: Int, batch n: Int, progress: () -> Void = {}) {
+        transformInput(x + g * channels * n * inputPlane, channels: 0..<channels, group: g, batch: n, progress: progress)
+    }
+
+    /// `V[c]` for the channels `block` of group `g`, read from `x`, which starts at the block's
+    /// first channel.
+    private func transformInput(_ x: UnsafePointer<Float>, channels block: Range<Int>, group g: Int, batch n: Int,
+                                progress: () -> Void = {}) {
         let tiles = n * tilesPerImage, area = area
         let staging = scratch.pointer + outputs * area * tiles
-        for c in 0..<channels {
-            if c > 0 && c % 32 == 0 { progress() }
-            inputTiles.im2col(x + (g * channels + c) * n * inputPlane, batch: n, images: 0..<n, into: staging)
+        for c in block {
+            if c > block.lowerBound && (c - block.lowerBound) % 32 == 0 { progress() }
+            inputTiles.im2col(x + (c - block.lowerBound) * n * inputPlane, batch: n, images: 0..<n, into: staging)
             sandwich(transform.input, rows: transform.inputTile, transposed: false, staging,
                      into: transformedInputOf(g, tiles: tiles) + c * area * tiles, tiles: tiles)
         }

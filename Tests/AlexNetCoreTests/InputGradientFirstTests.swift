@@ -110,3 +110,80 @@ final class InputGradientFirstTests: XCTestCase {
         }
     }
 }
+
+/// A cross-connected layer's forward pass in two parts around the all-gather: its own channels'
+/// part first, read from the rank's own activations, then the others'.
+final class GatheredInputFirstTests: XCTestCase {
+    /// Under each algorithm, a convolution of 32 input channels, split at every rank's block of
+    /// two and of four ranks: within rounding of the one-pass forward (another order of the
+    /// channel sums), and leaving what the backward pass reads (im2col columns, Winograd's
+    /// transformed input) exactly as the one pass does, so that the weight gradient has its bits.
+    func testConvolutionInPartsMatchesTheOnePass() {
+        let n = 4, input = Shape(channels: 32, height: 13, width: 13)
+        for algorithm in [ConvolutionAlgorithm.gemm, .winograd2x2, .winograd4x4] {
+            let conv = Convolution(layerName: "c", input: input, outputs: 24, kernel: 3, stride: 1, padding: 1,
+                                   groups: 1, maxBatch: n, scratch: Scratch(), forwardChunkImages: 3)
+            conv.use(ConvolutionAlgorithms(algorithm))
+            conv.weight.value.pointer.update(from: InputGradientFirstTests.values(conv.weight.count, key: 11), count: conv.weight.count)
+            conv.bias.value.pointer.update(from: InputGradientFirstTests.values(conv.bias.count, key: 12), count: conv.bias.count)
+            let x = InputGradientFirstTests.values(input.size * n, key: 13), dy = InputGradientFirstTests.values(conv.outputShape.size * n, key: 14)
+            let context = StepContext(training: true, step: 0, seed: 1)
+            var y = [Float](repeating: 0, count: conv.outputShape.size * n)
+            conv.forward(input: x, output: &y, batch: n, context: context)
+            conv.backward(input: x, output: y, outputGradient: dy, inputGradient: nil, batch: n)
+            let weightGradient = conv.weight.gradient.array
+            for own in [0..<16, 16..<32, 8..<16, 24..<32] {
+                var parts = [Float](repeating: .nan, count: y.count), calls = 0
+                let local = Array(x[(own.lowerBound * n * input.planeSize)..<(own.upperBound * n * input.planeSize)])
+                conv.forwardOwnChannels(localInput: local, channels: own, output: &parts, batch: n) { calls += 1 }
+                conv.forwardOtherChannels(input: x, channels: own, output: &parts, batch: n)
+                let label = "\(algorithm), own channels \(own)"
+                XCTAssertGreaterThan(calls, 0, label)
+                let scale = y.map { abs($0) }.max()!
+                XCTAssertLessThanOrEqual(zip(y, parts).map { abs($0 - $1) }.max()!, 1e-5 * scale, label)
+                conv.weight.gradient.pointer.update(repeating: .nan, count: conv.weight.count)
+                conv.backward(input: x, output: parts, outputGradient: dy, inputGradient: nil, batch: n)
+                XCTAssertEqual(conv.weight.gradient.array.map(\.bitPattern), weightGradient.map(\.bitPattern), label)
+            }
+        }
+    }
+
+    /// The same for a fully-connected layer.
+    func testLinearInPartsMatchesTheOnePass() {
+        let n = 6, linear = Linear(layerName: "f", inputs: 64, outputs: 10, groups: 1)
+        linear.weight.value.pointer.update(from: InputGradientFirstTests.values(linear.weight.count, key: 15), count: linear.weight.count)
+        linear.bias.value.pointer.update(from: InputGradientFirstTests.values(linear.bias.count, key: 16), count: linear.bias.count)
+        let x = InputGradientFirstTests.values(64 * n, key: 17)
+        var y = [Float](repeating: 0, count: 10 * n)
+        linear.forward(input: x, output: &y, batch: n, context: StepContext(training: true, step: 0, seed: 1))
+        for own in [0..<32, 32..<64, 16..<32] {
+            var parts = [Float](repeating: .nan, count: y.count)
+            linear.forwardOwnChannels(localInput: Array(x[(own.lowerBound * n)..<(own.upperBound * n)]), channels: own, output: &parts, batch: n) {}
+            linear.forwardOtherChannels(input: x, channels: own, output: &parts, batch: n)
+            let scale = y.map { abs($0) }.max()!
+            XCTAssertLessThanOrEqual(zip(y, parts).map { abs($0 - $1) }.max()!, 1e-5 * scale, "own features \(own)")
+        }
+    }
+
+    /// The split network on two simulated ranks: with the forward overlap on (the default), both
+    /// ranks get the same loss, within rounding of the one-pass forward's.
+    func testOverlappedForwardMatchesTheOnePass() throws {
+        for request in [ConvolutionAlgorithmRequest.gemm, .winograd] {
+            let spec = Preset.tiny.spec(classes: 5)
+            let plan = try NetworkPlan(spec: spec, model: .split)
+            let losses = InProcessGroup(size: 2).collect { communicator -> [Double] in
+                [false, true].map { overlap in
+                    let network = try! Network(plan: plan, communicator: communicator, maxBatch: 4, seed: 9)
+                    try! network.use(network.fixedPlan(request))
+                    XCTAssertTrue(network.overlapsGathers)
+                    network.overlapsGathers = overlap
+                    let batch = Batch(shape: spec.input, capacity: 4)
+                    batch.fill(pixels: InputGradientFirstTests.values(spec.input.size * 4, key: 18), labels: [0, 1, 4, 2])
+                    return network.run(batch, context: StepContext(training: true, step: 0, seed: 9)).loss
+                }
+            }
+            XCTAssertEqual(losses[0], losses[1], "\(request)")
+            XCTAssertEqual(losses[0][1], losses[0][0], accuracy: 1e-5 * abs(losses[0][0]), "\(request)")
+        }
+    }
+}
