@@ -40,8 +40,9 @@ public struct BenchmarkReport: Sendable {
     /// Seconds per step that rank 0 spent in communication calls (exposed: on its critical path).
     public var communicationSeconds: Double
     public var waitingSeconds: Double
-    /// Seconds per step during which non-blocking collectives (the gradient sum) were in flight
-    /// on rank 0, and the part of them hidden behind computation (not in `communicationSeconds`).
+    /// Seconds per step during which non-blocking collectives (the towers' activation exchange,
+    /// the replicas' gradient sum) were in flight on rank 0, and the part of them hidden behind
+    /// computation (not in `communicationSeconds`).
     public var inFlightSeconds = 0.0
     public var hiddenSeconds = 0.0
     public var coordinatorSeconds: Double
@@ -212,7 +213,7 @@ extension BenchmarkReport {
             String(format: "communication %.1f ms (%.1f%%), waiting %.1f ms (%.1f%%), coordinator on the critical path %.1f ms (%.1f%%) per step",
                    communicationSeconds * 1e3, 100 * communicationSeconds / medianStep, waitingSeconds * 1e3,
                    100 * waitingSeconds / medianStep, coordinatorSeconds * 1e3, 100 * coordinatorSeconds / medianStep),
-            inFlightSeconds > 0 ? String(format: "non-blocking gradient sum in flight %.1f ms per step: rank 0 computed during %.1f ms of it (overlap, not counted above) and was blocked in it %.1f ms (exposed, counted in communication)",
+            inFlightSeconds > 0 ? String(format: "non-blocking collectives (activation exchange, gradient sum) in flight %.1f ms per step: rank 0 computed during %.1f ms of it (overlap, not counted above) and was blocked in it %.1f ms (exposed, counted in communication)",
                                          inFlightSeconds * 1e3, hiddenSeconds * 1e3, (inFlightSeconds - hiddenSeconds) * 1e3) : nil,
             "bytes per step on rank 0: " + bytesPerStep.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f MiB", $0.key, Double($0.value) / 1048576) }.joined(separator: ", "),
             "traffic per step, all ranks together, measured (predicted from the model's table): " + trafficLine,
