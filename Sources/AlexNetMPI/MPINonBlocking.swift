@@ -82,17 +82,21 @@ extension MPICommunicator {
         }
     }
 
-    /// MPI_Ialltoall: a block of `count` floats to and from every rank.
+    /// MPI_Ialltoall: a block of `count` floats to and from every rank. The gradient sum's, on a
+    /// communicator of its own: marked started as the blocking one, so its waits are timed.
     public func startAllToAll(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
         precondition(count <= Int(Int32.max), "MPI counts are 32-bit")
+        towersStarted = true
         return MPIRequest(.allToAll, owner: self) { request, _ in
             MPI_Ialltoall(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, request)
         }
     }
 
-    /// MPI_Iallgather.
+    /// MPI_Iallgather. Like the blocking one, it marks the towers as started, so that its wait
+    /// (the activations' first exchange, in conv3's forward pass) is timed by the watchdog.
     public func startAllGather(_ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>) -> CollectiveRequest {
         precondition(count * size <= Int(Int32.max), "MPI counts are 32-bit")
+        towersStarted = true
         return MPIRequest(.allGather, owner: self) { request, _ in
             MPI_Iallgather(send, Int32(count), cmpi_float(), receive, Int32(count), cmpi_float(), world, request)
         }
