@@ -314,16 +314,12 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
         if ig == .gemm {
             gemmInputGradient(dy, into: dx, batch: n)
         } else {
-            // Keep the transformed input of the forward pass when the weight gradient reads it.
-            let keep = algorithms.forward == ig && algorithms.weightGradient == ig
-            engine(ig).inputGradient(weight: weight.value.pointer, outputGradient: dy, inputGradient: dx, keepingTransformedInput: keep, batch: n)
+            engine(ig).inputGradient(weight: weight.value.pointer, outputGradient: dy, inputGradient: dx, batch: n)
         }
     }
 
     /// The weight and bias gradients, after `backwardInput`. When both gradients use the same
-    /// Winograd engine, the input gradient may have overwritten its transformed input (when the
-    /// forward pass used another algorithm, or the batch is too large for `dV`'s blocks), which
-    /// is then made again.
+    /// Winograd engine, the input gradient overwrote its transformed input, which is made again.
     public func backwardParameters(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, batch n: Int,
                                    progress: () -> Void) {
         let length = n * outputShape.planeSize
@@ -335,8 +331,7 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
             gemmWeightGradient(dy, batch: n, rowBlocks: true, progress: progress)
         } else {
             engine(wg).weightGradient(input: input, outputGradient: dy, weightGradient: weight.gradient.pointer,
-                                      inputIsTransformed: algorithms.forward == wg && (ig != wg || engine(wg).keepsTransformedInput(batch: n)),
-                                      outputGradientTransformed: ig == wg,
+                                      inputIsTransformed: algorithms.forward == wg && ig != wg, outputGradientTransformed: ig == wg,
                                       batch: n, progress: progress)
         }
     }

@@ -185,43 +185,12 @@ final class WinogradConvolution {
     /// The input gradient alone, added onto `dx` (zeroed by the caller): the first half of the
     /// backward pass in Megatron-LM's order (`Convolution.backwardInput`). It writes `dV` over
     /// `V`. With one group, `dM` stays in the scratch's product area for `weightGradient`.
-    /// With `keepingTransformedInput` and room for it (`keepsTransformedInput`), `dV` is made a
-    /// block of channels at a time in the filter gradient's buffer, which the weight gradient
-    /// only writes later, so `V` stays in place for it.
     func inputGradient(weight: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                       inputGradient dx: UnsafeMutablePointer<Float>, keepingTransformedInput: Bool, batch n: Int) {
+                       inputGradient dx: UnsafeMutablePointer<Float>, batch n: Int) {
         transformFilter(weight)
-        let keep = keepingTransformedInput && keepsTransformedInput(batch: n)
         for g in 0..<groups {
             transformOutputGradient(dy, group: g, batch: n)
-            if keep {
-                addInputGradient(dx, group: g, batch: n, channelsPerBlock: dVBlockChannels(batch: n))
-            } else {
-                addInputGradient(dx, group: g, batch: n)
-            }
-        }
-    }
-
-    /// Channels of `dV` that the filter gradient's buffer holds at once.
-    private func dVBlockChannels(batch n: Int) -> Int { groups * outputs * channels / (n * tilesPerImage) }
-
-    /// Whether `inputGradient(keepingTransformedInput: true)` leaves `V` in place for a batch of `n`.
-    func keepsTransformedInput(batch n: Int) -> Bool { dVBlockChannels(batch: n) >= 1 }
-
-    /// `addInputGradient`, with `dV` made `block` channels at a time in the filter gradient's buffer.
-    private func addInputGradient(_ dx: UnsafeMutablePointer<Float>, group g: Int, batch n: Int, channelsPerBlock block: Int) {
-        let tiles = n * tilesPerImage, area = area, dv = transformedFilterGradient.pointer
-        let staging = scratch.pointer + outputs * area * tiles
-        for first in Swift.stride(from: 0, to: channels, by: block) {
-            let count = min(block, channels - first)
-            for xi in 0..<area {
-                gemm(true, false, count, tiles, outputs, filterAt(xi, group: g) + first, channels, scratch.pointer + xi * tiles, area * tiles,
-                     0, dv + xi * tiles, area * tiles)
-            }
-            for c in 0..<count {
-                sandwich(transform.input, rows: transform.inputTile, transposed: true, dv + c * area * tiles, into: staging, tiles: tiles)
-                inputTiles.col2im(staging, batch: n, images: 0..<n, into: dx + (g * channels + first + c) * n * inputPlane)
-            }
+            addInputGradient(dx, group: g, batch: n)
         }
     }
 
