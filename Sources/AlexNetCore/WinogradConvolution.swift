@@ -42,6 +42,13 @@ final class WinogradConvolution {
 
     private var area: Int { transform.inputTile * transform.inputTile }
 
+    /// Floats from one channel's `[alpha²][tiles]` block to the next (in `V`, `M` and their
+    /// gradients): one cache line more than the block, because with a power-of-two batch the
+    /// block itself is often a power of two (conv2 of the small preset: 64 x 2048 floats), and
+    /// then a product's rows, one per channel, all fell into the same few cache sets.
+    private func planeStride(_ tiles: Int) -> Int { area * tiles + Self.planePadding }
+    private static let planePadding = 16
+
     init(transform: WinogradTransform, input: Shape, output: Shape, padding: Int, groups: Int, maxBatch: Int, scratch: Scratch) {
         self.transform = transform
         let m = transform.outputTile, alpha = transform.inputTile
@@ -59,11 +66,11 @@ final class WinogradConvolution {
                                     padding: 0, outHeight: tilesHigh, outWidth: tilesWide)
         maxTiles = maxBatch * tilesPerImage
         let area = alpha * alpha
-        transformedInput = Buffer(count: input.channels * area * maxTiles)
+        transformedInput = Buffer(count: input.channels * (area * maxTiles + Self.planePadding))
         transformedFilter = Buffer(count: area * output.channels * channels)
         transformedFilterGradient = Buffer(count: area * output.channels * channels)
         self.scratch = scratch
-        scratch.reserve((outputs + 2) * area * maxTiles)
+        scratch.reserve((outputs + 2) * (area * maxTiles + Self.planePadding))
     }
 
     // MARK: Forward
@@ -78,13 +85,13 @@ final class WinogradConvolution {
             let product = scratch.pointer
             for xi in 0..<area {
                 gemm(false, false, outputs, tiles, channels, filterAt(xi, group: g), channels,
-                     transformedInputOf(g, tiles: tiles) + xi * tiles, area * tiles, 0, product + xi * tiles, area * tiles)
+                     transformedInputOf(g, tiles: tiles) + xi * tiles, planeStride(tiles), 0, product + xi * tiles, planeStride(tiles))
             }
             for o in 0..<outputs {
                 let plane = y + (g * outputs + o) * n * outputPlane
                 plane.update(repeating: bias[g * outputs + o], count: n * outputPlane)
-                let staging = product + outputs * area * tiles
-                sandwich(transform.output, rows: transform.outputTile, transposed: false, product + o * area * tiles, into: staging, tiles: tiles)
+                let staging = product + outputs * planeStride(tiles)
+                sandwich(transform.output, rows: transform.outputTile, transposed: false, product + o * planeStride(tiles), into: staging, tiles: tiles)
                 outputTiles.col2im(staging, batch: n, images: 0..<n, into: plane)
             }
         }
@@ -99,16 +106,16 @@ final class WinogradConvolution {
     /// `V[c] = (Bᵀ ⊗ Bᵀ) tiles(x[c])` for every channel of group `g`.
     private func transformInput(_ x: UnsafePointer<Float>, group g: Int, batch n: Int) {
         let tiles = n * tilesPerImage, area = area
-        let staging = scratch.pointer + outputs * area * tiles
+        let staging = scratch.pointer + outputs * planeStride(tiles)
         for c in 0..<channels {
             inputTiles.im2col(x + (g * channels + c) * n * inputPlane, batch: n, images: 0..<n, into: staging)
             sandwich(transform.input, rows: transform.inputTile, transposed: false, staging,
-                     into: transformedInputOf(g, tiles: tiles) + c * area * tiles, tiles: tiles)
+                     into: transformedInputOf(g, tiles: tiles) + c * planeStride(tiles), tiles: tiles)
         }
     }
 
     private func transformedInputOf(_ g: Int, tiles: Int) -> UnsafeMutablePointer<Float> {
-        transformedInput.pointer + g * channels * area * tiles
+        transformedInput.pointer + g * channels * planeStride(tiles)
     }
 
     /// `U[xi]` of group `g`: `[O/groups, C/groups]`, leading dimension `C/groups`.
@@ -144,10 +151,10 @@ final class WinogradConvolution {
     /// `dM[o] = (Aᵀ ⊗ Aᵀ)ᵀ tiles(dy[o])` into the product area of the scratch.
     private func transformOutputGradient(_ dy: UnsafePointer<Float>, group g: Int, batch n: Int) {
         let tiles = n * tilesPerImage, area = area
-        let product = scratch.pointer, staging = product + outputs * area * tiles
+        let product = scratch.pointer, staging = product + outputs * planeStride(tiles)
         for o in 0..<outputs {
             outputTiles.im2col(dy + (g * outputs + o) * n * outputPlane, batch: n, images: 0..<n, into: staging)
-            sandwich(transform.output, rows: transform.inputTile, transposed: true, staging, into: product + o * area * tiles, tiles: tiles)
+            sandwich(transform.output, rows: transform.inputTile, transposed: true, staging, into: product + o * planeStride(tiles), tiles: tiles)
         }
     }
 
@@ -155,7 +162,7 @@ final class WinogradConvolution {
     private func filterGradientProducts(group g: Int, tiles: Int) {
         let area = area, v = transformedInputOf(g, tiles: tiles)
         for xi in 0..<area {
-            gemm(false, true, outputs, channels, tiles, scratch.pointer + xi * tiles, area * tiles, v + xi * tiles, area * tiles,
+            gemm(false, true, outputs, channels, tiles, scratch.pointer + xi * tiles, planeStride(tiles), v + xi * tiles, planeStride(tiles),
                  0, transformedFilterGradient.pointer + (xi * groups + g) * outputs * channels, channels)
         }
     }
@@ -165,12 +172,12 @@ final class WinogradConvolution {
     private func addInputGradient(_ dx: UnsafeMutablePointer<Float>, group g: Int, batch n: Int) {
         let tiles = n * tilesPerImage, area = area, dv = transformedInputOf(g, tiles: tiles)
         for xi in 0..<area {
-            gemm(true, false, channels, tiles, outputs, filterAt(xi, group: g), channels, scratch.pointer + xi * tiles, area * tiles,
-                 0, dv + xi * tiles, area * tiles)
+            gemm(true, false, channels, tiles, outputs, filterAt(xi, group: g), channels, scratch.pointer + xi * tiles, planeStride(tiles),
+                 0, dv + xi * tiles, planeStride(tiles))
         }
-        let staging = scratch.pointer + outputs * area * tiles
+        let staging = scratch.pointer + outputs * planeStride(tiles)
         for c in 0..<channels {
-            sandwich(transform.input, rows: transform.inputTile, transposed: true, dv + c * area * tiles, into: staging, tiles: tiles)
+            sandwich(transform.input, rows: transform.inputTile, transposed: true, dv + c * planeStride(tiles), into: staging, tiles: tiles)
             inputTiles.col2im(staging, batch: n, images: 0..<n, into: dx + (g * channels + c) * n * inputPlane)
         }
     }
@@ -184,7 +191,7 @@ extension WinogradConvolution {
     fileprivate func sandwich(_ l: [Float], rows: Int, transposed: Bool, _ x: UnsafePointer<Float>,
                               into out: UnsafeMutablePointer<Float>, tiles: Int) {
         let k = l.count / rows, lda = transposed ? rows : k
-        let half = scratch.pointer + (outputs + 1) * area * tiles
+        let half = scratch.pointer + (outputs + 1) * planeStride(tiles)
         for i in 0..<k {
             gemm(transposed, false, rows, tiles, k, l, lda, x + i * k * tiles, tiles, 0, half + i * rows * tiles, tiles)
         }
