@@ -162,3 +162,38 @@ extension FastPathTests {
         }
     }
 }
+
+extension FastPathTests {
+    /// Max pooling takes four stride-2 windows at once where their loads stay inside the row.
+    /// Against the definition (the first maximum in row order), exactly: the outputs, and the
+    /// backward pass, which routes each gradient to the chosen pixel. Widths that leave no
+    /// block, one block and a remainder, and several blocks; strides 2 and 3; sizes 2 and 3;
+    /// whole numbers from a small range, so that windows often tie (as ReLU's zeros do).
+    func testMaxPoolMatchesTheDefinitionExactly() {
+        let n = 2
+        for (height, width, size, stride) in [(32, 32, 3, 2), (15, 15, 3, 2), (7, 7, 3, 2), (9, 27, 2, 2), (11, 13, 3, 3), (5, 21, 3, 2)] {
+            let shape = Shape(channels: 3, height: height, width: width)
+            let pool = MaxPool(layerName: "pool", input: shape, size: size, stride: stride, maxBatch: n)
+            let out = pool.outputShape
+            let x = randomValues(shape.size * n, seed: 61).map { ($0 * 2).rounded() + 0 }
+            let dy = randomValues(out.size * n, seed: 62)
+            var expected = [Float](repeating: 0, count: out.size * n), dxExpected = [Float](repeating: 0, count: x.count)
+            for plane in 0..<3 * n { for i in 0..<out.height { for j in 0..<out.width {
+                var best = plane * shape.planeSize + i * stride * width + j * stride
+                for di in 0..<size { for dj in 0..<size {
+                    let at = plane * shape.planeSize + (i * stride + di) * width + j * stride + dj
+                    if x[at] > x[best] { best = at }
+                } }
+                let o = plane * out.planeSize + i * out.width + j
+                expected[o] = x[best]
+                dxExpected[best] += dy[o]
+            } } }
+            let xb = Buffer(x), y = Buffer(count: expected.count), g = Buffer(dy), dx = Buffer(count: x.count)
+            pool.forward(input: xb.pointer, output: y.pointer, batch: n, context: StepContext(training: true, step: 0, seed: 0))
+            pool.backward(input: xb.pointer, output: y.pointer, outputGradient: g.pointer, inputGradient: dx.pointer, batch: n)
+            let label = "\(height)x\(width) size \(size) stride \(stride)"
+            XCTAssertEqual(y.array, expected, "forward, \(label)")
+            XCTAssertEqual(dx.array.map(\.bitPattern), dxExpected.map(\.bitPattern), "backward, \(label)")
+        }
+    }
+}
