@@ -55,12 +55,37 @@ public struct PatchGeometry: Sendable {
     /// them, and the sum added once: with `dx` zeroed, the same bits as adding them one by one.
     public func col2im(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
         let rowLength = images.count * outHeight * outWidth
+        if kernel == stride && padding == 0 { return scatterTiles(columns, batch: batch, images: images, into: dx) }
         withPaddedPlane { padded in
             for c in 0..<channels {
                 for (i, b) in images.enumerated() {
                     padded.update(repeating: 0, count: paddedHeight * paddedWidth)
                     fold(columns + c * kernel * kernel * rowLength + i * outHeight * outWidth, rowLength: rowLength, into: padded)
                     addInterior(of: padded, onto: dx + (c * batch + b) * height * width)
+                }
+            }
+        }
+    }
+
+    /// `col2im` for windows that neither overlap nor reach into padding (Winograd's output
+    /// tiles): each pixel has at most one entry, added straight onto it, so the padded plane
+    /// (zeroed, summed into, added back) would only be work.
+    private func scatterTiles(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+        let rowLength = images.count * outHeight * outWidth
+        for c in 0..<channels {
+            for (i, b) in images.enumerated() {
+                let image = dx + (c * batch + b) * height * width, block = columns + c * kernel * kernel * rowLength + i * outHeight * outWidth
+                for ki in 0..<kernel {
+                    for kj in 0..<kernel {
+                        // Tiles whose pixel (ki, kj) lies inside the image (the last ones may be ragged).
+                        let across = min(outWidth, max(0, (width - kj + stride - 1) / stride))
+                        let down = min(outHeight, max(0, (height - ki + stride - 1) / stride))
+                        let row = block + (ki * kernel + kj) * rowLength, corner = image + ki * width + kj
+                        for oh in 0..<down {
+                            let source = row + oh * outWidth, target = corner + oh * stride * width
+                            for ow in 0..<across { target[ow * stride] += source[ow] }
+                        }
+                    }
                 }
             }
         }

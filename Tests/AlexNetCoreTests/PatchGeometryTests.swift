@@ -14,6 +14,7 @@ final class PatchGeometryTests: XCTestCase {
         (7, 7, 3, 1, 1, false), (15, 13, 5, 1, 2, false), (9, 11, 3, 1, 0, false), (23, 21, 11, 4, 0, false),
         (19, 17, 5, 4, 2, false), (7, 9, 4, 2, 0, false), (5, 5, 1, 1, 0, false),
         (7, 7, 6, 4, 1, true), (15, 15, 8, 4, 2, true), (13, 10, 4, 2, 1, true),
+        (13, 10, 4, 4, 0, true), (7, 7, 2, 2, 0, true), (15, 15, 4, 4, 0, true),  // output tiles: no overlap, no padding
     ]
 
     func geometry(_ s: (Int, Int, Int, Int, Int, Bool), channels: Int) -> PatchGeometry {
