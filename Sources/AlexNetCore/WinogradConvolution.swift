@@ -32,9 +32,12 @@ final class WinogradConvolution {
     /// Transformed input `[groups][C/groups][alpha²][tiles]`, kept from forward for the weight
     /// gradient; backward reuses it for the input gradient's `dV`.
     private let transformedInput: Buffer
-    /// Transformed filter `[alpha²][O][C/groups]`, and its gradient.
+    /// Transformed filter `[alpha²][O][C/groups]`, and its gradient transposed,
+    /// `[alpha²][groups][C/groups][O/groups]` (see `filterGradientProducts`).
     private let transformedFilter: Buffer
     private let transformedFilterGradient: Buffer
+    /// The weight gradient in that transposed order, `[groups][C/groups][O/groups][r²]`, before it is put in place.
+    private let transposedWeightGradient: Buffer
     /// Holds the product `M` (or `dM`) of one group, `[O/groups][alpha²][tiles]`, then one
     /// plane's staging `[alpha²][tiles]`, then the half-transformed tiles `[alpha²][tiles]`.
     private let scratch: Scratch
@@ -69,6 +72,7 @@ final class WinogradConvolution {
         transformedInput = Buffer(count: input.channels * (area * maxTiles + Self.planePadding))
         transformedFilter = Buffer(count: area * output.channels * channels)
         transformedFilterGradient = Buffer(count: area * output.channels * channels)
+        transposedWeightGradient = Buffer(count: output.channels * channels * transform.kernel * transform.kernel)
         self.scratch = scratch
         scratch.reserve((outputs + 2) * (area * maxTiles + Self.planePadding))
     }
@@ -141,10 +145,20 @@ final class WinogradConvolution {
             }
             if let dx { addInputGradient(dx, group: g, batch: n) }
         }
-        if let dw {
-            // dw[(o, c)][r²] = dU[xi][(o, c)]ᵀ (G ⊗ G)
-            let pairs = groups * outputs * channels, r2 = transform.kernel * transform.kernel
-            gemm(true, false, pairs, r2, area, transformedFilterGradient.pointer, pairs, transform.filter, r2, 0, dw, r2)
+        if let dw { foldFilterGradient(into: dw) }
+    }
+
+    /// `dw[(o, c)][r²] = dU[xi][(o, c)]ᵀ (G ⊗ G)`: one product in `dU`'s (c, o) order, then each
+    /// (o, c) pair's `r²` floats copied into place.
+    private func foldFilterGradient(into dw: UnsafeMutablePointer<Float>) {
+        let pairs = groups * outputs * channels, r2 = transform.kernel * transform.kernel, staged = transposedWeightGradient.pointer
+        gemm(true, false, pairs, r2, area, transformedFilterGradient.pointer, pairs, transform.filter, r2, 0, staged, r2)
+        for g in 0..<groups {
+            for o in 0..<outputs {
+                for c in 0..<channels {
+                    (dw + ((g * outputs + o) * channels + c) * r2).update(from: staged + ((g * channels + c) * outputs + o) * r2, count: r2)
+                }
+            }
         }
     }
 
@@ -158,12 +172,14 @@ final class WinogradConvolution {
         }
     }
 
-    /// `dU[xi] = dM[xi] V[xi]ᵀ` for group `g`.
+    /// `dU[xi]ᵀ = V[xi] dM[xi]ᵀ` for group `g`, `[C/groups][O/groups]`. Transposed because
+    /// OpenBLAS runs this shape faster with the input's channels as the rows: conv2 of the small
+    /// preset (12 input channels, 32 outputs, 2048 tiles, 64 positions) took 2.9 ms instead of 3.5.
     private func filterGradientProducts(group g: Int, tiles: Int) {
         let area = area, v = transformedInputOf(g, tiles: tiles)
         for xi in 0..<area {
-            gemm(false, true, outputs, channels, tiles, scratch.pointer + xi * tiles, planeStride(tiles), v + xi * tiles, planeStride(tiles),
-                 0, transformedFilterGradient.pointer + (xi * groups + g) * outputs * channels, channels)
+            gemm(false, true, channels, outputs, tiles, v + xi * tiles, planeStride(tiles), scratch.pointer + xi * tiles, planeStride(tiles),
+                 0, transformedFilterGradient.pointer + (xi * groups + g) * outputs * channels, outputs)
         }
     }
 
