@@ -1,3 +1,6 @@
+import CBLAS
+import Foundation
+
 /// `auto`: the fastest algorithms per layer, found by timing each candidate once on this
 /// machine (as cuDNN's benchmark mode does).
 extension Network {
@@ -35,6 +38,11 @@ extension Network {
     }
 
     /// Seconds of a forward pass and (in `training`) the backward pass after it, the better of two.
+    /// When OpenBLAS computes on this thread alone (one BLAS thread, as under `mpirun` and in
+    /// simulation), this thread's CPU time: on a shared machine another process's turn on the
+    /// core would otherwise count against whichever candidate it fell on, and `auto` chose
+    /// differently from run to run. With several BLAS threads the work is spread over them, so
+    /// wall time.
     private func timeStep(of conv: Convolution, stage i: Int, algorithms: ConvolutionAlgorithms,
                           batch n: Int, training: Bool, image: Buffer) -> Double {
         conv.use(algorithms)
@@ -44,12 +52,13 @@ extension Network {
         fillArbitrary(x, count: stagePlans[i].input.size * n)
         fillArbitrary(dy, count: stagePlans[i].output.size * n)
         let context = StepContext(training: true, step: 0, seed: 0)
+        let clock = openblas_get_num_threads() == 1 ? threadCPUSeconds : monotonicSeconds
         var best = Double.infinity
         for _ in 0..<2 {
-            let start = monotonicSeconds()
+            let start = clock()
             conv.forward(input: x, output: y, batch: n, context: context)
             if training { conv.backward(input: x, output: y, outputGradient: dy, inputGradient: dx, batch: n) }
-            best = min(best, monotonicSeconds() - start)
+            best = min(best, clock() - start)
         }
         return best
     }
@@ -57,4 +66,11 @@ extension Network {
     private func fillArbitrary(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { pointer[i] = Float((i &* 7919) % 201 - 100) * 0.01 }
     }
+}
+
+/// CPU seconds this thread has run.
+private func threadCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
