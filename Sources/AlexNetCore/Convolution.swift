@@ -111,7 +111,7 @@ public struct PatchGeometry: Sendable {
     @inline(__always)
     private func pad(_ image: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>) {
         let corner = padded + padding * paddedWidth + padding, columns = usedColumns
-        for ih in 0..<usedRows { copy(columns, from: image + ih * width, stride: 1, to: corner + ih * paddedWidth) }
+        for ih in 0..<usedRows { stridedCopy(columns, from: image + ih * width, stride: 1, to: corner + ih * paddedWidth) }
     }
 
     /// The `k*k` row segments of one image: row `(ki, kj)`, entry `(oh, ow)` reads padded pixel
@@ -122,7 +122,7 @@ public struct PatchGeometry: Sendable {
             for kj in 0..<kernel {
                 let row = out + (ki * kernel + kj) * rowLength, window = padded + ki * paddedWidth + kj
                 for oh in 0..<outHeight {
-                    copy(outWidth, from: window + oh * stride * paddedWidth, stride: stride, to: row + oh * outWidth)
+                    stridedCopy(outWidth, from: window + oh * stride * paddedWidth, stride: stride, to: row + oh * outWidth)
                 }
             }
         }
@@ -157,7 +157,7 @@ public struct PatchGeometry: Sendable {
 /// often 7 or 15 floats, too short to be worth a `memcpy` call, and with a stride the compiler
 /// leaves the loop scalar (SSE has no gather).
 @inline(__always)
-func copy(_ count: Int, from src: UnsafePointer<Float>, stride s: Int, to dst: UnsafeMutablePointer<Float>) {
+func stridedCopy(_ count: Int, from src: UnsafePointer<Float>, stride s: Int, to dst: UnsafeMutablePointer<Float>) {
     var o = 0
     if s == 1 {
         while o + 8 <= count {
