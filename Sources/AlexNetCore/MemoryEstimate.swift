@@ -83,8 +83,9 @@ public struct MemoryEstimate: Sendable {
 
     /// Floats of the Winograd engines a stride-1 convolution may build (WinogradConvolution.swift):
     /// for each tile m x m it supports (alpha = m + k - 1 at most 8), the transformed input
-    /// `[C][alpha²][tiles]` and the transformed filter and its gradient `[alpha²][O][C/groups]`;
-    /// and the shared scratch `(O/groups + 2) * alpha² * tiles`.
+    /// `[C][alpha²][tiles]` (each channel's block 16 floats longer), the transformed filter and
+    /// its gradient `[alpha²][O][C/groups]`, and the weight gradient's staging `[O][C/groups][k²]`;
+    /// and the shared scratch `(O/groups + 2) * (alpha² * tiles + 16)`.
     static func winogradWorkspace(_ stage: StagePlan, batch: Int, tiles: [Int]) -> (own: Double, scratch: Double) {
         guard case let .convolution(kernel, stride, _, groups) = stage.op, stride == 1 else { return (0, 0) }
         var own = 0.0, scratch = 0.0
@@ -93,8 +94,8 @@ public struct MemoryEstimate: Sendable {
             let tilesPerImage = ((stage.output.height + tile - 1) / tile) * ((stage.output.width + tile - 1) / tile)
             let tiles = Double(batch * tilesPerImage)
             let inputs = Double(stage.input.channels), outputs = Double(stage.output.channels), g = Double(groups)
-            own += inputs * area * tiles + 2 * area * outputs * inputs / g
-            scratch = max(scratch, (outputs / g + 2) * area * tiles)
+            own += inputs * (area * tiles + 16) + 2 * area * outputs * inputs / g + outputs * inputs / g * Double(kernel * kernel)
+            scratch = max(scratch, (outputs / g + 2) * (area * tiles + 16))
         }
         return (own, scratch)
     }

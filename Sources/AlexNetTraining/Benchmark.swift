@@ -168,7 +168,7 @@ public enum Benchmark {
     /// `gradients` are the communicators of the twins' bucketed sum.
     static func measuredTraffic(_ layout: ReplicaLayout, gradients: [TimedCommunicator?], steps: Int) -> CommunicationVolume {
         guard let world = layout.world as? TimedCommunicator else { return CommunicationVolume() }
-        let pair = layout.pair as? TimedCommunicator, twins = layout.twins as? TimedCommunicator
+        let pair = layout.pair as? TimedCommunicator
         let split = layout.pair !== layout.world
         func of(_ c: TimedCommunicator?, _ kind: String) -> Double { Double(c?.bytes[kind] ?? 0) }
         let gradientBytes = gradients.map { of($0, "all-to-all") + of($0, "all-gather") }.reduce(0, +)

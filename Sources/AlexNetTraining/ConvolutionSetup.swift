@@ -24,7 +24,7 @@ public enum ConvolutionSetup {
             var codes = mine.codes
             world.broadcast(&codes, root: 0)
             guard let chosen = mine.replacing(codes: codes) else { throw PlanError("the ranks disagree on the model's convolutions") }
-            (plan, how) = (chosen, "auto: the fastest of each pass, timed on rank 0 at batch \(min(tuningBatch, network.maxBatch))")
+            (plan, how) = (chosen, "auto: the fastest forward and backward pair of each layer, timed on rank 0 at batch \(min(tuningBatch, network.maxBatch))")
         } else {
             let fixed = request ?? .gemm
             (plan, how) = (network.fixedPlan(fixed), fixed.rawValue)

@@ -118,6 +118,32 @@ extension FastPathTests {
 }
 
 extension FastPathTests {
+    /// When the weight gradient does not use GEMM, the GEMM forward pass unfolds each chunk of
+    /// images into the shared scratch (in cache) instead of the whole batch's column matrix.
+    /// Chunks of 1, 2 and 3 images, padding 0, 1 and 2, groups 1 and 2, against the definition in
+    /// Double, normwise within 1e-5 (the forward pass is the same GEMM as with the kept columns).
+    func testGEMMForwardThroughTheScratchMatchesTheDefinition() {
+        for (padding, groups) in [(0, 1), (1, 2), (2, 1)] {
+            let reference = StridedDirectConvolution(input: Shape(channels: 4, height: 9, width: 7), outputs: 6, kernel: 3,
+                                                     stride: 1, padding: padding, groups: groups, batch: 3)
+            let x = randomValues(reference.input.size * 3, seed: 35), dy = randomValues(reference.output.size * 3, seed: 36)
+            let w = randomValues(6 * 4 / groups * 9, seed: 37).map { $0 * 0.2 }, b = randomValues(6, seed: 38)
+            let exact = reference.compute(x: x, w: w, b: b, dy: dy)
+            for chunk in [1, 2, 3] {
+                let conv = Convolution(layerName: "conv", input: reference.input, outputs: 6, kernel: 3, stride: 1, padding: padding,
+                                       groups: groups, maxBatch: 3, scratch: Scratch(), forwardChunkImages: chunk)
+                conv.use(ConvolutionAlgorithms(forward: .gemm, inputGradient: .winograd2x2, weightGradient: .winograd2x2))
+                conv.weight.value.pointer.update(from: w, count: w.count)
+                conv.bias.value.pointer.update(from: b, count: b.count)
+                let xb = Buffer(x), yb = Buffer(count: exact.y.count)
+                conv.forward(input: xb.pointer, output: yb.pointer, batch: 3, context: StepContext(training: true, step: 0, seed: 0))
+                XCTAssertLessThan(normwiseError(yb.array, exact.y), 1e-5, "forward, padding \(padding) groups \(groups), chunks of \(chunk)")
+            }
+        }
+    }
+}
+
+extension FastPathTests {
     /// The bias gradient sums each output channel's gradient in eight Double lanes; against one
     /// Double sum, for rows of 8k+3 positions (the lanes and the remainder), within 1e-6 relative.
     func testBiasGradientIsTheSumOfTheOutputGradient() {
@@ -133,6 +159,41 @@ extension FastPathTests {
         for o in 0..<4 {
             let exact = dy[o * length..<(o + 1) * length].reduce(0.0) { $0 + Double($1) }
             XCTAssertEqual(Double(conv.bias.gradient.array[o]), exact, accuracy: 1e-6 * abs(exact), "channel \(o)")
+        }
+    }
+}
+
+extension FastPathTests {
+    /// Max pooling takes four stride-2 windows at once where their loads stay inside the row.
+    /// Against the definition (the first maximum in row order), exactly: the outputs, and the
+    /// backward pass, which routes each gradient to the chosen pixel. Widths that leave no
+    /// block, one block and a remainder, and several blocks; strides 2 and 3; sizes 2 and 3;
+    /// whole numbers from a small range, so that windows often tie (as ReLU's zeros do).
+    func testMaxPoolMatchesTheDefinitionExactly() {
+        let n = 2
+        for (height, width, size, stride) in [(32, 32, 3, 2), (15, 15, 3, 2), (7, 7, 3, 2), (9, 27, 2, 2), (11, 13, 3, 3), (5, 21, 3, 2)] {
+            let shape = Shape(channels: 3, height: height, width: width)
+            let pool = MaxPool(layerName: "pool", input: shape, size: size, stride: stride, maxBatch: n)
+            let out = pool.outputShape
+            let x = randomValues(shape.size * n, seed: 61).map { ($0 * 2).rounded() + 0 }
+            let dy = randomValues(out.size * n, seed: 62)
+            var expected = [Float](repeating: 0, count: out.size * n), dxExpected = [Float](repeating: 0, count: x.count)
+            for plane in 0..<3 * n { for i in 0..<out.height { for j in 0..<out.width {
+                var best = plane * shape.planeSize + i * stride * width + j * stride
+                for di in 0..<size { for dj in 0..<size {
+                    let at = plane * shape.planeSize + (i * stride + di) * width + j * stride + dj
+                    if x[at] > x[best] { best = at }
+                } }
+                let o = plane * out.planeSize + i * out.width + j
+                expected[o] = x[best]
+                dxExpected[best] += dy[o]
+            } } }
+            let xb = Buffer(x), y = Buffer(count: expected.count), g = Buffer(dy), dx = Buffer(count: x.count)
+            pool.forward(input: xb.pointer, output: y.pointer, batch: n, context: StepContext(training: true, step: 0, seed: 0))
+            pool.backward(input: xb.pointer, output: y.pointer, outputGradient: g.pointer, inputGradient: dx.pointer, batch: n)
+            let label = "\(height)x\(width) size \(size) stride \(stride)"
+            XCTAssertEqual(y.array, expected, "forward, \(label)")
+            XCTAssertEqual(dx.array.map(\.bitPattern), dxExpected.map(\.bitPattern), "backward, \(label)")
         }
     }
 }
