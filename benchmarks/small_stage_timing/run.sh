@@ -15,20 +15,9 @@ before=${1:?usage: run.sh BEFORE_COMMIT [AFTER_COMMIT] [FILTER]}
 after=${2:-HEAD}
 filter=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(git -C "$here" rev-parse --show-toplevel)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-blas_include=$(pkg-config --cflags-only-I openblas | sed 's/^-I//; s/ *$//')
-blas_lib=$(pkg-config --libs-only-L openblas | sed 's/^-L//; s/ *$//')
-flags=(-O -wmo -I "$repo/Sources/CBLAS" -Xcc "-I$blas_include" -L "$blas_lib")
-for side in before:Old after:New; do
-    name=${side#*:}
-    commit=$([ "${side%%:*}" = before ] && echo "$before" || echo "$after")
-    mkdir -p "$work/$name"
-    git -C "$repo" archive "$commit" Sources/AlexNetCore | tar -x -C "$work/$name"
-    swiftc "${flags[@]}" -parse-as-library -enable-library-evolution -suppress-warnings -emit-module -emit-library \
-        -module-name "${name}Core" -emit-module-path "$work/${name}Core.swiftmodule" "$work/$name"/Sources/AlexNetCore/*.swift \
-        -lopenblas -o "$work/lib${name}Core.so"
+source "$here/../two_commits.sh"
+for name in Old New; do
+    build_core_at "$([ $name = Old ] && echo "$before" || echo "$after")" "${name}Core"
     # The same stage list, built once against each version.
     { echo "import ${name}Core"; sed "s/CORE/$name/; s/Core\./${name}Core./g" "$here/stages.swift.in"; } > "$work/stages$name.swift"
 done

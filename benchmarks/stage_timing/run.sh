@@ -11,20 +11,9 @@
 set -euo pipefail
 before=${1:?usage: run.sh BEFORE_COMMIT [AFTER_COMMIT]}
 after=${2:-HEAD}
-repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-blas_include=$(pkg-config --cflags-only-I openblas | sed 's/^-I//; s/ *$//')
-blas_lib=$(pkg-config --libs-only-L openblas | sed 's/^-L//; s/ *$//')
-flags=(-O -wmo -I "$repo/Sources/CBLAS" -Xcc "-I$blas_include" -L "$blas_lib")
-for side in before:OldCore after:NewCore; do
-    module=${side#*:}
-    commit=$([ "${side%%:*}" = before ] && echo "$before" || echo "$after")
-    mkdir -p "$work/$module"
-    git -C "$repo" archive "$commit" Sources/AlexNetCore | tar -x -C "$work/$module"
-    swiftc "${flags[@]}" -parse-as-library -enable-library-evolution -suppress-warnings -emit-module -emit-library -module-name "$module" \
-        -emit-module-path "$work/$module.swiftmodule" "$work/$module"/Sources/AlexNetCore/*.swift -lopenblas -o "$work/lib$module.so"
-done
+source "$(dirname "$0")/../two_commits.sh"
+build_core_at "$before" OldCore
+build_core_at "$after" NewCore
 swiftc "${flags[@]}" -I "$work" -L "$work" -lOldCore -lNewCore -Xlinker -rpath -Xlinker "$work" \
     "$(dirname "$0")/main.swift" -o "$work/stage_timing"
 echo "OpenBLAS kernels: ${OPENBLAS_CORETYPE:-(chosen by OpenBLAS)}; before $before, after $after"
