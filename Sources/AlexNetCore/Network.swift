@@ -198,7 +198,8 @@ public final class Network {
     }
 
     /// Whether a cross-connected layer's backward pass runs input gradient first, as Megatron-LM
-    /// orders it (the default): see `backwardAcross`. The gradients are the same bits either way.
+    /// orders it (the default): see `backwardAcross`. The gradients are the same either way, within
+    /// rounding where a GEMM weight gradient is cut into row blocks (`weightGradientRowBlocks`).
     public var overlapsInputGradients = true
 
     /// Stage `i` and the gather before it, when stage `i` is a layer fed by a gather whose

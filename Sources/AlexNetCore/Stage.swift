@@ -68,7 +68,10 @@ public extension Stage {
 /// A stage whose backward pass can also run in two halves, input gradient first, as Megatron-LM
 /// orders it: a cross-connected layer's input gradient then travels to the other towers (a
 /// non-blocking reduce-scatter) while the layer computes its weight gradient (`Network.backward`).
-/// The two halves compute what `backward` computes, bit for bit.
+/// The two halves compute what `backward` computes: bit for bit, except a GEMM weight gradient
+/// cut into row blocks, which is within rounding of the whole product (see
+/// `weightGradientRowBlocks`). Every rank and run takes the same path, so `mpirun` still
+/// equals `--simulate` bit for bit.
 public protocol InputGradientFirst: Stage {
     /// Writes the input gradient `[inputShape, n]` into `inputGradient`, and nothing else.
     func backwardInput(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
@@ -101,8 +104,11 @@ func channels(_ count: Int, except own: Range<Int>) -> [Range<Int>] {
 /// `progress` can run between them: at most about 8, of whole multiples of 16 rows, each of at
 /// least 2^22 multiply-adds (`multiplyAddsPerRow` each row); one block when the GEMM is smaller.
 /// Each row of a GEMM's result depends only on its own row of the left operand, but OpenBLAS
-/// computes small products with other kernels, whose roundings can differ: blocks this large stay
-/// on the kernels of the whole GEMM, and give its bits (`InputGradientFirstTests`).
+/// may round a block of rows differently from the whole product: small products go to other
+/// kernels (hence the 2^22 floor), and on its Haswell and Zen kernels (machines without
+/// AVX-512) even blocks this large differ from the whole in the last bits; on SkylakeX they
+/// match. The blocks depend only on the shape, never on the machine or the rank
+/// (`InputGradientFirstTests`).
 func weightGradientRowBlocks(_ rows: Int, multiplyAddsPerRow: Int) -> [Range<Int>] {
     func wholeSixteens(_ count: Int) -> Int { (count + 15) / 16 * 16 }
     let least = wholeSixteens(((1 << 22) + multiplyAddsPerRow - 1) / max(multiplyAddsPerRow, 1))

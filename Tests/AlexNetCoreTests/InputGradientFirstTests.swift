@@ -2,8 +2,22 @@ import AlexNetCore
 import XCTest
 
 /// A cross-connected layer's backward pass in Megatron-LM's order (input gradient, then the
-/// reduce-scatter started, then the weight gradient): the same bits as the one-call order.
+/// reduce-scatter started, then the weight gradient): the same bits as the one-call order, but
+/// for a GEMM weight gradient cut into row blocks. OpenBLAS may round a block of rows
+/// differently from the whole product: its SkylakeX kernels give the same bits, its Haswell and
+/// Zen kernels (what machines without AVX-512 get) do not. Those are held to rounding.
 final class InputGradientFirstTests: XCTestCase {
+    /// `actual` within rounding of `expected`: normwise (largest difference over largest value)
+    /// at most 1e-6, about ten times float32's unit roundoff.
+    static func assertWithinRounding(_ actual: [Float], _ expected: [Float], _ message: String,
+                                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, message, file: file, line: line)
+        let scale = expected.map { abs($0) }.max() ?? 0
+        let error = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(error, 1e-6 * scale, message, file: file, line: line)
+        XCTAssertTrue(actual.allSatisfy(\.isFinite), message, file: file, line: line)
+    }
+
     /// Random values from a keyed generator.
     static func values(_ count: Int, key: UInt64) -> [Float] {
         var random = KeyedRandom(21, key)
@@ -13,7 +27,9 @@ final class InputGradientFirstTests: XCTestCase {
     /// Every mix of algorithms of a 3x3 convolution (the forward pass's too, since Winograd's
     /// backward may reuse what its forward pass left), one and two groups, 96 outputs per group
     /// (six and three row blocks of the GEMM weight gradient): the two halves give `backward`'s
-    /// input, weight and bias gradients bit for bit, and call `progress` between pieces.
+    /// input and bias gradients bit for bit, and its weight gradient bit for bit under Winograd
+    /// (whose products are the same calls either way) and within rounding under GEMM (row
+    /// blocks); and they call `progress` between pieces.
     func testConvolutionHalvesEqualTheOneCallBackward() {
         let all: [ConvolutionAlgorithm] = [.gemm, .winograd2x2, .winograd4x4]
         let n = 8, input = Shape(channels: 32, height: 13, width: 13)
@@ -52,14 +68,19 @@ final class InputGradientFirstTests: XCTestCase {
         conv.backwardParameters(input: x, outputGradient: dy, batch: n) { calls += 1 }
         let label = "groups \(groups), \(choice)"
         XCTAssertEqual(halves.map(\.bitPattern), oneCall.map(\.bitPattern), "input gradient, \(label)")
-        XCTAssertEqual(conv.weight.gradient.array.map(\.bitPattern), weightGradient.map(\.bitPattern), "weight gradient, \(label)")
+        if choice.weightGradient == .gemm {
+            Self.assertWithinRounding(conv.weight.gradient.array, weightGradient, "weight gradient, \(label)")
+        } else {
+            XCTAssertEqual(conv.weight.gradient.array.map(\.bitPattern), weightGradient.map(\.bitPattern), "weight gradient, \(label)")
+        }
         XCTAssertEqual(conv.bias.gradient.array.map(\.bitPattern), biasGradient.map(\.bitPattern), "bias gradient, \(label)")
         XCTAssertGreaterThanOrEqual(calls, 2, "progress between pieces, \(label)")
         XCTAssertTrue(oneCall.contains { $0 != 0 } && weightGradient.contains { $0 != 0 })
     }
 
     /// The same for a fully-connected layer, one and two groups, its weight gradient in four
-    /// row blocks per group; and a layer too small to be worth cutting, in one.
+    /// row blocks per group (within rounding); and a layer too small to be worth cutting, in one
+    /// (bit for bit).
     func testLinearHalvesEqualTheOneCallBackward() {
         for (groups, inputs, outputs, n, blocks) in [(1, 1024, 256, 64, 4), (2, 1024, 256, 64, 4), (1, 40, 64, 5, 1)] {
             let linear = Linear(layerName: "f", inputs: inputs * groups, outputs: outputs * groups, groups: groups)
@@ -75,7 +96,11 @@ final class InputGradientFirstTests: XCTestCase {
             var calls = 0
             linear.backwardParameters(input: x, outputGradient: dy, batch: n) { calls += 1 }
             XCTAssertEqual(halves.map(\.bitPattern), oneCall.map(\.bitPattern), "groups \(groups)")
-            XCTAssertEqual(linear.weight.gradient.array.map(\.bitPattern), weightGradient.map(\.bitPattern), "groups \(groups)")
+            if blocks > 1 {
+                Self.assertWithinRounding(linear.weight.gradient.array, weightGradient, "groups \(groups)")
+            } else {
+                XCTAssertEqual(linear.weight.gradient.array.map(\.bitPattern), weightGradient.map(\.bitPattern), "groups \(groups)")
+            }
             XCTAssertEqual(linear.bias.gradient.array.map(\.bitPattern), biasGradient.map(\.bitPattern), "groups \(groups)")
             XCTAssertEqual(calls, blocks * groups - 1, "\(blocks) blocks per group, groups \(groups)")
         }
