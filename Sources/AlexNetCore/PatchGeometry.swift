@@ -1,0 +1,182 @@
+// im2col and col2im: how a convolution's windows are unfolded into a matrix, and folded back.
+
+/// Output size of a convolution or pooling window along one axis.
+public func convolutionOutputSize(input: Int, kernel: Int, stride: Int, padding: Int) -> Int {
+    (input + 2 * padding - kernel) / stride + 1
+}
+
+/// Where a convolution's windows fall on its input: the geometry that im2col and col2im share.
+///
+/// Both work through one image plane at a time copied into a zero-bordered plane
+/// (`paddedHeight x paddedWidth`) that holds every window whole: each column-matrix row segment
+/// is then a plain (strided) copy, with no bounds to test and no zeros to write. The planes of
+/// the small preset are 7 to 15 pixels wide; a copy call and a zero fill per output row (what
+/// an unpadded walk needs) cost more there than the floats they moved.
+public struct PatchGeometry: Sendable {
+    public var channels: Int, height: Int, width: Int
+    public var kernel: Int, stride: Int, padding: Int
+    public var outHeight: Int, outWidth: Int
+
+    public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int, outHeight: Int, outWidth: Int) {
+        (self.channels, self.height, self.width) = (channels, height, width)
+        (self.kernel, self.stride, self.padding) = (kernel, stride, padding)
+        (self.outHeight, self.outWidth) = (outHeight, outWidth)
+    }
+
+    /// Rows and columns of input that the windows span, padding included: `padding` zero rows
+    /// (columns) first, then the image, then zeros as far as the last window reaches (Winograd's
+    /// ragged last tiles reach past the padding).
+    var paddedHeight: Int { (outHeight - 1) * stride + kernel }
+    var paddedWidth: Int { (outWidth - 1) * stride + kernel }
+
+    /// Unfolds image patches into a matrix, so that a convolution becomes one GEMM whose
+    /// columns are the whole range of images. `x` is `[C, batch, H, W]`; the column matrix is
+    /// `[C*k*k, images.count*Ho*Wo]`, row `(c, ki, kj)`, column `(b, oh, ow)`, its rows
+    /// `rowLength` floats apart (by default packed; the whole batch's row length when `columns`
+    /// points into a larger matrix).
+    public func im2col(_ x: UnsafePointer<Float>, batch: Int, images: Range<Int>, into columns: UnsafeMutablePointer<Float>,
+                       rowLength: Int? = nil) {
+        let rowLength = rowLength ?? images.count * outHeight * outWidth
+        withPaddedPlane { padded in
+            // Image-major inside each channel: one image's plane stays in L1 while all k*k rows
+            // read it (kernel-major order streamed the whole batch from memory k*k times).
+            for c in 0..<channels {
+                for (i, b) in images.enumerated() {
+                    pad(x + (c * batch + b) * height * width, into: padded)
+                    unfold(padded, into: columns + c * kernel * kernel * rowLength + i * outHeight * outWidth, rowLength: rowLength)
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `im2col`: adds every column entry back onto the pixel it came from.
+    /// The images' part of `dx` must be zeroed (or hold a gradient to add to) first. Each
+    /// pixel's entries are summed in the padded plane, in the order a direct walk would add
+    /// them, and the sum added once: with `dx` zeroed, the same bits as adding them one by one.
+    public func col2im(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+        let rowLength = images.count * outHeight * outWidth
+        if kernel == stride && padding == 0 { return scatterTiles(columns, batch: batch, images: images, into: dx) }
+        withPaddedPlane { padded in
+            for c in 0..<channels {
+                for (i, b) in images.enumerated() {
+                    padded.update(repeating: 0, count: paddedHeight * paddedWidth)
+                    fold(columns + c * kernel * kernel * rowLength + i * outHeight * outWidth, rowLength: rowLength, into: padded)
+                    addInterior(of: padded, onto: dx + (c * batch + b) * height * width)
+                }
+            }
+        }
+    }
+
+    /// `col2im` for windows that neither overlap nor reach into padding (Winograd's output
+    /// tiles): each pixel has at most one entry, added straight onto it, so the padded plane
+    /// (zeroed, summed into, added back) would only be work.
+    private func scatterTiles(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+        let rowLength = images.count * outHeight * outWidth
+        for c in 0..<channels {
+            for (i, b) in images.enumerated() {
+                let image = dx + (c * batch + b) * height * width, block = columns + c * kernel * kernel * rowLength + i * outHeight * outWidth
+                for ki in 0..<kernel {
+                    for kj in 0..<kernel {
+                        // Tiles whose pixel (ki, kj) lies inside the image (the last ones may be ragged).
+                        let across = min(outWidth, max(0, (width - kj + stride - 1) / stride))
+                        let down = min(outHeight, max(0, (height - ki + stride - 1) / stride))
+                        let row = block + (ki * kernel + kj) * rowLength, corner = image + ki * width + kj
+                        for oh in 0..<down {
+                            let source = row + oh * outWidth, target = corner + oh * stride * width
+                            for ow in 0..<across { target[ow * stride] += source[ow] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `body` with a zeroed plane of `paddedHeight x paddedWidth` floats (on the stack
+    /// when it fits there, so that a step allocates nothing for the small planes).
+    @inline(__always)
+    private func withPaddedPlane(_ body: (UnsafeMutablePointer<Float>) -> Void) {
+        let count = paddedHeight * paddedWidth
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(count, 1)) { plane in
+            let padded = plane.baseAddress!
+            padded.initialize(repeating: 0, count: max(count, 1))
+            body(padded)
+        }
+    }
+
+    /// The image rows and columns that some window reads (those past the last window are skipped).
+    private var usedRows: Int { max(0, min(height, paddedHeight - padding)) }
+    private var usedColumns: Int { max(0, min(width, paddedWidth - padding)) }
+
+    /// Copies an image plane into the interior of `padded`, whose border is zero and stays so.
+    @inline(__always)
+    private func pad(_ image: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>) {
+        let corner = padded + padding * paddedWidth + padding, columns = usedColumns
+        for ih in 0..<usedRows { stridedCopy(columns, from: image + ih * width, stride: 1, to: corner + ih * paddedWidth) }
+    }
+
+    /// The `k*k` row segments of one image: row `(ki, kj)`, entry `(oh, ow)` reads padded pixel
+    /// `(oh*stride + ki, ow*stride + kj)`.
+    @inline(__always)
+    private func unfold(_ padded: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rowLength: Int) {
+        for ki in 0..<kernel {
+            for kj in 0..<kernel {
+                let row = out + (ki * kernel + kj) * rowLength, window = padded + ki * paddedWidth + kj
+                for oh in 0..<outHeight {
+                    stridedCopy(outWidth, from: window + oh * stride * paddedWidth, stride: stride, to: row + oh * outWidth)
+                }
+            }
+        }
+    }
+
+    /// `unfold`'s adjoint: adds the `k*k` row segments onto the padded plane, in the same order.
+    @inline(__always)
+    private func fold(_ out: UnsafePointer<Float>, rowLength: Int, into padded: UnsafeMutablePointer<Float>) {
+        for ki in 0..<kernel {
+            for kj in 0..<kernel {
+                let row = out + (ki * kernel + kj) * rowLength, window = padded + ki * paddedWidth + kj
+                for oh in 0..<outHeight {
+                    let source = row + oh * outWidth, target = window + oh * stride * paddedWidth
+                    for ow in 0..<outWidth { target[ow * stride] += source[ow] }
+                }
+            }
+        }
+    }
+
+    /// `dx += ` the interior of the padded plane (the border holds the padding's gradient, dropped).
+    @inline(__always)
+    private func addInterior(of padded: UnsafePointer<Float>, onto dx: UnsafeMutablePointer<Float>) {
+        let corner = padded + padding * paddedWidth + padding
+        for ih in 0..<usedRows {
+            let source = corner + ih * paddedWidth, target = dx + ih * width
+            for iw in 0..<usedColumns { target[iw] += source[iw] }
+        }
+    }
+}
+
+/// `dst[o] = src[o * stride]` for `o` in `0..<count`, eight or four at a time: the rows are
+/// often 7 or 15 floats, too short to be worth a `memcpy` call, and with a stride the compiler
+/// leaves the loop scalar (SSE has no gather).
+@inline(__always)
+func stridedCopy(_ count: Int, from src: UnsafePointer<Float>, stride s: Int, to dst: UnsafeMutablePointer<Float>) {
+    var o = 0
+    if s == 1 {
+        while o + 8 <= count {
+            UnsafeMutableRawPointer(dst + o).storeBytes(of: UnsafeRawPointer(src + o).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            o += 8
+        }
+        if o + 4 <= count {
+            UnsafeMutableRawPointer(dst + o).storeBytes(of: UnsafeRawPointer(src + o).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            o += 4
+        }
+    } else {
+        while o + 4 <= count {
+            let p = src + o * s
+            UnsafeMutableRawPointer(dst + o).storeBytes(of: SIMD4(p[0], p[s], p[2 * s], p[3 * s]), as: SIMD4<Float>.self)
+            o += 4
+        }
+    }
+    while o < count {
+        dst[o] = src[o * s]
+        o += 1
+    }
+}
