@@ -38,12 +38,17 @@ public struct PatchGeometry: Sendable {
                        rowLength: Int? = nil) {
         let rowLength = rowLength ?? images.count * outHeight * outWidth
         withPaddedPlane { padded in
-            // Image-major inside each channel: one image's plane stays in L1 while all k*k rows
-            // read it (kernel-major order streamed the whole batch from memory k*k times).
-            for c in 0..<channels {
-                for (i, b) in images.enumerated() {
-                    pad(x + (c * batch + b) * height * width, into: padded)
-                    unfold(padded, into: columns + c * kernel * kernel * rowLength + i * outHeight * outWidth, rowLength: rowLength)
+            withWindowCorners { corners in
+                // Image-major inside each channel: one image's plane stays in L1 while all k*k rows
+                // read it (kernel-major order streamed the whole batch from memory k*k times).
+                for c in 0..<channels {
+                    for (i, b) in images.enumerated() {
+                        pad(x + (c * batch + b) * height * width, into: padded)
+                        let out = columns + c * kernel * kernel * rowLength + i * outHeight * outWidth
+                        if let corners { unfold(padded, corners: corners, into: out, rowLength: rowLength) } else {
+                            unfold(padded, into: out, rowLength: rowLength)
+                        }
+                    }
                 }
             }
         }
@@ -55,21 +60,30 @@ public struct PatchGeometry: Sendable {
     /// them, and the sum added once: with `dx` zeroed, the same bits as adding them one by one.
     public func col2im(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
         let rowLength = images.count * outHeight * outWidth
-        if kernel == stride && padding == 0 { return scatterTiles(columns, batch: batch, images: images, into: dx) }
+        if kernel == stride && padding == 0 && outWidth >= Self.shortRow {
+            return scatterTiles(columns, batch: batch, images: images, into: dx)
+        }
         withPaddedPlane { padded in
-            for c in 0..<channels {
-                for (i, b) in images.enumerated() {
-                    padded.update(repeating: 0, count: paddedHeight * paddedWidth)
-                    fold(columns + c * kernel * kernel * rowLength + i * outHeight * outWidth, rowLength: rowLength, into: padded)
-                    addInterior(of: padded, onto: dx + (c * batch + b) * height * width)
+            withWindowCorners { corners in
+                for c in 0..<channels {
+                    for (i, b) in images.enumerated() {
+                        padded.update(repeating: 0, count: paddedHeight * paddedWidth)
+                        let block = columns + c * kernel * kernel * rowLength + i * outHeight * outWidth
+                        if let corners { fold(block, corners: corners, rowLength: rowLength, into: padded) } else {
+                            fold(block, rowLength: rowLength, into: padded)
+                        }
+                        addInterior(of: padded, onto: dx + (c * batch + b) * height * width)
+                    }
                 }
             }
         }
     }
 
     /// `col2im` for windows that neither overlap nor reach into padding (Winograd's output
-    /// tiles): each pixel has at most one entry, added straight onto it, so the padded plane
-    /// (zeroed, summed into, added back) would only be work.
+    /// tiles), in rows of at least `shortRow` tiles: each pixel has at most one entry, added
+    /// straight onto it, so the padded plane (zeroed, summed into, added back) would only be
+    /// work. Shorter rows go through the plane and the table of corners, whose loop is cheaper
+    /// than this one's per-row bounds.
     private func scatterTiles(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
         let rowLength = images.count * outHeight * outWidth
         for c in 0..<channels {
@@ -112,6 +126,53 @@ public struct PatchGeometry: Sendable {
     private func pad(_ image: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>) {
         let corner = padded + padding * paddedWidth + padding, columns = usedColumns
         for ih in 0..<usedRows { stridedCopy(columns, from: image + ih * width, stride: 1, to: corner + ih * paddedWidth) }
+    }
+
+    /// Output rows narrower than this are walked through a table of window corners
+    /// (`withWindowCorners`) rather than row by row: a row of 2 to 7 windows (Winograd's tile
+    /// grids, the 7-wide layers of the small preset) is too short for `stridedCopy`'s vector
+    /// loop, and a call and a loop set-up per row cost more than the few floats they moved.
+    static let shortRow = 8
+
+    /// Runs `body` with the offset, in the padded plane, of every window's corner of one image,
+    /// `(oh * stride) * paddedWidth + ow * stride` in `(oh, ow)` order, when the rows are short;
+    /// with nil otherwise.
+    @inline(__always)
+    private func withWindowCorners(_ body: (UnsafeBufferPointer<Int>?) -> Void) {
+        guard outWidth < Self.shortRow else { return body(nil) }
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: max(outHeight * outWidth, 1)) { corners in
+            for oh in 0..<outHeight {
+                for ow in 0..<outWidth { corners[oh * outWidth + ow] = oh * stride * paddedWidth + ow * stride }
+            }
+            body(UnsafeBufferPointer(rebasing: corners[0..<outHeight * outWidth]))
+        }
+    }
+
+    /// `unfold` through the table of window corners: one image's entries of row `(ki, kj)`
+    /// are contiguous, so each row is one gather loop over the whole image.
+    @inline(__always)
+    private func unfold(_ padded: UnsafePointer<Float>, corners: UnsafeBufferPointer<Int>, into out: UnsafeMutablePointer<Float>,
+                        rowLength: Int) {
+        let table = corners.baseAddress!, windows = corners.count
+        for ki in 0..<kernel {
+            for kj in 0..<kernel {
+                let row = out + (ki * kernel + kj) * rowLength, window = padded + ki * paddedWidth + kj
+                for w in 0..<windows { row[w] = window[table[w]] }
+            }
+        }
+    }
+
+    /// `fold` through the table of window corners, in the same order (ki, kj, oh, ow).
+    @inline(__always)
+    private func fold(_ out: UnsafePointer<Float>, corners: UnsafeBufferPointer<Int>, rowLength: Int,
+                      into padded: UnsafeMutablePointer<Float>) {
+        let table = corners.baseAddress!, windows = corners.count
+        for ki in 0..<kernel {
+            for kj in 0..<kernel {
+                let row = out + (ki * kernel + kj) * rowLength, window = padded + ki * paddedWidth + kj
+                for w in 0..<windows { window[table[w]] += row[w] }
+            }
+        }
     }
 
     /// The `k*k` row segments of one image: row `(ki, kj)`, entry `(oh, ow)` reads padded pixel
