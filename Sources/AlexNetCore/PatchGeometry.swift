@@ -37,18 +37,14 @@ public struct PatchGeometry: Sendable {
     public func im2col(_ x: UnsafePointer<Float>, batch: Int, images: Range<Int>, into columns: UnsafeMutablePointer<Float>,
                        rowLength: Int? = nil) {
         let rowLength = rowLength ?? images.count * outHeight * outWidth
+        if outWidth < Self.shortRow { return im2colByImageGroups(x, batch: batch, images: images, into: columns, rowLength: rowLength) }
         withPaddedPlane { padded in
-            withWindowCorners { corners in
-                // Image-major inside each channel: one image's plane stays in L1 while all k*k rows
-                // read it (kernel-major order streamed the whole batch from memory k*k times).
-                for c in 0..<channels {
-                    for (i, b) in images.enumerated() {
-                        pad(x + (c * batch + b) * height * width, into: padded)
-                        let out = columns + c * kernel * kernel * rowLength + i * outHeight * outWidth
-                        if let corners { unfold(padded, corners: corners, into: out, rowLength: rowLength) } else {
-                            unfold(padded, into: out, rowLength: rowLength)
-                        }
-                    }
+            // Image-major inside each channel: one image's plane stays in L1 while all k*k rows
+            // read it (kernel-major order streamed the whole batch from memory k*k times).
+            for c in 0..<channels {
+                for (i, b) in images.enumerated() {
+                    pad(x + (c * batch + b) * height * width, into: padded)
+                    unfold(padded, into: columns + c * kernel * kernel * rowLength + i * outHeight * outWidth, rowLength: rowLength)
                 }
             }
         }
@@ -63,17 +59,13 @@ public struct PatchGeometry: Sendable {
         if kernel == stride && padding == 0 && outWidth >= Self.shortRow {
             return scatterTiles(columns, batch: batch, images: images, into: dx)
         }
+        if outWidth < Self.shortRow { return col2imByImageGroups(columns, batch: batch, images: images, into: dx) }
         withPaddedPlane { padded in
-            withWindowCorners { corners in
-                for c in 0..<channels {
-                    for (i, b) in images.enumerated() {
-                        padded.update(repeating: 0, count: paddedHeight * paddedWidth)
-                        let block = columns + c * kernel * kernel * rowLength + i * outHeight * outWidth
-                        if let corners { fold(block, corners: corners, rowLength: rowLength, into: padded) } else {
-                            fold(block, rowLength: rowLength, into: padded)
-                        }
-                        addInterior(of: padded, onto: dx + (c * batch + b) * height * width)
-                    }
+            for c in 0..<channels {
+                for (i, b) in images.enumerated() {
+                    padded.update(repeating: 0, count: paddedHeight * paddedWidth)
+                    fold(columns + c * kernel * kernel * rowLength + i * outHeight * outWidth, rowLength: rowLength, into: padded)
+                    addInterior(of: padded, onto: dx + (c * batch + b) * height * width)
                 }
             }
         }
@@ -128,49 +120,83 @@ public struct PatchGeometry: Sendable {
         for ih in 0..<usedRows { stridedCopy(columns, from: image + ih * width, stride: 1, to: corner + ih * paddedWidth) }
     }
 
-    /// Output rows narrower than this are walked through a table of window corners
-    /// (`withWindowCorners`) rather than row by row: a row of 2 to 7 windows (Winograd's tile
-    /// grids, the 7-wide layers of the small preset) is too short for `stridedCopy`'s vector
-    /// loop, and a call and a loop set-up per row cost more than the few floats they moved.
+    /// Output rows narrower than this are unfolded and folded a group of images at a time
+    /// through a table of window corners, rather than row by row: a row of 2 to 7 windows
+    /// (Winograd's tile grids, the 7-wide layers of the small preset) is too short for
+    /// `stridedCopy`'s vector loop, and a call and a loop set-up per row cost more than the few
+    /// floats they moved.
     static let shortRow = 8
 
-    /// Runs `body` with the offset, in the padded plane, of every window's corner of one image,
-    /// `(oh * stride) * paddedWidth + ow * stride` in `(oh, ow)` order, when the rows are short;
-    /// with nil otherwise.
+    /// Images whose padded planes fit together in 16 Ki floats (64 KiB: L2), at least one.
+    private func imagesPerGroup(_ images: Int) -> Int {
+        max(1, min(images, (1 << 14) / max(paddedHeight * paddedWidth, 1)))
+    }
+
+    /// Runs `body` with `group` zeroed padded planes, one after another, and the offset of every
+    /// window's corner in them, in (image, oh, ow) order: image j's window (oh, ow) at
+    /// `j * paddedHeight * paddedWidth + oh * stride * paddedWidth + ow * stride`. A kernel
+    /// position's entries for the whole group are then one loop over the table.
     @inline(__always)
-    private func withWindowCorners(_ body: (UnsafeBufferPointer<Int>?) -> Void) {
-        guard outWidth < Self.shortRow else { return body(nil) }
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: max(outHeight * outWidth, 1)) { corners in
-            for oh in 0..<outHeight {
-                for ow in 0..<outWidth { corners[oh * outWidth + ow] = oh * stride * paddedWidth + ow * stride }
+    private func withPlaneGroup(_ group: Int, _ body: (UnsafeMutablePointer<Float>, UnsafePointer<Int>) -> Void) {
+        let planeFloats = paddedHeight * paddedWidth, windows = outHeight * outWidth
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(group * planeFloats, 1)) { planes in
+            planes.baseAddress!.initialize(repeating: 0, count: max(group * planeFloats, 1))
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: max(group * windows, 1)) { corners in
+                for j in 0..<group {
+                    for oh in 0..<outHeight {
+                        for ow in 0..<outWidth {
+                            corners[(j * outHeight + oh) * outWidth + ow] = j * planeFloats + oh * stride * paddedWidth + ow * stride
+                        }
+                    }
+                }
+                body(planes.baseAddress!, UnsafePointer(corners.baseAddress!))
             }
-            body(UnsafeBufferPointer(rebasing: corners[0..<outHeight * outWidth]))
         }
     }
 
-    /// `unfold` through the table of window corners: one image's entries of row `(ki, kj)`
-    /// are contiguous, so each row is one gather loop over the whole image.
-    @inline(__always)
-    private func unfold(_ padded: UnsafePointer<Float>, corners: UnsafeBufferPointer<Int>, into out: UnsafeMutablePointer<Float>,
-                        rowLength: Int) {
-        let table = corners.baseAddress!, windows = corners.count
-        for ki in 0..<kernel {
-            for kj in 0..<kernel {
-                let row = out + (ki * kernel + kj) * rowLength, window = padded + ki * paddedWidth + kj
-                for w in 0..<windows { row[w] = window[table[w]] }
+    /// `im2col` for short rows: each group of images padded into `withPlaneGroup`'s planes, then
+    /// each kernel position's row segment for the whole group gathered in one loop.
+    private func im2colByImageGroups(_ x: UnsafePointer<Float>, batch: Int, images: Range<Int>,
+                                     into columns: UnsafeMutablePointer<Float>, rowLength: Int) {
+        let windows = outHeight * outWidth, planeFloats = paddedHeight * paddedWidth, group = imagesPerGroup(images.count)
+        withPlaneGroup(group) { planes, corners in
+            for c in 0..<channels {
+                for first in Swift.stride(from: 0, to: images.count, by: group) {
+                    let count = min(group, images.count - first), entries = count * windows
+                    for j in 0..<count { pad(x + (c * batch + images.lowerBound + first + j) * height * width, into: planes + j * planeFloats) }
+                    let block = columns + c * kernel * kernel * rowLength + first * windows
+                    for ki in 0..<kernel {
+                        for kj in 0..<kernel {
+                            let row = block + (ki * kernel + kj) * rowLength, window = planes + ki * paddedWidth + kj
+                            for e in 0..<entries { row[e] = window[corners[e]] }
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// `fold` through the table of window corners, in the same order (ki, kj, oh, ow).
-    @inline(__always)
-    private func fold(_ out: UnsafePointer<Float>, corners: UnsafeBufferPointer<Int>, rowLength: Int,
-                      into padded: UnsafeMutablePointer<Float>) {
-        let table = corners.baseAddress!, windows = corners.count
-        for ki in 0..<kernel {
-            for kj in 0..<kernel {
-                let row = out + (ki * kernel + kj) * rowLength, window = padded + ki * paddedWidth + kj
-                for w in 0..<windows { window[table[w]] += row[w] }
+    /// `col2im` for short rows: each group's entries summed into zeroed planes in the order of
+    /// `fold` (ki, kj, then the windows), then each plane's interior added onto `dx`.
+    private func col2imByImageGroups(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+        let windows = outHeight * outWidth, planeFloats = paddedHeight * paddedWidth, group = imagesPerGroup(images.count)
+        let rowLength = images.count * windows
+        withPlaneGroup(group) { planes, corners in
+            for c in 0..<channels {
+                for first in Swift.stride(from: 0, to: images.count, by: group) {
+                    let count = min(group, images.count - first), entries = count * windows
+                    planes.update(repeating: 0, count: count * planeFloats)
+                    let block = columns + c * kernel * kernel * rowLength + first * windows
+                    for ki in 0..<kernel {
+                        for kj in 0..<kernel {
+                            let row = block + (ki * kernel + kj) * rowLength, window = planes + ki * paddedWidth + kj
+                            for e in 0..<entries { window[corners[e]] += row[e] }
+                        }
+                    }
+                    for j in 0..<count {
+                        addInterior(of: planes + j * planeFloats, onto: dx + (c * batch + images.lowerBound + first + j) * height * width)
+                    }
+                }
             }
         }
     }

@@ -10,14 +10,15 @@ final class PatchGeometryTests: XCTestCase {
     /// and 4, windows that stop short of the last rows (stride 4), and, `tiles`, Winograd's tile
     /// grids (kernel alpha, stride m, as many tiles as cover the output) whose ragged last
     /// tiles reach past the padding. Rows of fewer than `PatchGeometry.shortRow` (8) windows
-    /// take the table of corners, wider ones the row copies: both kinds are here, strided and
-    /// not, overlapping and not.
+    /// go a group of images at a time through a table of corners (as many images as fit in 16 Ki
+    /// floats), wider ones row by row: both kinds are here, strided and not, overlapping and not.
     let shapes: [(Int, Int, Int, Int, Int, Bool)] = [
         (7, 7, 3, 1, 1, false), (15, 13, 5, 1, 2, false), (9, 11, 3, 1, 0, false), (23, 21, 11, 4, 0, false),
         (19, 17, 5, 4, 2, false), (7, 9, 4, 2, 0, false), (5, 5, 1, 1, 0, false),
         (7, 7, 6, 4, 1, true), (15, 15, 8, 4, 2, true), (13, 10, 4, 2, 1, true),
         (13, 10, 4, 4, 0, true), (7, 7, 2, 2, 0, true), (15, 15, 4, 4, 0, true),  // output tiles: no overlap, no padding
         (13, 40, 5, 4, 2, false), (9, 37, 6, 4, 1, true), (19, 33, 4, 4, 0, true),  // rows of 9 or 10 windows, strided
+        (255, 23, 11, 4, 0, false),  // short rows, planes so tall that the images take more than one group
     ]
 
     func geometry(_ s: (Int, Int, Int, Int, Int, Bool), channels: Int) -> PatchGeometry {
