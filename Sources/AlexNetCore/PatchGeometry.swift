@@ -166,10 +166,7 @@ public struct PatchGeometry: Sendable {
                     for j in 0..<count { pad(x + (c * batch + images.lowerBound + first + j) * height * width, into: planes + j * planeFloats) }
                     let block = columns + c * kernel * kernel * rowLength + first * windows
                     for ki in 0..<kernel {
-                        for kj in 0..<kernel {
-                            let row = block + (ki * kernel + kj) * rowLength, window = planes + ki * paddedWidth + kj
-                            for e in 0..<entries { row[e] = window[corners[e]] }
-                        }
+                        gather(row: ki, of: planes, corners: corners, entries: entries, into: block, rowLength: rowLength)
                     }
                 }
             }
@@ -188,16 +185,80 @@ public struct PatchGeometry: Sendable {
                     planes.update(repeating: 0, count: count * planeFloats)
                     let block = columns + c * kernel * kernel * rowLength + first * windows
                     for ki in 0..<kernel {
-                        for kj in 0..<kernel {
-                            let row = block + (ki * kernel + kj) * rowLength, window = planes + ki * paddedWidth + kj
-                            for e in 0..<entries { window[corners[e]] += row[e] }
-                        }
+                        scatterAdd(row: ki, from: block, rowLength: rowLength, corners: corners, entries: entries, onto: planes)
                     }
                     for j in 0..<count {
                         addInterior(of: planes + j * planeFloats, onto: dx + (c * batch + images.lowerBound + first + j) * height * width)
                     }
                 }
             }
+        }
+    }
+
+    /// The column-matrix rows `(ki, kj)` of every `kj`, for the windows of `corners`: entry `e`
+    /// of row `(ki, kj)` is the pixel at `corners[e] + ki * paddedWidth + kj`. Four windows'
+    /// runs of four `kj` are four loads, transposed in registers into four rows' entries (a
+    /// window's pixels along `kj` are adjacent in the plane; a row's entries are the windows);
+    /// kernels of 4 to 8 (Winograd's tiles) go this way. Copies only, so the same bits as one by one.
+    @inline(__always)
+    private func gather(row ki: Int, of planes: UnsafePointer<Float>, corners: UnsafePointer<Int>, entries: Int,
+                        into block: UnsafeMutablePointer<Float>, rowLength: Int) {
+        let rows = block + ki * kernel * rowLength, top = planes + ki * paddedWidth
+        var vectorEntries = 0
+        if kernel >= 4 {
+            vectorEntries = entries / 4 * 4
+            // Runs of kj starting at 0, 4, ..., then one ending at the kernel's edge when the
+            // kernel is not a multiple of 4 (it writes some rows twice, with the same values).
+            let runs = (kernel + 3) / 4
+            for run in 0..<runs {
+                let first = min(run * 4, kernel - 4), window = top + first, out = rows + first * rowLength
+                for e in Swift.stride(from: 0, to: vectorEntries, by: 4) {
+                    let columns = transpose4(load4(window + corners[e]), load4(window + corners[e + 1]),
+                                             load4(window + corners[e + 2]), load4(window + corners[e + 3]))
+                    store4(columns.0, out + e)
+                    store4(columns.1, out + rowLength + e)
+                    store4(columns.2, out + 2 * rowLength + e)
+                    store4(columns.3, out + 3 * rowLength + e)
+                }
+            }
+        }
+        for kj in 0..<kernel {
+            let row = rows + kj * rowLength, window = top + kj
+            for e in vectorEntries..<entries { row[e] = window[corners[e]] }
+        }
+    }
+
+    /// `gather`'s adjoint: adds rows `(ki, kj)`' entries onto the planes, in the order of
+    /// `fold` for each pixel (kj, then the windows). With a stride of at least 4, windows do not
+    /// share a pixel within a run of four `kj`, so four windows' runs are added at once (rows
+    /// transposed in registers), each pixel still receiving its entries in `kj` order: the same
+    /// bits. Other strides, and the `kj` past the last whole run, go one entry at a time.
+    @inline(__always)
+    private func scatterAdd(row ki: Int, from block: UnsafePointer<Float>, rowLength: Int, corners: UnsafePointer<Int>,
+                            entries: Int, onto planes: UnsafeMutablePointer<Float>) {
+        let rows = block + ki * kernel * rowLength, top = planes + ki * paddedWidth
+        var kj = 0
+        if stride >= 4 && kernel >= 4 {
+            let vectorEntries = entries / 4 * 4
+            while kj + 4 <= kernel {
+                let window = top + kj, source = rows + kj * rowLength
+                for e in Swift.stride(from: 0, to: vectorEntries, by: 4) {
+                    let runs = transpose4(load4(source + e), load4(source + rowLength + e),
+                                          load4(source + 2 * rowLength + e), load4(source + 3 * rowLength + e))
+                    add4(runs.0, onto: window + corners[e])
+                    add4(runs.1, onto: window + corners[e + 1])
+                    add4(runs.2, onto: window + corners[e + 2])
+                    add4(runs.3, onto: window + corners[e + 3])
+                }
+                for e in vectorEntries..<entries {
+                    for t in 0..<4 { window[corners[e] + t] += source[t * rowLength + e] }
+                }
+                kj += 4
+            }
+        }
+        for kj in kj..<kernel {
+            let row = rows + kj * rowLength, window = top + kj
+            for e in 0..<entries { window[corners[e]] += row[e] }
         }
     }
 
@@ -266,4 +327,23 @@ func stridedCopy(_ count: Int, from src: UnsafePointer<Float>, stride s: Int, to
         dst[o] = src[o * s]
         o += 1
     }
+}
+
+@inline(__always)
+private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
+
+@inline(__always)
+private func load4(_ p: UnsafeMutablePointer<Float>) -> SIMD4<Float> { load4(UnsafePointer(p)) }
+
+@inline(__always)
+private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self) }
+
+@inline(__always)
+private func add4(_ v: SIMD4<Float>, onto p: UnsafeMutablePointer<Float>) { store4(load4(p) + v, p) }
+
+/// The 4x4 transpose of rows `a`, `b`, `c`, `d`: its columns.
+@inline(__always)
+private func transpose4(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>)
+    -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+    (SIMD4(a[0], b[0], c[0], d[0]), SIMD4(a[1], b[1], c[1], d[1]), SIMD4(a[2], b[2], c[2], d[2]), SIMD4(a[3], b[3], c[3], d[3]))
 }
