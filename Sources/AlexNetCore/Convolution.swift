@@ -221,8 +221,8 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
         }
     }
 
-    /// The weight and bias gradients, after `backwardInput`. When both gradients use the same
-    /// Winograd engine, the input gradient overwrote its transformed input, which is made again.
+    /// The weight and bias gradients, after `backwardInput`. A Winograd weight gradient reads
+    /// the input the forward pass transformed, when that pass used the same tile size.
     public func backwardParameters(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, batch n: Int,
                                    progress: () -> Void) {
         let length = n * outputShape.planeSize
@@ -234,7 +234,7 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
             gemmWeightGradient(dy, batch: n, rowBlocks: true, progress: progress)
         } else {
             engine(wg).weightGradient(input: input, outputGradient: dy, weightGradient: weight.gradient.pointer,
-                                      inputIsTransformed: algorithms.forward == wg && ig != wg, outputGradientTransformed: ig == wg,
+                                      inputIsTransformed: algorithms.forward == wg, outputGradientTransformed: ig == wg,
                                       batch: n, progress: progress)
         }
     }

@@ -39,9 +39,15 @@ final class WinogradConvolution {
     /// The weight gradient in that transposed order, `[groups][C/groups][O/groups][r²]`, before it is put in place.
     private let transposedWeightGradient: Buffer
     /// Holds the product `M` (or `dM`) of one group, `[O/groups][alpha²][tiles]`, then one
-    /// plane's staging `[alpha²][tiles]`, then the half-transformed tiles `[alpha²][tiles]`.
+    /// plane's staging `[alpha²][tiles]`, then the half-transformed tiles `[alpha²][tiles]`,
+    /// then `dV` of a block of `inputGradientBlock` channels.
     private let scratch: Scratch
     private let maxTiles: Int
+    /// Input channels whose `dV` is made and folded back at a time, in the scratch: so `V`
+    /// outlives the input gradient, and a weight gradient computed after it (the backward pass
+    /// in Megatron-LM's order, `inputGradient` then `weightGradient`) need not transform the
+    /// input again. Blocks of 16 keep the products' rows a multiple of OpenBLAS's kernels.
+    private let inputGradientBlock: Int
 
     private var area: Int { transform.inputTile * transform.inputTile }
     /// Floats from one channel's `[alpha²][tiles]` block to the next (in `V`, `M` and their
@@ -50,6 +56,7 @@ final class WinogradConvolution {
     /// then a product's rows, one per channel, all fell into the same few cache sets.
     private func planeStride(_ tiles: Int) -> Int { area * tiles + Self.planePadding }
     private static let planePadding = 16
+    static let inputGradientBlockLimit = 16
 
     init(transform: WinogradTransform, input: Shape, output: Shape, padding: Int, groups: Int, maxBatch: Int, scratch: Scratch) {
         self.transform = transform
@@ -73,7 +80,8 @@ final class WinogradConvolution {
         transformedFilterGradient = Buffer(count: area * output.channels * channels)
         transposedWeightGradient = Buffer(count: output.channels * channels * transform.kernel * transform.kernel)
         self.scratch = scratch
-        scratch.reserve((outputs + 2) * (area * maxTiles + Self.planePadding))
+        inputGradientBlock = min(channels, Self.inputGradientBlockLimit)
+        scratch.reserve((outputs + 2 + inputGradientBlock) * (area * maxTiles + Self.planePadding))
     }
 
     // MARK: Forward
@@ -193,8 +201,8 @@ final class WinogradConvolution {
     }
 
     /// The input gradient alone, added onto `dx` (zeroed by the caller): the first half of the
-    /// backward pass in Megatron-LM's order (`Convolution.backwardInput`). It writes `dV` over
-    /// `V`. With one group, `dM` stays in the scratch's product area for `weightGradient`.
+    /// backward pass in Megatron-LM's order (`Convolution.backwardInput`). `V` stays in place,
+    /// and with one group, `dM` stays in the scratch's product area for `weightGradient`.
     func inputGradient(weight: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
                        inputGradient dx: UnsafeMutablePointer<Float>, batch n: Int) {
         transformFilter(weight)
@@ -206,9 +214,8 @@ final class WinogradConvolution {
 
     /// The weight gradient alone: the second half. `outputGradientTransformed`: `inputGradient`
     /// has just run on this engine, so with one group `dM` is still in the scratch.
-    /// `inputIsTransformed`: `V` of the last forward pass is in place (never after
-    /// `inputGradient`, which overwrote it). The same products as `backward`'s, on the same
-    /// `dM` and `V`, so the same bits. `progress` runs between the products.
+    /// `inputIsTransformed`: `V` of the last forward pass is in place. The same products as
+    /// `backward`'s, on the same `dM` and `V`, so the same bits. `progress` runs between the products.
     func weightGradient(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
                         weightGradient dw: UnsafeMutablePointer<Float>, inputIsTransformed: Bool,
                         outputGradientTransformed: Bool, batch n: Int, progress: () -> Void) {
@@ -259,18 +266,22 @@ final class WinogradConvolution {
         }
     }
 
-    /// `dV[xi] = U[xi]ᵀ dM[xi]` (into `V`'s place, no longer needed), then each channel's tiles
-    /// folded back by `(Bᵀ ⊗ Bᵀ)ᵀ` and added onto the input positions they came from.
+    /// `dV[xi] = U[xi]ᵀ dM[xi]` for a block of input channels at a time, into the scratch after
+    /// the staging areas; then each channel's tiles folded back by `(Bᵀ ⊗ Bᵀ)ᵀ` and added onto
+    /// the input positions they came from.
     private func addInputGradient(_ dx: UnsafeMutablePointer<Float>, group g: Int, batch n: Int) {
-        let tiles = n * tilesPerImage, area = area, dv = transformedInputOf(g, tiles: tiles)
-        for xi in 0..<area {
-            gemm(true, false, channels, tiles, outputs, filterAt(xi, group: g), channels, scratch.pointer + xi * tiles, planeStride(tiles),
-                 0, dv + xi * tiles, planeStride(tiles))
-        }
-        let staging = scratch.pointer + outputs * planeStride(tiles)
-        for c in 0..<channels {
-            sandwich(transform.input, rows: transform.inputTile, transposed: true, dv + c * planeStride(tiles), into: staging, tiles: tiles)
-            inputTiles.col2im(staging, batch: n, images: 0..<n, into: dx + (g * channels + c) * n * inputPlane)
+        let tiles = n * tilesPerImage, area = area, ps = planeStride(tiles)
+        let staging = scratch.pointer + outputs * ps, dv = scratch.pointer + (outputs + 2) * ps
+        for first in stride(from: 0, to: channels, by: inputGradientBlock) {
+            let count = min(inputGradientBlock, channels - first)
+            for xi in 0..<area {
+                gemm(true, false, count, tiles, outputs, filterAt(xi, group: g) + first, channels, scratch.pointer + xi * tiles, ps,
+                     0, dv + xi * tiles, ps)
+            }
+            for c in 0..<count {
+                sandwich(transform.input, rows: transform.inputTile, transposed: true, dv + c * ps, into: staging, tiles: tiles)
+                inputTiles.col2im(staging, batch: n, images: 0..<n, into: dx + (g * channels + first + c) * n * inputPlane)
+            }
         }
     }
 }
