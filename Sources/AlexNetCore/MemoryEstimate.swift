@@ -85,7 +85,7 @@ public struct MemoryEstimate: Sendable {
     /// for each tile m x m it supports (alpha = m + k - 1 at most 8), the transformed input
     /// `[C][alpha²][tiles]` (each channel's block 16 floats longer), the transformed filter and
     /// its gradient `[alpha²][O][C/groups]`, and the weight gradient's staging `[O][C/groups][k²]`;
-    /// and the shared scratch `(O/groups + 2 + min(C/groups, 16)) * (alpha² * tiles + 16)`.
+    /// and the shared scratch `(O/groups + 2 + min(C/groups, max(O/groups, 16))) * (alpha² * tiles + 16)`.
     static func winogradWorkspace(_ stage: StagePlan, batch: Int, tiles: [Int]) -> (own: Double, scratch: Double) {
         guard case let .convolution(kernel, stride, _, groups) = stage.op, stride == 1 else { return (0, 0) }
         var own = 0.0, scratch = 0.0
@@ -95,7 +95,7 @@ public struct MemoryEstimate: Sendable {
             let tiles = Double(batch * tilesPerImage)
             let inputs = Double(stage.input.channels), outputs = Double(stage.output.channels), g = Double(groups)
             own += inputs * (area * tiles + 16) + 2 * area * outputs * inputs / g + outputs * inputs / g * Double(kernel * kernel)
-            let inputGradientBlock = min(inputs / g, Double(WinogradConvolution.inputGradientBlockLimit))
+            let inputGradientBlock = Double(WinogradConvolution.inputGradientBlock(channels: Int(inputs / g), outputs: Int(outputs / g)))
             scratch = max(scratch, (outputs / g + 2 + inputGradientBlock) * (area * tiles + 16))
         }
         return (own, scratch)
