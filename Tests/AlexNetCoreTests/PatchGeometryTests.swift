@@ -9,9 +9,9 @@ final class PatchGeometryTests: XCTestCase {
     /// (height, width, kernel, stride, padding, tiles): odd sizes, padding 0/1/2, strides 1, 2
     /// and 4, windows that stop short of the last rows (stride 4), and, `tiles`, Winograd's tile
     /// grids (kernel alpha, stride m, as many tiles as cover the output) whose ragged last
-    /// tiles reach past the padding. Rows of fewer than `PatchGeometry.shortRow` (8) windows
-    /// go a group of images at a time through a table of corners (as many images as fit in 16 Ki
-    /// floats), wider ones row by row: both kinds are here, strided and not, overlapping and not.
+    /// tiles reach past the padding. Strided rows of fewer than `PatchGeometry.shortRow` (8)
+    /// windows go a group of images at a time through a table of corners (as many images as fit
+    /// in 16 Ki floats), the others row by row: both kinds are here, overlapping and not.
     let shapes: [(Int, Int, Int, Int, Int, Bool)] = [
         (7, 7, 3, 1, 1, false), (15, 13, 5, 1, 2, false), (9, 11, 3, 1, 0, false), (23, 21, 11, 4, 0, false),
         (19, 17, 5, 4, 2, false), (7, 9, 4, 2, 0, false), (5, 5, 1, 1, 0, false),
