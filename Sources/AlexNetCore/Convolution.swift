@@ -117,8 +117,7 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
     /// than streaming the whole batch's columns (14 MiB for the small preset's conv3) to memory.
     private func gemmForward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int) {
         let og = outputShape.channels / groups, plane = outputShape.planeSize, length = n * plane, rows = rowsPerGroup
-        let cg = inputShape.channels / groups, keep = algorithms.weightGradient == .gemm
-        let step = keep ? forwardChunk : min(forwardChunk, chunk)
+        let cg = inputShape.channels / groups, keep = keepsColumns, step = forwardStep
         for g in 0..<groups {
             let x = input + g * cg * n * inputShape.planeSize, y = output + g * og * length
             for first in Swift.stride(from: 0, to: n, by: step) {
@@ -133,6 +132,15 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
         }
     }
 
+    /// Whether the forward pass leaves the whole batch's columns in `columns`: only for a GEMM
+    /// weight gradient, which reads them back. Otherwise `use(_:)` frees `columns`, and a GEMM
+    /// forward pass unfolds each chunk into the shared scratch.
+    private var keepsColumns: Bool { algorithms.weightGradient == .gemm }
+
+    /// Images per chunk of a GEMM forward pass: `forwardChunk`, and no more than the scratch
+    /// holds when the chunks go through it.
+    private var forwardStep: Int { keepsColumns ? forwardChunk : min(forwardChunk, chunk) }
+
     /// The forward pass's part over input channels `own` (`GatheredInputFirst`; one group).
     public func forwardOwnChannels(localInput x: UnsafePointer<Float>, channels own: Range<Int>, output y: UnsafeMutablePointer<Float>,
                                    batch n: Int, progress: () -> Void) {
@@ -142,8 +150,8 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
                                                                   batch: n, progress: progress)
         }
         let plane = outputShape.planeSize, length = n * plane
-        for first in Swift.stride(from: 0, to: n, by: forwardChunk) {
-            let images = first..<min(first + forwardChunk, n)
+        for first in Swift.stride(from: 0, to: n, by: forwardStep) {
+            let images = first..<min(first + forwardStep, n)
             for o in 0..<outputShape.channels {
                 (y + o * length + first * plane).update(repeating: bias.value.pointer[o], count: images.count * plane)
             }
@@ -159,25 +167,33 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
         guard algorithms.forward == .gemm else {
             return engine(algorithms.forward).forwardOtherChannels(input: x, channels: others, bias: bias.value.pointer, output: y, batch: n)
         }
-        for first in Swift.stride(from: 0, to: n, by: forwardChunk) {
+        for first in Swift.stride(from: 0, to: n, by: forwardStep) {
             for block in others {
                 unfoldAndMultiply(x + block.lowerBound * n * inputShape.planeSize, channels: block,
-                                  images: first..<min(first + forwardChunk, n), into: y, batch: n)
+                                  images: first..<min(first + forwardStep, n), into: y, batch: n)
             }
         }
     }
 
     /// Unfolds input channels `block` of `images` (read from `x`, which starts at the block's
-    /// first channel) into their rows of `columns`, and adds their part of the product onto `y`.
+    /// first channel) into their rows of `columns` (or, when the columns are not kept, into the
+    /// scratch: `forwardStep` images fit), and adds their part of the product onto `y`.
     private func unfoldAndMultiply(_ x: UnsafePointer<Float>, channels block: Range<Int>, images: Range<Int>,
                                    into y: UnsafeMutablePointer<Float>, batch n: Int) {
         let plane = outputShape.planeSize, length = n * plane, k2 = kernel * kernel
         var part = geometry
         part.channels = block.count
-        let cols = columns.pointer + block.lowerBound * k2 * length + images.lowerBound * plane
-        part.im2col(x, batch: n, images: images, into: cols, rowLength: length)
+        let (cols, ld): (UnsafeMutablePointer<Float>, Int)
+        if keepsColumns {
+            precondition(columns.count >= rowsPerGroup * length, "\(layerName): the columns were freed")
+            (cols, ld) = (columns.pointer + block.lowerBound * k2 * length + images.lowerBound * plane, length)
+        } else {
+            precondition(scratch.count >= block.count * k2 * images.count * plane, "\(layerName): a chunk larger than the scratch")
+            (cols, ld) = (scratch.pointer, images.count * plane)
+        }
+        part.im2col(x, batch: n, images: images, into: cols, rowLength: ld)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outputShape.channels), Int32(images.count * plane), Int32(block.count * k2),
-                    1, weight.value.pointer + block.lowerBound * k2, Int32(rowsPerGroup), cols, Int32(length),
+                    1, weight.value.pointer + block.lowerBound * k2, Int32(rowsPerGroup), cols, Int32(ld),
                     1, y + images.lowerBound * plane, Int32(length))
     }
 

@@ -139,16 +139,22 @@ final class InputGradientFirstTests: XCTestCase {
 /// A cross-connected layer's forward pass in two parts around the all-gather: its own channels'
 /// part first, read from the rank's own activations, then the others'.
 final class GatheredInputFirstTests: XCTestCase {
-    /// Under each algorithm, a convolution of 32 input channels, split at every rank's block of
-    /// two and of four ranks: within rounding of the one-pass forward (another order of the
-    /// channel sums), and leaving what the backward pass reads (im2col columns, Winograd's
-    /// transformed input) exactly as the one pass does, so that the weight gradient has its bits.
+    /// Under each algorithm, and under the mixed plans `auto` may choose (a GEMM forward pass
+    /// with Winograd gradients, whose columns are not kept and go through the scratch, and the
+    /// reverse), a convolution of 32 input channels, split at every rank's block of two and of
+    /// four ranks: within rounding of the one-pass forward (another order of the channel sums),
+    /// and leaving what the backward pass reads (im2col columns, Winograd's transformed input)
+    /// exactly as the one pass does, so that the weight gradient has its bits.
     func testConvolutionInPartsMatchesTheOnePass() {
         let n = 4, input = Shape(channels: 32, height: 13, width: 13)
-        for algorithm in [ConvolutionAlgorithm.gemm, .winograd2x2, .winograd4x4] {
+        let plans = [ConvolutionAlgorithm.gemm, .winograd2x2, .winograd4x4].map { ConvolutionAlgorithms($0) } + [
+            ConvolutionAlgorithms(forward: .gemm, inputGradient: .winograd4x4, weightGradient: .winograd4x4),
+            ConvolutionAlgorithms(forward: .winograd4x4, inputGradient: .gemm, weightGradient: .gemm),
+        ]
+        for algorithm in plans {
             let conv = Convolution(layerName: "c", input: input, outputs: 24, kernel: 3, stride: 1, padding: 1,
                                    groups: 1, maxBatch: n, scratch: Scratch(), forwardChunkImages: 3)
-            conv.use(ConvolutionAlgorithms(algorithm))
+            conv.use(algorithm)
             conv.weight.value.pointer.update(from: InputGradientFirstTests.values(conv.weight.count, key: 11), count: conv.weight.count)
             conv.bias.value.pointer.update(from: InputGradientFirstTests.values(conv.bias.count, key: 12), count: conv.bias.count)
             let x = InputGradientFirstTests.values(input.size * n, key: 13), dy = InputGradientFirstTests.values(conv.outputShape.size * n, key: 14)
@@ -162,7 +168,7 @@ final class GatheredInputFirstTests: XCTestCase {
                 let local = Array(x[(own.lowerBound * n * input.planeSize)..<(own.upperBound * n * input.planeSize)])
                 conv.forwardOwnChannels(localInput: local, channels: own, output: &parts, batch: n) { calls += 1 }
                 conv.forwardOtherChannels(input: x, channels: own, output: &parts, batch: n)
-                let label = "\(algorithm), own channels \(own)"
+                let label = "\(algorithm.text), own channels \(own)"
                 XCTAssertGreaterThan(calls, 0, label)
                 let scale = y.map { abs($0) }.max()!
                 XCTAssertLessThanOrEqual(zip(y, parts).map { abs($0 - $1) }.max()!, 1e-5 * scale, label)
