@@ -56,10 +56,8 @@ public struct PatchGeometry: Sendable {
     /// them, and the sum added once: with `dx` zeroed, the same bits as adding them one by one.
     public func col2im(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
         let rowLength = images.count * outHeight * outWidth
-        if kernel == stride && padding == 0 && !walksImageGroups {
-            return scatterTiles(columns, batch: batch, images: images, into: dx)
-        }
         if walksImageGroups { return col2imByImageGroups(columns, batch: batch, images: images, into: dx) }
+        if kernel == stride && padding == 0 { return scatterTiles(columns, batch: batch, images: images, into: dx) }
         withPaddedPlane { padded in
             for c in 0..<channels {
                 for (i, b) in images.enumerated() {
@@ -72,9 +70,9 @@ public struct PatchGeometry: Sendable {
     }
 
     /// `col2im` for windows that neither overlap nor reach into padding (Winograd's output
-    /// tiles), when not `walksImageGroups`: each pixel has at most one entry, added
+    /// tiles) in rows too wide for `walksImageGroups`: each pixel has at most one entry, added
     /// straight onto it, so the padded plane (zeroed, summed into, added back) would only be
-    /// work. Shorter rows go through the plane and the table of corners, whose loop is cheaper
+    /// work. Short rows go through the planes and the table of corners, whose loop is cheaper
     /// than this one's per-row bounds.
     private func scatterTiles(_ columns: UnsafePointer<Float>, batch: Int, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
         let rowLength = images.count * outHeight * outWidth
@@ -125,7 +123,7 @@ public struct PatchGeometry: Sendable {
     /// windows (Winograd's tile grids) is too short for `stridedCopy`'s vector loop, and a call
     /// and a loop set-up per row cost more than the few floats they moved. A stride-1 row of 7
     /// (the small preset's GEMM convolutions) is one contiguous copy, which the row walk does
-    /// faster: 10-20% on conv3-conv5's GEMM forward passes.
+    /// faster: about 10% on conv3-conv5's GEMM forward passes.
     static let shortRow = 8
 
     /// Whether im2col and col2im take the table of corners over groups of images.
