@@ -1,5 +1,6 @@
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// What a checkpoint's files must hold before eval, predict, export or resume use them: a tower

@@ -1,4 +1,6 @@
+import AlexNetComm
 import AlexNetCore
+import AlexNetSplit
 
 /// Puts a network's convolutions on the algorithms asked for, the same on every rank.
 public enum ConvolutionSetup {

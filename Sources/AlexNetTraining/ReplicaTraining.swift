@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// The training side of R replicas of the split model (`ReplicaLayout`): the batch hand-out

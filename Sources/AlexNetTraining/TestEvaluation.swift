@@ -1,5 +1,6 @@
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// Testing during and after training: the centre crop, or the paper's ten patches averaged.

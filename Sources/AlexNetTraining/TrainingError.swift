@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 
 /// A training problem, phrased as one line that names the problem and the fix.
