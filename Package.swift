@@ -29,17 +29,19 @@ let package = Package(
         .target(name: "AlexNetData", dependencies: ["AlexNetCore", "AlexNetComm", "CZlib", "CPNG", "CTurboJPEG"]),
         // The Open MPI communicator: the only code that talks to MPI.
         .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "AlexNetComm", "CMPI"]),
-        // The run: training loop, optimiser schedule, checkpoints, evaluation; runs over any Communicator.
+        // The run: training loop, optimiser schedule, checkpoints, evaluation, its reports; runs over any Communicator.
         .target(name: "AlexNetTraining", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit", "AlexNetData", "CZlib"]),
+        // The commands around a run: bench, compare, eval, export, predict.
+        .target(name: "AlexNetTools", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit", "AlexNetData", "AlexNetTraining"]),
         // The thin command-line layer.
         .executableTarget(name: "alexnet-split", dependencies: [
-            "AlexNetCore", "AlexNetComm", "AlexNetSplit", "AlexNetData", "AlexNetTraining", "AlexNetMPI",
+            "AlexNetCore", "AlexNetComm", "AlexNetSplit", "AlexNetData", "AlexNetTraining", "AlexNetTools", "AlexNetMPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit"]),
         .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "AlexNetComm", "CZlib", "CPNG", "CTurboJPEG"]),
-        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining", "AlexNetComm", "AlexNetSplit"]),
+        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining", "AlexNetTools", "AlexNetComm", "AlexNetSplit"]),
         .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "CPNG"]),
     ],
     swiftLanguageModes: [.v6]

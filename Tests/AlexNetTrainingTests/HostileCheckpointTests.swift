@@ -2,6 +2,7 @@ import AlexNetComm
 import AlexNetCore
 import AlexNetData
 import AlexNetSplit
+import AlexNetTools
 import AlexNetTraining
 import Foundation
 import XCTest

@@ -2,6 +2,7 @@ import AlexNetComm
 import AlexNetCore
 import AlexNetData
 import AlexNetSplit
+import AlexNetTraining
 import Foundation
 
 /// What `bench` measures.
