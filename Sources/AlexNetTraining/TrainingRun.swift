@@ -147,7 +147,7 @@ final class TrainingRun {
         epoch.add(meanLoss: loss, correct: correct, images: n)
         window.add(meanLoss: loss, correct: correct, images: n)
         if result.steps % options.logEvery == 0 || s == stepsPerEpoch - 1 || result.steps == totalSteps { logWindow(epoch: e, index: s) }
-        if options.checkpointEvery > 0 && result.steps % options.checkpointEvery == 0 && s + 1 < stepsPerEpoch {
+        if let every = options.checkpointEvery, every > 0, result.steps % every == 0, s + 1 < stepsPerEpoch {
             try checkpoint(epoch: e, stepInEpoch: s + 1)
         }
         return true
