@@ -89,6 +89,6 @@ public extension Communicator {
     /// 0 for success, else the error's exit code (1 unless it names one).
     private static func status<T>(of outcome: Result<T, Error>) -> Int32 {
         guard case .failure(let error) = outcome else { return 0 }
-        return max(1, (error as? ExitCoded)?.exitCode ?? 1)
+        return max(ExitStatus.failure.rawValue, (error as? ExitCoded)?.exitCode ?? ExitStatus.failure.rawValue)
     }
 }

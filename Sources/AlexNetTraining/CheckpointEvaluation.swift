@@ -24,7 +24,7 @@ public enum CheckpointEvaluation {
             }
             let plan = try NetworkPlan(spec: session.layout.spec(preset, classes: session.classes), model: model)
             if plan.towers > 1 && plan.towers != communicator.size {
-                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", exitCode: 2)
+                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", status: .modelCannotRun)
             }
             var statistics: InputStatistics?
             try session.onCoordinator { statistics = try Checkpoint.statistics(path, manifest: manifest) }
@@ -47,15 +47,15 @@ public enum CheckpointEvaluation {
                                         coordinator: coordinator, count: session.testCount, transport: transport,
                                         seed: manifest.seed, tenCrop: settings.tenCrop)
             }
-            guard session.isCoordinator else { return 0 }
+            guard session.isCoordinator else { return ExitStatus.success.rawValue }
             guard let result = evaluation ?? nil else {
                 reporter.say("stopped at your request")
-                return 130
+                return ExitStatus.stopped.rawValue
             }
             if let note = Trainer.Evaluation.topNote(classes: plan.classes) { reporter.say(note) }
             reporter.say(String(format: "test top-1 %.2f%%, \(Trainer.Evaluation.topName(classes: plan.classes)) %.2f%%, loss %.4f (%d images%@)", 100 * result.top1, 100 * result.top5,
                                 result.loss, session.testCount, settings.tenCrop ? ", 10 patches each" : ""))
-            return 0
+            return ExitStatus.success.rawValue
         } catch {
             return reporter.exitCode(for: error)
         }

@@ -23,7 +23,7 @@ public enum Prediction {
             }
             let plan = try NetworkPlan(spec: layout.spec(preset, classes: manifest.classes), model: model)
             if plan.towers > 1 && plan.towers != communicator.size {
-                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", exitCode: 2)
+                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", status: .modelCannotRun)
             }
             // Rank 0 decodes; a file it cannot read is reported and left out.
             let (decoded, failures) = communicator.rank == 0 ? decode(images, channels: layout.channels, reporter: reporter) : ([], 0)
@@ -35,7 +35,7 @@ public enum Prediction {
                     try classifier.run(decoded, count: count, comm: comm, threads: threads)
                 }
             }
-            return failures > 0 ? 1 : 0
+            return (failures > 0 ? ExitStatus.failure : .success).rawValue
         } catch {
             return reporter.exitCode(for: error)
         }

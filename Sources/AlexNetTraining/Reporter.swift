@@ -23,7 +23,7 @@ final class Reporter {
         }
         guard let error = error as? TrainingError else {
             fail("\(error)")
-            return 1
+            return ExitStatus.failure.rawValue
         }
         if !error.alreadyReported { fail(error.description) }
         return error.exitCode

@@ -54,6 +54,8 @@ public protocol AnySetting {
     var manifestKey: String? { get }
     var help: String { get }
     var range: String? { get }
+    /// The default as text.
+    var defaultText: String { get }
     /// The value `options` hold, as text.
     func value(in options: TrainingOptions) -> String
     /// Why the value `options` hold is out of range ("must be at least 1 (got 0)"), or nil.
@@ -378,5 +380,18 @@ extension RunConfiguration {
             return "--replicas \(asked) needs \(t * asked) ranks, but this run has \(ranks): under mpirun the replicas are the ranks / \(t), so use `mpirun -np \(t * asked)` or leave out --replicas"
         }
         return batchSplitProblem(batchSize: batchSize, replicas: replicas, fromCheckpoint: fromCheckpoint)
+    }
+}
+
+extension RunConfiguration {
+    /// The table of every setting that docs/reliability.md holds (a test keeps the two equal):
+    /// one row per option with its default, its range, what giving it on `--resume` means, and
+    /// the manifest's key for it.
+    public static var markdownTable: String {
+        let header = ["| option | default | valid | on `--resume` | kept in the manifest as |", "|---|---|---|---|---|"]
+        let rows = all.filter { !$0.help.isEmpty }.map { s in
+            "| `\(s.flag)` | \(s.defaultText) | \(s.range ?? "any") | \(s.onResume.rawValue) | \(s.manifestKey.map { "`\($0)`" } ?? "not kept") |"
+        }
+        return (header + rows).joined(separator: "\n")
     }
 }

@@ -17,24 +17,24 @@ public enum Trainer {
                                            seed: options.seed, communicator: communicator)
             let directory = options.runDirectory ?? defaultRunDirectory(options)
             let result = try train(options, session: session, runDirectory: directory, launch: launch, resume: resume)
-            return session.isCoordinator ? finish(result, options: options, session: session, directory: directory) : 0
+            return session.isCoordinator ? finish(result, options: options, session: session, directory: directory) : ExitStatus.success.rawValue
         } catch {
             return reporter.exitCode(for: error)
         }
     }
 
-    /// Rank 0's closing lines, and the exit code: 130 when stopped at the user's request.
+    /// Rank 0's closing lines, and the exit code: `.stopped` when stopped at the user's request.
     static func finish(_ result: RunResult, options: TrainingOptions, session: Session, directory: String) -> Int32 {
         let reporter = session.reporter
         if let failure = StopRequest.failure {
             reporter.fail(failure + (options.checkpoints
                 ? "; the last checkpoint is kept: make room, then alexnet-split train --resume \(directory)" : ""))
-            return 1
+            return ExitStatus.failure.rawValue
         }
         if result.interrupted {
             reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
                 ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
-            return 130
+            return ExitStatus.stopped.rawValue
         }
         if let skipped = session.data?.skipped, !skipped.isEmpty {
             reporter.say("skipped \(skipped.count) unreadable image(s) (--skip-bad-images), listed in \(directory)/skipped-images.txt:")
@@ -45,7 +45,7 @@ public enum Trainer {
             reporter.say(String(format: "test accuracy %.2f%% (\(Evaluation.topName(classes: session.classes)) %.2f%%) after %ld steps in %@; metrics in %@/metrics.jsonl",
                                 100 * final.testTop1, 100 * final.testTop5, result.steps, formatDuration(result.seconds), directory))
         }
-        return 0
+        return ExitStatus.success.rawValue
     }
 
     /// Trains `options.model` with `options.seed` and writes its metrics to `runDirectory`,
@@ -79,7 +79,7 @@ public enum Trainer {
             return plan
         } catch {
             session.reporter.fail("\(error)")
-            throw TrainingError.reported(exitCode: 2)
+            throw TrainingError.reported(.modelCannotRun)
         }
     }
 

@@ -79,7 +79,7 @@ final class TrainingRun {
                                seed: options.seed, initialization: options.initialization)
         } catch {
             session.reporter.fail("\(error)")
-            throw TrainingError.reported(exitCode: 2)
+            throw TrainingError.reported(.modelCannotRun)
         }
     }
 
@@ -140,7 +140,7 @@ final class TrainingRun {
         let (loss, correct) = replicas.step(share, step: result.steps, seed: options.seed)
         guard loss.isFinite else {
             reporter.fail("the loss became \(loss.isNaN ? "NaN" : "infinite") at step \(result.steps + 1) (epoch \(e)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
-            throw TrainingError.reported(exitCode: 3)
+            throw TrainingError.reported(.diverged)
         }
         sgd.update(network.arena)
         result.steps += 1

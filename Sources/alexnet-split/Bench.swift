@@ -88,7 +88,7 @@ struct Bench: ParsableCommand {
         } catch let failure as RuntimeFailure {
             throw failure
         } catch {
-            throw RuntimeFailure("\(error)", exitCode: (error as? TrainingError)?.exitCode ?? (error is PlanError ? 2 : 1))
+            throw RuntimeFailure("\(error)", status: (error as? TrainingError)?.status ?? (error is PlanError ? .modelCannotRun : .failure))
         }
         if let report { print(json ? report.json : report.text) }
     }

@@ -67,7 +67,7 @@ struct Launcher {
         let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout, threadMultiple: threadMultiple)
         defer { communicator.finalize() }
         let (failed, folder) = preflight?.runAcrossRanks(communicator) ?? (0, nil)
-        if failed != 0 { throw ExitCode(failed) }
+        if failed != ExitStatus.success.rawValue { throw ExitCode(failed) }
         communicator.setRunDirectory(folder ?? runDirectory)
         let value = body(communicator, Simulation.describe(mpiRanks: communicator.size, towers: towers), folder)
         if succeeded(value) && communicator.rank == 0 { preflight?.reportPeak(ranks: 1) }
@@ -77,7 +77,7 @@ struct Launcher {
     /// As `run`, for a body that returns the exit code: throws it when it is not 0.
     func launch(towers: Int, runDirectory: String? = nil, preflight: Preflight? = nil,
                 _ body: @escaping @Sendable (Communicator, String, String?) -> Int32) throws {
-        let code = try run(towers: towers, runDirectory: runDirectory, preflight: preflight, succeeded: { $0 == 0 }, body)
-        if code != 0 { throw ExitCode(code) }
+        let code = try run(towers: towers, runDirectory: runDirectory, preflight: preflight, succeeded: { $0 == ExitStatus.success.rawValue }, body)
+        if code != ExitStatus.success.rawValue { throw ExitCode(code) }
     }
 }

@@ -47,7 +47,7 @@ struct Train: ParsableCommand {
             if let resume = options.resume {
                 let found = try Checkpoint.resolve(resume)
                 if let refusal = ResumeCheck.refusal(given: given, options: options, manifest: found.manifest, checkpoint: found.path) {
-                    throw RuntimeFailure(refusal, exitCode: 64)
+                    throw RuntimeFailure(refusal, status: .usage)
                 }
             }
             let folder = options.runDirectory ?? Trainer.defaultRunDirectory(options)
@@ -59,7 +59,7 @@ struct Train: ParsableCommand {
             }
             return folder
         } catch let error as TrainingError {
-            throw RuntimeFailure(error.description, exitCode: error.exitCode)
+            throw RuntimeFailure(error.description, status: error.status)
         }
     }
 
