@@ -71,13 +71,15 @@ public enum Benchmark {
         let timed = TimedCommunicator(plan.towers == 1 && communicator.size > 1 ? SingleProcessCommunicator() : communicator,
                                       separateWaiting: options.separateWaiting)
         if plan.towers == 1 && communicator.size > 1 && communicator.rank != 0 { return nil }
-        BLAS.setThreads(timed.size == 1 ? options.threads : 1)
         // Replicas: the towers meet on their pair; the world hands out shares and sums metrics.
         let layout = ReplicaLayout(world: timed, towers: plan.towers)
-        let network = try Network(plan: plan, communicator: layout.pair, maxBatch: options.batchSize / layout.replicas, seed: options.seed)
-        let convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm, stored: nil, world: timed, reporter: nil,
-                                                             training: !options.inference)
-        let coordinator = timed.rank == 0 ? try BenchmarkData.coordinator(options, shards: shards, plan: plan, maxBatch: network.maxBatch) : nil
+        let model = RankContext.Model(plan: plan, maxBatch: options.batchSize / layout.replicas, seed: options.seed,
+                                      algorithms: options.convolutionAlgorithm, training: !options.inference,
+                                      threadsAlone: options.threads, announcesPlan: false)
+        let context = try RankContext(model, pair: layout.pair, world: timed, reporter: Reporter(speaks: timed.rank == 0)) {
+            try BenchmarkData.coordinator(options, shards: shards, plan: plan, maxBatch: $0.maxBatch)
+        }
+        let (network, convolutionPlan, coordinator) = (context.network, context.convolutionPlan, context.coordinator)
         let loaderRate = timed.rank == 0 ? shards.map { BenchmarkData.loaderImagesPerSecond($0, batch: options.batchSize) } : nil
         let ranges = BenchmarkData.Ranges(batch: options.batchSize, images: shards?.train.count)
         if shards == nil { coordinator?.shuffle(epoch: 1) }
@@ -177,6 +179,13 @@ public enum Benchmark {
         var v = CommunicationVolume()
         (v.activationAllGathers, v.reduceScatters, v.gradientAllReduce, v.batchHandOut, v.metrics) = (all[0], all[1], all[2], all[3], all[4])
         return v
+    }
+
+    /// Runs the benchmark with every rank as a thread of this process (as `--simulate`).
+    public static func runSimulated(_ options: BenchmarkOptions) throws -> BenchmarkReport? {
+        try Simulation.run(towers: options.model.towers, replicas: options.replicas) { communicator, launch in
+            Result { try run(options, communicator: communicator, launch: launch) }
+        }.get()
     }
 
     /// Peak resident memory of this process (VmHWM), in bytes.

@@ -65,11 +65,12 @@ public enum Prediction {
 
         /// Every rank of the towers calls it; `decoded` (rank 0's) holds `count` images.
         func run(_ decoded: [(name: String, image: DecodedImage)], count: Int, comm: Communicator, threads: Int) throws {
-            BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? threads : 1)
             let capacity = max(1, min(count, 64)), input = plan.spec.input
-            let network = try Network(plan: plan, communicator: comm, maxBatch: capacity, seed: manifest.seed)
+            // GEMM convolutions, as predict has always computed (and no plan printed among the answers).
+            let model = RankContext.Model(plan: plan, maxBatch: capacity, seed: manifest.seed, algorithms: .gemm, training: false,
+                                          threadsAlone: threads, checkpoint: (path, manifest), announcesPlan: false)
+            let network = try RankContext(model, pair: comm, world: comm, reporter: reporter).network
             let batch = Batch(shape: input, capacity: capacity)
-            try Restore.load(path, manifest: manifest, into: network, comm: comm, reporter: reporter)
             for first in stride(from: 0, to: count, by: capacity) {
                 batch.count = min(capacity, count - first)
                 if comm.rank == 0 {

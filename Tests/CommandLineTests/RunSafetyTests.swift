@@ -176,9 +176,10 @@ extension ReliabilityTests {
         let titles = ["DATA:", "MODEL:", "OPTIMISER AND SCHEDULE:", "RUN AND CHECKPOINTS:", "PARALLELISM AND COMMUNICATION:"]
         let places = titles.map { help.output.range(of: $0)?.lowerBound }
         XCTAssertFalse(places.contains(nil), help.output)
-        XCTAssertTrue(help.output.range(of: "--batch-size")!.lowerBound > places[2]!, "--batch-size is under the optimiser")
-        XCTAssertTrue(help.output.range(of: "--bucket-mib")!.lowerBound > places[4]!, "--bucket-mib is under parallelism")
-        XCTAssertTrue(help.output.range(of: "--resume")!.lowerBound > places[3]!, "--resume is under run and checkpoints")
+        func entry(_ option: String) -> String.Index { help.output.range(of: "  \(option) <")?.lowerBound ?? help.output.startIndex }
+        XCTAssertTrue(entry("--batch-size") > places[2]! && entry("--batch-size") < places[3]!, "--batch-size is under the optimiser")
+        XCTAssertTrue(entry("--bucket-mib") > places[4]!, "--bucket-mib is under parallelism")
+        XCTAssertTrue(entry("--resume") > places[3]! && entry("--resume") < places[4]!, "--resume is under run and checkpoints")
         XCTAssertFalse(help.output.contains("Fashion-MNIST"), help.output)
     }
 
