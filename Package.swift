@@ -36,6 +36,8 @@ let package = Package(
         .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "CZlib", "CPNG", "CTurboJPEG"]),
         .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining"]),
         .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "CPNG"]),
+        // Every thread-owning object made and dropped thousands of times (WorkerThread's rules).
+        .testTarget(name: "ThreadTests", dependencies: ["AlexNetCore", "AlexNetData", "AlexNetMPI"]),
     ],
     swiftLanguageModes: [.v6]
 )
