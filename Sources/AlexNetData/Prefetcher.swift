@@ -3,7 +3,9 @@ import Foundation
 
 /// Packs one batch ahead on a background thread while the towers compute the current one.
 /// The thread runs under Linux's SCHED_IDLE policy: it gets only CPU time that the ranks leave
-/// idle, so it never slows the step it overlaps.
+/// idle, so it never slows the step it overlaps. On a machine with no idle time (more ranks
+/// than cores, or other jobs) it may not have begun a batch by the time the batch is taken:
+/// `take` then packs it on the caller's thread, which never waits for a starved thread to begin.
 ///
 /// The thread holds the `Staging` (the room and the job board), never the prefetcher: when the
 /// coordinator drops the prefetcher, `deinit` stops and joins the thread, and the staging room
@@ -36,13 +38,23 @@ final class Prefetcher {
 
 /// What the prefetch thread shares with the coordinator: the staging room and one job at a time.
 private final class Staging: Sendable {
-    private struct Board {
+    fileprivate struct Board {
         let storage: UnsafeMutableRawPointer
         let capacity: Int
         var job: (@Sendable (UnsafeMutableRawPointer) -> Void)?
+        /// Whether someone (the thread, or `take`) runs `job`.
+        var running = false
         var pendingKey: Int?
         var readyKey: Int?
         var stopping = false
+
+        /// A job is there and nobody runs it yet.
+        var waiting: Bool { job != nil && !running }
+
+        mutating func claim() -> (work: @Sendable (UnsafeMutableRawPointer) -> Void, room: UnsafeMutableRawPointer) {
+            running = true
+            return (job!, storage)
+        }
     }
 
     private let board: Guarded<Board>
@@ -58,15 +70,8 @@ private final class Staging: Sendable {
         var parameters = sched_param()
         parameters.sched_priority = 0
         _ = sched_setscheduler(0, 5 /* SCHED_IDLE */, &parameters)  // 0: this thread, on Linux
-        while let (work, room) = board.withLock(waitingUntil: { $0.job != nil || $0.stopping }, { board in
-            board.stopping ? nil : (board.job!, board.storage)
-        }) {
-            work(room)
-            board.withLock { board in
-                board.job = nil
-                board.readyKey = board.pendingKey
-            }
-            board.broadcast()
+        while let claimed = board.withLock(waitingUntil: { $0.waiting || $0.stopping }, { $0.stopping ? nil : $0.claim() }) {
+            run(claimed.work, in: claimed.room)
         }
     }
 
@@ -85,6 +90,10 @@ private final class Staging: Sendable {
     }
 
     func take(key: Int, byteCount: Int, into out: UnsafeMutableRawPointer) -> Bool {
+        // Not begun yet: pack it here rather than wait for the idle thread to get a core.
+        if let claimed = board.withLock({ $0.pendingKey == key && $0.waiting ? $0.claim() : nil }) {
+            run(claimed.work, in: claimed.room)
+        }
         let taken = board.withLock(waitingUntil: { $0.pendingKey != key || $0.readyKey == key }) { board in
             guard board.pendingKey == key else { return false }
             out.copyMemory(from: board.storage, byteCount: min(byteCount, board.capacity))
@@ -94,5 +103,16 @@ private final class Staging: Sendable {
         }
         if taken { board.broadcast() }
         return taken
+    }
+
+    /// Runs a claimed job and marks its batch ready.
+    private func run(_ work: @Sendable (UnsafeMutableRawPointer) -> Void, in room: UnsafeMutableRawPointer) {
+        work(room)
+        board.withLock { board in
+            board.job = nil
+            board.running = false
+            board.readyKey = board.pendingKey
+        }
+        board.broadcast()
     }
 }
