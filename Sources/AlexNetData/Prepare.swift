@@ -39,7 +39,7 @@ public struct PrepareSummary: Sendable {
 /// decoded, scaled and centre-cropped to S x S, and encoded, on every core; the training split's
 /// `PixelSums` gathered on the way. Each finished shard is recorded in a state file, so a run
 /// that is stopped resumes where it stopped.
-// @unchecked: the vars are touched only under `lock` while the workers run, and by the calling thread alone before and after.
+// @unchecked: the vars are touched only under `lock` (a `Guarded` of nothing) while the workers run, and by the calling thread alone before and after.
 public final class Prepare: @unchecked Sendable {
     /// One shard to write: its name and photos.
     struct Job {
@@ -58,7 +58,7 @@ public final class Prepare: @unchecked Sendable {
     let options: PrepareOptions
     /// Called on the worker threads (under `lock`, so never twice at once).
     let progress: @Sendable (String) -> Void
-    private let lock = NSLock()
+    private let lock = Guarded(())
     private var state: State
     private var sums: PixelSums
     private var written = 0, total = 0
@@ -91,8 +91,8 @@ public final class Prepare: @unchecked Sendable {
         started = monotonicSeconds()
         let threads = max(1, min(options.threads, pending.count))
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ failure == nil }) {
-                do { try write(pending[k]) } catch { lock.withLock { if failure == nil { failure = error } } }
+            for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ _ in failure == nil }) {
+                do { try write(pending[k]) } catch { lock.withLock { _ in if failure == nil { failure = error } } }
             }
         }
         if let failure { throw failure }
@@ -220,7 +220,7 @@ public final class Prepare: @unchecked Sendable {
         try ShardFiles.writeAtomically(index, to: root.appendingPathComponent(job.name + ".index"))
         let entry = ShardManifest.ShardEntry(name: job.name, photos: photos, bytes: shard.count, crc32: ShardFiles.crc32(shard),
                                              indexBytes: index.count, indexCRC32: ShardFiles.crc32(index))
-        try lock.withLock {
+        try lock.withLock { _ in
             state.done[job.name] = entry
             state.skipped[job.name] = skipped.isEmpty ? nil : skipped
             if job.isTrain { sums.merge(local) }
@@ -230,7 +230,7 @@ public final class Prepare: @unchecked Sendable {
 
     /// Counts a photo and, every two seconds, prints progress.
     private func photoWritten() {
-        lock.withLock {
+        lock.withLock { _ in
             written += 1
             let now = monotonicSeconds()
             guard now - lastReport >= 2 || written == total else { return }
