@@ -6,6 +6,8 @@ import Foundation
 /// spins), and whoever makes such a change calls `broadcast()`.
 ///
 /// The mutex and the condition live on the heap, where they never move (pthread objects must not).
+/// Give it a state that holds something (not `Void`): ThreadSanitizer takes the accesses of a
+/// zero-size state for accesses of the lock's own fields, which share its address.
 // @unchecked: `state` is read and written only with `mutex` held, so the guarded state may be
 // shared by threads whatever it holds (as Synchronization's Mutex, which cannot wait, allows).
 public final class Guarded<State>: @unchecked Sendable {

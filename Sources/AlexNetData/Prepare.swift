@@ -39,7 +39,7 @@ public struct PrepareSummary: Sendable {
 /// decoded, scaled and centre-cropped to S x S, and encoded, on every core; the training split's
 /// `PixelSums` gathered on the way. Each finished shard is recorded in a state file, so a run
 /// that is stopped resumes where it stopped.
-// @unchecked: the vars are touched only under `lock` (a `Guarded` of nothing) while the workers run, and by the calling thread alone before and after.
+// @unchecked: the vars are touched only under `lock` while the workers run, and by the calling thread alone before and after.
 public final class Prepare: @unchecked Sendable {
     /// One shard to write: its name and photos.
     struct Job {
@@ -58,12 +58,12 @@ public final class Prepare: @unchecked Sendable {
     let options: PrepareOptions
     /// Called on the worker threads (under `lock`, so never twice at once).
     let progress: @Sendable (String) -> Void
-    private let lock = Guarded(())
+    /// The first worker's error, and the lock over every var while the workers run.
+    private let lock = Guarded<Error?>(nil)
     private var state: State
     private var sums: PixelSums
     private var written = 0, total = 0
     private var started = 0.0, lastReport = 0.0
-    private var failure: Error?
 
     public static func run(_ options: PrepareOptions, progress: @escaping @Sendable (String) -> Void) throws -> PrepareSummary {
         try Prepare(options: options, progress: progress).run()
@@ -91,11 +91,11 @@ public final class Prepare: @unchecked Sendable {
         started = monotonicSeconds()
         let threads = max(1, min(options.threads, pending.count))
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ _ in failure == nil }) {
-                do { try write(pending[k]) } catch { lock.withLock { _ in if failure == nil { failure = error } } }
+            for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ $0 == nil }) {
+                do { try write(pending[k]) } catch { lock.withLock { if $0 == nil { $0 = error } } }
             }
         }
-        if let failure { throw failure }
+        if let failure = lock.withLock({ $0 }) { throw failure }
         let seconds = monotonicSeconds() - started
         return try finish(manifest, jobs: jobs, seconds: seconds, threads: options.threads)
     }

@@ -113,7 +113,7 @@ final class ThreadLifeTests: XCTestCase {
         let split = try ShardSet(directory: shards).train
         let stored = StoredBatch(format: StoredImageFormat(layout: layout), capacity: 4)
         withBusyCore {
-            for k in 0..<rounds {
+            for k in 0..<(rounds / 3) {  // five threads each: two read-aheads of two decoders, and the prefetcher
                 let coordinator = Coordinator(data: images, input: layout.input(of: .tiny), layout: layout, settings: streamed,
                                               seed: UInt64(k), maxBatch: 4)
                 if k % 2 == 1 {
@@ -121,7 +121,7 @@ final class ThreadLifeTests: XCTestCase {
                     coordinator.packTraining(0..<4, into: stored, next: 4..<8)
                 }
             }
-            for k in 0..<(2 * rounds) {
+            for k in 0..<rounds {
                 let readAhead = ShardReadAhead(split: split, window: 4, threads: 2)
                 guard k % 2 == 1 else { continue }
                 readAhead.restart(order: Array(0..<split.count))
@@ -133,7 +133,7 @@ final class ThreadLifeTests: XCTestCase {
     func testGradientSumsWithProgressThreadsAndInProcessRunsDropped() {
         let buckets = GradientBuckets(parameterCounts: [30, 10], capacity: 16)
         withBusyCore {
-            for k in 0..<rounds {
+            for k in 0..<(rounds / 2) {  // four threads each: two ranks, each with a progress thread
                 InProcessGroup(size: 2).run { c in
                     let sum = BucketedGradientSum(twins: c, buckets: buckets, slice: 8, slots: 2, progressInterval: 1e-4)
                     guard k % 2 == 1 else { return }
