@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// An error that names the process exit code it leads to.
