@@ -16,6 +16,7 @@ public final class Buffer {
         pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
         base = nil
+        AllocationCounter.add(count)
     }
 
     /// A view of `count` floats of `base` from `offset`: the same storage, no copy.
