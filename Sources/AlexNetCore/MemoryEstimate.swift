@@ -71,7 +71,7 @@ public struct MemoryEstimate: Sendable {
         case .lrn:
             // Normalization.swift: the denominators for backward, and a tile of every channel.
             let channels = stage.output.channels
-            let tile = LocalResponseNorm.tileLength(channels: channels, positions: stage.output.planeSize * batch)
+            let tile = LocalResponseNorm.tileLength(channels: channels, positions: CheckedSize.saturatingProduct(stage.output.planeSize, batch))
             return (Double(stage.output.size) * n + Double(channels * tile), 0)
         case .maxPool, .dropout:
             // The argmax (Int32) or the mask (Float): one per output element.
@@ -92,7 +92,7 @@ public struct MemoryEstimate: Sendable {
         for tile in tiles where tile + kernel - 1 <= 8 {
             let area = Double((tile + kernel - 1) * (tile + kernel - 1))
             let tilesPerImage = ((stage.output.height + tile - 1) / tile) * ((stage.output.width + tile - 1) / tile)
-            let tiles = Double(batch * tilesPerImage)
+            let tiles = Double(batch) * Double(tilesPerImage)
             let inputs = Double(stage.input.channels), outputs = Double(stage.output.channels), g = Double(groups)
             own += inputs * (area * tiles + 16) + 2 * area * outputs * inputs / g + outputs * inputs / g * Double(kernel * kernel)
             let inputGradientBlock = Double(WinogradConvolution.inputGradientBlock(channels: Int(inputs / g), outputs: Int(outputs / g)))
