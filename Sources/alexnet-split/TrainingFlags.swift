@@ -82,6 +82,8 @@ struct TrainingFlags: ParsableArguments {
     var progress = GradientOverlap.Progress.stages
 
     func validate() throws {
+        // The value as given: options.overlap holds it as whole floats, where -1, nan and 1e-9 are all 0.
+        if let problem = SettingRules.problem(bucketMiB: bucketMib) { throw ValidationError(problem.forCommandLine) }
         // The ranges are shared with the checkpoint manifest's reader (SettingRules).
         if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
         guard collectiveTimeout.isFinite, (0...Self.maxCollectiveTimeout).contains(collectiveTimeout) else {
