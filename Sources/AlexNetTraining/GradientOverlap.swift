@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 
 /// How the replicas' gradient sum overlaps the backward pass (`BucketedGradientSum`).

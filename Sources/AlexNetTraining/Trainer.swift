@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
 import Foundation
@@ -98,7 +99,7 @@ public enum Trainer {
     /// and a sentence saying how they run. The split model uses every rank. A one-tower model
     /// runs on rank 0 alone with every BLAS thread, while the other ranks sleep (not spin) until
     /// it is done; they then get nil and whether it was stopped, or the error it ended with.
-    static func onTowerRanks<T>(plan: NetworkPlan, session: Session, threads: Int, launch: String, stopped: (T) -> Bool,
+    public static func onTowerRanks<T>(plan: NetworkPlan, session: Session, threads: Int, launch: String, stopped: (T) -> Bool,
                                 _ body: (Communicator, String) throws -> T) throws -> (value: T?, stopped: Bool) {
         let communicator = session.communicator
         guard plan.towers == 1 && communicator.size > 1 else {

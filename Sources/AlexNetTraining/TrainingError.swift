@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 
 /// A training problem, phrased as one line that names the problem and the fix.
@@ -22,5 +23,5 @@ public struct TrainingError: ExitCoded, CustomStringConvertible {
     }
 
     /// An error that rank 0 has printed; other ranks just exit with the same code.
-    static func reported(exitCode: Int32) -> TrainingError { TrainingError(reportedWith: exitCode) }
+    public static func reported(exitCode: Int32) -> TrainingError { TrainingError(reportedWith: exitCode) }
 }

@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// One training run on the ranks that hold the towers. Built once (the network, the data side,

@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetMPI
+import AlexNetTools
 import AlexNetTraining
 import ArgumentParser
 import Foundation

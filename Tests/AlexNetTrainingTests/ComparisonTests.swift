@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetTools
 import AlexNetTraining
 import Foundation
 #if canImport(FoundationXML)

@@ -1,5 +1,8 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
+import AlexNetTraining
 import Foundation
 
 /// `eval`: a checkpoint's test top-1 and top-5, under mpirun or simulated.

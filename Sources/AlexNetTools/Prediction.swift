@@ -1,5 +1,8 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
+import AlexNetTraining
 import Foundation
 
 /// `predict`: the top-5 classes, with probabilities, of image files under a checkpoint's model.

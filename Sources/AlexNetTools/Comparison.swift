@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetTraining
 import Foundation
 
 /// `compare`: trains the three models of docs/models.md on the same data, data order, seeds and
