@@ -45,7 +45,7 @@ struct PrepareCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Photos per shard file (at most \(Self.maxShardSize); each thread holds its shard in memory while it writes it).")
     var shardSize = 1024
 
-    @Option(parsing: .unconditional, help: "Seed of the --val-fraction hold-out (0 to 2^64-1).", transform: TrainingFlags.parseSeed)
+    @Option(parsing: .unconditional, help: "Seed of the --val-fraction hold-out (0 to 2^64-1).", transform: OptimiserFlags.parseSeed)
     var seed: UInt64 = 1
 
     @Option(parsing: .unconditional, help: "Threads (default: every core; at most \(Self.maxThreads)).")
