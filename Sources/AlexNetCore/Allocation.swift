@@ -51,12 +51,14 @@ func elements(_ factors: Int..., plus addend: Int = 0) -> Int {
     return overflow ? Int.max : sum
 }
 
-/// Elements allocated so far by `Buffer(count:)` and max-pool's argmax, over the whole process:
-/// what `AllocationTests` compares with the layers' lists. One relaxed atomic add per buffer.
+/// Elements held now by every `Buffer(count:)` and max-pool argmax of the process: what
+/// `AllocationTests` compares with the layers' lists. One relaxed atomic add per buffer made or
+/// freed, never in a step (the layers allocate only while they are built or switch algorithms).
 public enum AllocationCounter {
     private static let elements = Atomic<Int>(0)
 
-    public static var total: Int { elements.load(ordering: .relaxed) }
+    public static var live: Int { elements.load(ordering: .relaxed) }
 
-    static func add(_ count: Int) { elements.add(count, ordering: .relaxed) }
+    static func allocated(_ count: Int) { elements.add(count, ordering: .relaxed) }
+    static func freed(_ count: Int) { elements.subtract(count, ordering: .relaxed) }
 }

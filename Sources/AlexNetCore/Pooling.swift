@@ -25,7 +25,7 @@ public final class MaxPool: Stage {
         blockStarts = Self.blocks(inputWidth: input.width, outputWidth: outputShape.width, size: size, stride: stride)
         argmax = .allocate(capacity: max(capacity, 1))
         argmax.initialize(repeating: 0, count: max(capacity, 1))
-        AllocationCounter.add(capacity)
+        AllocationCounter.allocated(capacity)
     }
 
     /// What a max pool allocates for batches of up to `maxBatch` images: the argmax (Int32),
@@ -34,7 +34,10 @@ public final class MaxPool: Stage {
         [Allocation("argmax", count: elements(output.size, maxBatch))]
     }
 
-    deinit { argmax.deallocate() }
+    deinit {
+        argmax.deallocate()
+        AllocationCounter.freed(capacity)
+    }
 
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
         let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)

@@ -20,7 +20,7 @@ import CBLAS
 ///
 /// Each two-sided tile transform `L X Lᵀ` is applied one axis at a time (`sandwich`): `2 alpha³`
 /// multiply-adds per tile instead of the `alpha⁴` of one product with `L ⊗ L`.
-final class WinogradConvolution {
+public final class WinogradConvolution {
     let transform: WinogradTransform
     private let channels: Int, outputs: Int, groups: Int
     private let inputPlane: Int, outputPlane: Int
