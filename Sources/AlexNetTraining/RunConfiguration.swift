@@ -321,7 +321,7 @@ public enum RunConfiguration {
 
     // MARK: parallelism and communication
 
-    public static var parallelism: [any AnySetting] { [simulate, replicas, collectiveTimeout, bucketMiB, progress] }
+    public static var parallelism: [any AnySetting] { [simulate, replicas, collectiveTimeout, bucketMiB, progress, threads] }
 
     public static var simulate: Setting<Bool> {
         Setting("simulate", .parallelism, \.simulate, .changesNoBit, manifest: nil,
@@ -350,6 +350,10 @@ public enum RunConfiguration {
                     $0.isFinite && $0 >= 0.0001 && $0 <= 4096 ? nil : "must be from 0.0001 (26 floats) to 4096 (got \($0))"
                 },
                 help: "MiB of gradients per bucket of the replicas' gradient sum, which runs during the backward pass (DDP's default, 25).")
+    }
+    public static var threads: Setting<Int> {
+        Setting("threads", .parallelism, \.threadsForOneTower, .changesNoBit, manifest: nil, range: .from(1, to: 256),
+                help: "OpenBLAS threads of a process that holds the whole job: a one-tower model (unsplit, paper-1gpu) on one rank alone, or bench --one-process.")
     }
     public static var progress: Setting<GradientOverlap.Progress> {
         Setting("progress", .parallelism, \.overlap.progress, .changesNoBit, manifest: nil, text: \.rawValue,

@@ -28,9 +28,6 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Classes of the synthetic data.")
     var classes = 10
 
-    @Option(parsing: .unconditional, help: "OpenBLAS threads when one process holds every tower.")
-    var threads = 2
-
     @Option(help: "Shards written by `alexnet-split prepare`: train on them, streamed as `train` streams them, and print the loader's own img/s.")
     var data: String?
 
@@ -69,7 +66,6 @@ struct Bench: ParsableCommand {
         guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be from 1 to 100000 (got \(steps))") }
         guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be from 0 to 100000 (got \(warmup))") }
         guard (2...256).contains(classes) else { throw ValidationError("--classes must be in 2...256 for bench's synthetic byte labels (got \(classes))") }
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be from 1 to 256 (got \(threads))") }
         guard !(parallel.simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
         if let problem = SettingRules.problem(in: parallel, among: RunConfiguration.parallelism) { throw ValidationError(problem.forCommandLine) }
         var launcher = Launcher(parallel)
@@ -81,7 +77,7 @@ struct Bench: ParsableCommand {
         var options = BenchmarkOptions()
         (options.preset, options.model, options.batchSize) = (modelOptions.preset, modelOptions.model, batchSize)
         (options.steps, options.warmup, options.inference) = (steps, warmup, inference)
-        (options.classes, options.threads, options.separateWaiting) = (classes, threads, !noWaitSplit)
+        (options.classes, options.threads, options.separateWaiting) = (classes, parallel.threadsForOneTower, !noWaitSplit)
         (options.replicas, options.dataDirectory, options.convolutionAlgorithm) = (replicas, data, convolutionAlgorithm)
         options.overlap = parallel.overlap
         let report: BenchmarkReport?

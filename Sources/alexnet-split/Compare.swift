@@ -9,7 +9,7 @@ struct Compare: ParsableCommand {
         discussion: """
         Writes compare.md, compare.csv, compare.json and compare.svg (test accuracy and train loss per epoch) \
         to the run directory, with each run's metrics under seed-<s>/<model>/. The split model uses both ranks \
-        (one OpenBLAS thread each); a one-tower model runs in one process with 2 OpenBLAS threads. \
+        (one OpenBLAS thread each); a one-tower model runs in one process with --threads OpenBLAS threads. \
         Ctrl-C keeps what finished and says what did not.
         """)
 

@@ -82,6 +82,7 @@ struct ParallelFlags: SettingGroupFlags {
     @Option(name: C.collectiveTimeout.long, parsing: .unconditional, help: C.collectiveTimeout.argumentHelp) var collectiveTimeout: Double?
     @Option(name: C.bucketMiB.long, parsing: .unconditional, help: C.bucketMiB.argumentHelp) var bucketMib: Double?
     @Option(name: C.progress.long, help: C.progress.argumentHelp) var progress: GradientOverlap.Progress?
+    @Option(name: C.threads.long, parsing: .unconditional, help: C.threads.argumentHelp) var threads: Int?
 
     func bind(_ b: inout SettingBinder) {
         b.flag(C.simulate, simulate)
@@ -89,6 +90,7 @@ struct ParallelFlags: SettingGroupFlags {
         b.set(C.collectiveTimeout, collectiveTimeout)
         b.set(C.bucketMiB, bucketMib)
         b.set(C.progress, progress)
+        b.set(C.threads, threads)
     }
 }
 
