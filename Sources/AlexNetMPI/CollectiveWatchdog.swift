@@ -43,7 +43,7 @@ public final class CollectiveWatchdog: Sendable {
     }
 
     /// The exit code of a job that the watchdog ended.
-    static let exitCode: Int32 = 4
+    static let exitCode = ExitStatus.collectiveTimedOut.rawValue
 
     private let clock: CollectiveClock
     private let thread: WorkerThread

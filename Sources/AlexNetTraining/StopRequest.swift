@@ -66,7 +66,7 @@ public enum StopRequest {
         }
         let expired: @convention(c) (Int32) -> Void = { _ in
             SignalLine.write(StopRequest.expiredLine.load(ordering: .acquiring))
-            _exit(1)
+            _exit(ExitStatus.failure.rawValue)
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)

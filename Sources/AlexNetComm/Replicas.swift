@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// R replicas of a T-tower model on T*R ranks (`mpirun -np 2R`, or `--simulate --replicas R`).

@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// Several ranks as threads of one process: the simulation mode.
