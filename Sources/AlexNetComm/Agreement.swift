@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 import AlexNetCore
 

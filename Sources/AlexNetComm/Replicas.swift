@@ -166,14 +166,16 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
         var v = CommunicationVolume()
         let t = plan.towers, ranks = t * replicas
         guard t > 1 else { return v }
-        let perReplica = (batch + replicas - 1) / replicas
+        let perReplica = batch / replicas + (batch % replicas == 0 ? 0 : 1)
         let towerStages = try (0..<t).map { try plan.stages(ranks: t, rank: $0) }
+        let what = "the bytes moved in a step of \(batch) images"
         for stage in towerStages[0] {
             guard case let .gather(mode) = stage.op else { continue }
             // Every rank of every pair receives the other towers' blocks, for every image once:
             // all ranks together, (t - 1) times the gathered whole, even or not.
-            v.activationAllGathers += (t - 1) * stage.output.size * batch * 4
-            if training, mode == .sum { v.reduceScatters += (t - 1) * stage.output.size * batch * 4 }
+            let gathered = try CheckedSize.product(t - 1, stage.output.size, batch, 4, what: what)
+            v.activationAllGathers = try CheckedSize.sum(v.activationAllGathers, gathered, what: what)
+            if training, mode == .sum { v.reduceScatters = try CheckedSize.sum(v.reduceScatters, gathered, what: what) }
         }
         if training && replicas > 1 {
             // One ordered sum per bucket of each tower's gradient arena (GradientBuckets): every
@@ -187,7 +189,10 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
         if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }
         // Every rank but the coordinator receives its replica's share; the coordinator keeps replica 0's.
         let first = ReplicaLayout.share(0, of: batch, perReplica: perReplica).count
-        v.batchHandOut = (ranks - 1) * 4 + (t * batch - first) * record
+        let records = try CheckedSize.product(try CheckedSize.sum(try CheckedSize.product(t, batch, what: what), -first, what: what), record, what: what)
+        v.batchHandOut = try CheckedSize.sum((ranks - 1) * 4, records, what: what)
+        // `total` adds them all.
+        _ = try [v.reduceScatters, v.gradientAllReduce, v.batchHandOut, v.metrics].reduce(v.activationAllGathers) { try CheckedSize.sum($0, $1, what: what) }
         return v
     }
 }

@@ -12,7 +12,7 @@ public struct IDXFile {
 
     /// Reads and checks an unsigned-byte IDX file with `expectedRank` dimensions.
     public init(path: String, expectedRank: Int) throws {
-        guard let file = gzopen(path, "rb") else { throw DataError("cannot open \(path): no such file or not readable") }
+        guard let file = gzopen(path, "rb") else { throw DataError("cannot open \(path): \(String(cString: strerror(errno))); check the path") }
         defer { gzclose(file) }
         try self.init(source: path, expectedRank: expectedRank) { buffer in
             let read = gzread(file, buffer.baseAddress, UInt32(buffer.count))

@@ -39,6 +39,24 @@ public enum ImageFile {
         throw DataError("\(path) is not a PNG or JPEG image (\(data.count) bytes, starting \(bytes)): remove it or convert it")
     }
 
+    /// The width and height a PNG or JPEG header claims, read without decoding; nil for anything else.
+    public static func dimensions(_ data: Data) -> (width: Int, height: Int)? {
+        let head = [UInt8](data.prefix(8))
+        if head.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
+            var image = png_image()
+            image.version = cpng_image_version()
+            defer { png_image_free(&image) }
+            let begun = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
+            return begun != 0 ? (Int(image.width), Int(image.height)) : nil
+        }
+        guard head.starts(with: [0xFF, 0xD8, 0xFF]), let handle = tjInitDecompress() else { return nil }
+        defer { tjDestroy(handle) }
+        var bytes = [UInt8](data)
+        var (width, height, subsampling, colorspace): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        guard tjDecompressHeader3(handle, &bytes, UInt(bytes.count), &width, &height, &subsampling, &colorspace) == 0 else { return nil }
+        return (Int(width), Int(height))
+    }
+
     /// The pixel count of a `width x height` header, or an error naming the file when it is
     /// empty or above `limit` (checked before decoding, so a small file that claims a huge
     /// image costs nothing).

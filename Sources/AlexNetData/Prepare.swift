@@ -16,6 +16,9 @@ public struct PrepareOptions: Sendable {
     public var photosPerShard = 1024
     public var seed: UInt64 = 1
     public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// The bytes one thread may hold to decode and resize a photo (its file, its pixels, the
+    /// resampling's floats); a photo that needs more stops with its name before it is decoded.
+    public var bytesPerPhoto = ReadLimits.prepareBytesPerPhoto
 
     public init(source: String, output: String) {
         self.source = source
@@ -46,6 +49,8 @@ public final class Prepare: @unchecked Sendable {
         var name: String
         var items: [ImageFolder.Item]
         var isTrain: Bool
+        /// A hash of its photos' sizes and modification times (`contentStamp`).
+        var stamp = ""
     }
 
     /// What is done so far; saved after every shard.
@@ -64,6 +69,8 @@ public final class Prepare: @unchecked Sendable {
     private var sums: PixelSums
     private var written = 0, total = 0
     private var started = 0.0, lastReport = 0.0
+    /// Holds the output folder's lock for the life of this object.
+    private var lockDescriptor: Int32 = -1
 
     public static func run(_ options: PrepareOptions, progress: @escaping @Sendable (String) -> Void) throws -> PrepareSummary {
         try Prepare(options: options, progress: progress).run()
@@ -76,12 +83,14 @@ public final class Prepare: @unchecked Sendable {
         sums = PixelSums(size: options.imageSize, channels: 3)
     }
 
+    deinit { if lockDescriptor >= 0 { close(lockDescriptor) } }
+
     func run() throws -> PrepareSummary {
         let (jobs, classNames, fingerprint) = try plan()
         let manifest = ShardManifest(name: (options.source as NSString).lastPathComponent, imageSize: options.imageSize, channels: 3,
                                      encoding: options.encoding, quality: options.quality, classNames: classNames,
                                      fingerprint: fingerprint, train: [], val: [], skipped: [])
-        if let finished = try checkOutput(fingerprint: fingerprint) {
+        if let finished = try checkOutput(fingerprint: fingerprint, jobs: jobs) {
             return PrepareSummary(manifest: finished, photosThisRun: 0, seconds: 0, threads: options.threads, bytesPerPhoto: 0, alreadyDone: true)
         }
         let pending = jobs.filter { state.done[$0.name] == nil }
@@ -102,6 +111,9 @@ public final class Prepare: @unchecked Sendable {
 
     /// The shards to write, the class names, and a fingerprint of the whole request.
     func plan() throws -> (jobs: [Job], classNames: [String], fingerprint: String) {
+        guard ImageFolder.isDirectory(options.source) else {
+            throw DataError("no folder of photos at \(options.source): give prepare the folder that holds train/ and val/ (or one folder per class, with --val-fraction)")
+        }
         let labels = try options.valLabels.map { try ValidationLabels(file: $0, synsets: options.synsets) }
         let (train, val, classNames) = try ImageFolder.files(
             directory: options.source, valFraction: options.valFraction, seed: options.seed,
@@ -113,47 +125,54 @@ public final class Prepare: @unchecked Sendable {
             })
         func jobs(_ items: [ImageFolder.Item], split: String) -> [Job] {
             stride(from: 0, to: items.count, by: options.photosPerShard).enumerated().map { number, first in
-                Job(name: String(format: "%@-%05d", split, number), items: Array(items[first..<min(first + options.photosPerShard, items.count)]),
-                    isTrain: split == "train")
+                let photos = Array(items[first..<min(first + options.photosPerShard, items.count)])
+                return Job(name: String(format: "%@-%05d", split, number), items: photos, isTrain: split == "train",
+                           stamp: Self.hash(photos.map { Self.contentStamp($0.path) }.joined(separator: "\n")))
             }
         }
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix(_ text: String) { for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 } }
-        mix("S\(options.imageSize) \(options.encoding.rawValue) q\(options.quality) per\(options.photosPerShard) classes \(classNames.joined(separator: ","))\n")
+        var request = "S\(options.imageSize) \(options.encoding.rawValue) q\(options.quality) per\(options.photosPerShard) classes \(classNames.joined(separator: ","))\n"
         // Paths relative to the source, so that the same folder given by another path (or moved) resumes.
         let prefix = (options.source as NSString).appendingPathComponent("x").dropLast()
         for (split, items) in [("train", train), ("val", val)] {
-            for item in items { mix("\(split) \(item.label) \(item.path.hasPrefix(prefix) ? item.path.dropFirst(prefix.count) : item.path[...])\n") }
+            for item in items { request += "\(split) \(item.label) \(item.path.hasPrefix(prefix) ? item.path.dropFirst(prefix.count) : item.path[...])\n" }
         }
-        return (jobs(train, split: "train") + jobs(val, split: "val"), classNames, String(format: "%016llx", hash))
+        return (jobs(train, split: "train") + jobs(val, split: "val"), classNames, Self.hash(request))
+    }
+
+    /// FNV-1a of `text`, as 16 hex digits.
+    static func hash(_ text: String) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        return String(format: "%016llx", hash)
+    }
+
+    /// What a shard's stamp knows of a file's content without reading it: its size and its
+    /// modification time to the nanosecond (as make and rsync judge a file changed). Other photos
+    /// saved under the same names differ in one or both.
+    static func contentStamp(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return "unreadable" }
+        return "\(info.st_size) bytes \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
     }
 
     /// Refuses an output folder that holds anything but this same data set; loads the state of
     /// a stopped run. Returns the manifest when the data set is already complete.
-    func checkOutput(fingerprint: String) throws -> ShardManifest? {
+    func checkOutput(fingerprint: String, jobs: [Job]) throws -> ShardManifest? {
         let out = options.output as NSString
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: options.output, isDirectory: &isDirectory) {
-            do { try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true) } catch {
-                throw DataError("cannot create \(options.output): \(error.localizedDescription)")
-            }
-        } else if !isDirectory.boolValue {
-            throw DataError("\(options.output) is a file: give prepare a new or empty folder")
-        }
-        let source = URL(fileURLWithPath: options.source).standardizedFileURL.path, output = URL(fileURLWithPath: options.output).standardizedFileURL.path
-        if output == source || output.hasPrefix(source + "/") {
-            throw DataError("\(options.output) lies inside \(options.source), where it would be read as photos: write the shards elsewhere")
-        }
-        let other = "holds another data set (a different source, S, encoding or shard size): choose a new folder, or remove it"
+        try PrepareFolder.checkApart(output: options.output, source: options.source)
+        lockDescriptor = try PrepareFolder.claim(options.output)
+        let other = "holds another data set (a different source, other labels, S, encoding or shard size): choose a new folder, or remove it"
         if ShardSet.isShardSet(options.output) {
             let manifest = try ShardSet(directory: options.output).manifest
             guard manifest.fingerprint == fingerprint else { throw DataError("\(options.output) \(other)") }
+            try checkStamps(jobs, written: Dictionary((manifest.train + manifest.val).map { ($0.name, $0) }) { a, _ in a }, finished: true)
             return manifest
         }
         let statePath = out.appendingPathComponent(ShardManifest.stateName)
         if FileManager.default.fileExists(atPath: statePath) {
             try loadState(statePath)
             guard state.fingerprint == fingerprint else { throw DataError("\(options.output) \(other)") }
+            try checkStamps(jobs, written: state.done, finished: false)
             // Files a stopped run was writing when it stopped.
             for name in (try? FileManager.default.contentsOfDirectory(atPath: options.output)) ?? [] where name.contains(".tmp-") {
                 unlink(out.appendingPathComponent(name))
@@ -167,6 +186,16 @@ public final class Prepare: @unchecked Sendable {
             try saveState()
         }
         return nil
+    }
+
+    /// Refuses shards written from files that have changed since (other photos saved under the
+    /// same names): a finished set is then not this data set, and a stopped run's sums hold them.
+    func checkStamps(_ jobs: [Job], written: [String: ShardManifest.ShardEntry], finished: Bool) throws {
+        let changed = jobs.filter { job in written[job.name].map { $0.sources != job.stamp } ?? false }.map(\.name)
+        guard let first = changed.first else { return }
+        let what = finished ? "holds a data set made from other photos under the same names, or from files changed since it was written"
+            : "holds a stopped prepare whose shards were made from other photos under the same names, or from files changed since"
+        throw DataError("\(options.output) \(what) (\(changed.count) shard(s), first \(first): a size or modification time differs): choose a new folder, or remove it and prepare again")
     }
 
     /// The state file: an 8-byte length, the state as JSON, then the training sums so far.
@@ -200,7 +229,9 @@ public final class Prepare: @unchecked Sendable {
         for item in job.items {
             let square: [UInt8]
             do {
-                square = Resample.shorterSideThenCentreCrop(try ImageFile.decode(path: item.path, channels: 3), size: options.imageSize)
+                let data = try ReadLimits.contents(of: item.path, limit: ReadLimits.imageFileBytes, what: "image file")
+                try checkBudget(data, path: item.path)
+                square = Resample.shorterSideThenCentreCrop(try ImageFile.decode(data, path: item.path, channels: 3), size: options.imageSize)
             } catch {
                 guard options.skipBadImages else { throw DataError("\(error) (pass --skip-bad-images to leave such files out)") }
                 skipped.append("\(error)")
@@ -219,12 +250,25 @@ public final class Prepare: @unchecked Sendable {
         try ShardFiles.writeAtomically(shard, to: root.appendingPathComponent(job.name + ".shard"))
         try ShardFiles.writeAtomically(index, to: root.appendingPathComponent(job.name + ".index"))
         let entry = ShardManifest.ShardEntry(name: job.name, photos: photos, bytes: shard.count, crc32: ShardFiles.crc32(shard),
-                                             indexBytes: index.count, indexCRC32: ShardFiles.crc32(index))
+                                             indexBytes: index.count, indexCRC32: ShardFiles.crc32(index), sources: job.stamp)
         try lock.withLock { _ in
             state.done[job.name] = entry
             state.skipped[job.name] = skipped.isEmpty ? nil : skipped
             if job.isTrain { sums.merge(local) }
             try saveState()
+        }
+    }
+
+    /// What a photo needs to be decoded and resized, from its header, against `bytesPerPhoto`:
+    /// its file twice (the JPEG decoder takes a copy), its pixels (four bytes each for CMYK, then
+    /// three), and the resampling's floats, which grow with the aspect ratio's short side.
+    func checkBudget(_ data: Data, path: String) throws {
+        guard let (width, height) = ImageFile.dimensions(data), width >= 1, height >= 1,
+              let pixels = ReadLimits.product([width, height], limit: ReadLimits.imagePixels) else { return }  // decode names what is wrong
+        let need = 2 * data.count + 7 * pixels + Resample.workBytes(width: width, height: height, channels: 3, size: options.imageSize)
+        guard need <= options.bytesPerPhoto else {
+            throw DataError(String(format: "%@ (%d x %d pixels) needs about %.0f MiB to decode and scale to S = %d, more than the %.0f MiB a thread of prepare may use: scale it down or remove it, or pass fewer --threads (each thread gets a share of the memory)",
+                                   path, width, height, Double(need) / 1_048_576, options.imageSize, Double(options.bytesPerPhoto) / 1_048_576))
         }
     }
 
@@ -248,11 +292,16 @@ public final class Prepare: @unchecked Sendable {
         manifest.val = jobs.filter { !$0.isTrain }.map { state.done[$0.name]! }
         manifest.skipped = jobs.flatMap { state.skipped[$0.name] ?? [] }
         guard manifest.train.reduce(0, { $0 + $1.photos }) > 0 else { throw DataError("no training photo of \(options.source) could be read") }
+        guard manifest.val.reduce(0, { $0 + $1.photos }) > 0 else {
+            throw DataError("no validation photo of \(options.source) could be read, and a set with nothing to test on gives no accuracy: replace the unreadable photos listed above, then run prepare again")
+        }
         let root = options.output as NSString
-        try ShardFiles.writeAtomically(sums.encoded(), to: root.appendingPathComponent(ShardManifest.statisticsName))
+        let statistics = sums.encoded()
+        try ShardFiles.writeAtomically(statistics, to: root.appendingPathComponent(ShardManifest.statisticsName))
+        manifest.statistics = ShardManifest.FileEntry(bytes: statistics.count, crc32: ShardFiles.crc32(statistics))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try ShardFiles.writeAtomically(Array(try encoder.encode(manifest)), to: root.appendingPathComponent(ShardManifest.fileName))
+        try ShardFiles.writeAtomically(Array(try encoder.encode(try manifest.sealed())), to: root.appendingPathComponent(ShardManifest.fileName))
         unlink(root.appendingPathComponent(ShardManifest.stateName))
         let entries = manifest.train + manifest.val
         let bytes = entries.reduce(0) { $0 + $1.bytes }, photos = entries.reduce(0) { $0 + $1.photos }

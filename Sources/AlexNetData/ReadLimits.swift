@@ -25,6 +25,10 @@ public enum ReadLimits {
     public static let checkpointFileBytes = 1 << 32
     /// A checkpoint's manifest.json (its history grows by one short entry per epoch).
     public static let manifestBytes = 1 << 26
+    /// What one thread of `prepare` may hold to decode and resize one photo, at most: a photo at
+    /// `imagePixels` in a file at `imageFileBytes` needs about 1 GB. `prepare` lowers it to its
+    /// share of the memory this host gives (docs/reliability.md).
+    public static let prepareBytesPerPhoto = 1 << 30
     /// Classes of a data set or a checkpoint (ImageNet-21k has 21,841).
     public static let classes = 100_000
 
@@ -45,7 +49,7 @@ public enum ReadLimits {
     /// device or a pipe could be endless).
     public static func regularFileSize(_ path: String) throws -> Int {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw DataError("cannot read \(path): no such file or not readable") }
+        guard stat(path, &info) == 0 else { throw DataError("cannot read \(path): \(String(cString: strerror(errno))); check the path") }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw DataError("\(path) is not a regular file (a folder, device or pipe); point at a file")
         }

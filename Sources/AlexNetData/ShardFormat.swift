@@ -21,7 +21,8 @@ public struct ShardManifest: Codable, Sendable, Equatable {
     public static let fileName = "dataset.json"
     public static let statisticsName = "statistics.bin"
     public static let stateName = "prepare-state.bin"
-    public static let currentVersion = 1
+    /// 2: the manifest carries its own checksum and that of statistics.bin.
+    public static let currentVersion = 2
 
     public var version = ShardManifest.currentVersion
     public var name: String
@@ -31,13 +32,24 @@ public struct ShardManifest: Codable, Sendable, Equatable {
     public var encoding: ShardEncoding
     public var quality: Int
     public var classNames: [String]
-    /// A hash of what was asked for (the source files, labels, S, encoding): a resumed or repeated
-    /// `prepare` must match it.
+    /// A hash of what was asked for (the source files' names, labels, S, encoding): a resumed or
+    /// repeated `prepare` must match it, and each shard's `sources` its photos' sizes and times.
     public var fingerprint: String
     public var train: [ShardEntry]
     public var val: [ShardEntry]
     /// Files left out with `--skip-bad-images`, with why.
     public var skipped: [String]
+    /// statistics.bin's size and CRC-32.
+    public var statistics = FileEntry(bytes: 0, crc32: 0)
+    /// `crc32:` and eight hex digits: the CRC-32 of this manifest's canonical encoding without
+    /// this key (ShardManifestChecks.swift).
+    public var checksum: String?
+
+    /// A file's size and CRC-32.
+    public struct FileEntry: Codable, Sendable, Equatable {
+        public var bytes: Int
+        public var crc32: UInt32
+    }
 
     /// One shard file and its index.
     public struct ShardEntry: Codable, Sendable, Equatable {
@@ -47,6 +59,9 @@ public struct ShardManifest: Codable, Sendable, Equatable {
         public var crc32: UInt32
         public var indexBytes: Int
         public var indexCRC32: UInt32
+        /// A hash of its source photos' sizes and modification times: a shard made from files
+        /// that have changed since is not this data set's.
+        public var sources: String?
     }
 }
 

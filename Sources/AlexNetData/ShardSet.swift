@@ -24,30 +24,20 @@ public final class ShardSet: Sendable {
 
     public init(directory: String) throws {
         let manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
-        guard let size = ShardFiles.size(manifestPath), size <= 64 << 20 else {
+        guard let size = ShardFiles.size(manifestPath), size <= ShardManifest.maxBytes else {
             throw DataError("\(manifestPath) is missing or too large: point --data at a folder written by `alexnet-split prepare`")
         }
-        let manifest: ShardManifest
-        do {
-            manifest = try JSONDecoder().decode(ShardManifest.self, from: Data(try ShardFiles.read(manifestPath)))
-        } catch let error as DataError {
-            throw error
-        } catch {
-            throw ShardFiles.damaged(manifestPath, "not a manifest of this program: \(error)")
-        }
-        guard manifest.version == ShardManifest.currentVersion else {
-            throw DataError("\(manifestPath) is shard format \(manifest.version); this program reads \(ShardManifest.currentVersion): prepare the data again")
-        }
-        guard (1...4096).contains(manifest.imageSize), manifest.channels == 3, manifest.classNames.count >= 1 else {
-            throw ShardFiles.damaged(manifestPath, "S \(manifest.imageSize), \(manifest.channels) channels, \(manifest.classNames.count) classes")
-        }
+        let manifest = try ShardManifest.decode(Data(try ShardFiles.read(manifestPath)), path: manifestPath)
         self.directory = directory
         self.manifest = manifest
         train = try ShardSplit(directory: directory, entries: manifest.train, manifest: manifest)
         val = try ShardSplit(directory: directory, entries: manifest.val, manifest: manifest)
         let statisticsPath = (directory as NSString).appendingPathComponent(ShardManifest.statisticsName)
-        let expected = 8 * (3 + 2 * manifest.imageSize * manifest.imageSize * 3 + 3 + 9)
-        pixelSums = try PixelSums.decode(try ShardFiles.read(statisticsPath, expected: expected), source: statisticsPath)
+        let statistics = try ShardFiles.read(statisticsPath, expected: manifest.statistics.bytes)
+        guard ShardFiles.crc32(statistics) == manifest.statistics.crc32 else {
+            throw ShardFiles.damaged(statisticsPath, "its checksum does not match the manifest")
+        }
+        pixelSums = try PixelSums.decode(statistics, source: statisticsPath)
         guard pixelSums.size == manifest.imageSize, pixelSums.count == UInt64(train.count) else {
             throw ShardFiles.damaged(statisticsPath, "sums of \(pixelSums.count) photos of side \(pixelSums.size), for \(train.count) of side \(manifest.imageSize)")
         }

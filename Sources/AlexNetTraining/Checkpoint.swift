@@ -219,8 +219,11 @@ public enum Checkpoint {
         guard FileManager.default.fileExists(atPath: manifestPath) else {
             throw TrainingError("\(path) has no \(manifestName): it is not a complete checkpoint (a crash while writing leaves none)")
         }
-        let data = try ReadLimits.contents(of: manifestPath, limit: ReadLimits.manifestBytes, what: "checkpoint manifest")
+        HeldFiles.hold(manifestPath)
+        let data = try HeldFiles.contents(manifestPath, limit: ReadLimits.manifestBytes, what: "checkpoint manifest")
         let manifest = try decodeManifest(data, path: manifestPath)
+        // Held from here on: a run that rotates its checkpoints cannot take them away.
+        for file in manifest.files { HeldFiles.hold("\(path)/\(file.name)") }
         for file in manifest.files {
             try checkContent(of: file, bytes: try checkedFile(file, in: path), manifest: manifest, in: path)
         }
@@ -230,12 +233,12 @@ public enum Checkpoint {
     /// A listed file's bytes, once its size and CRC-32 match the manifest's.
     static func checkedFile(_ file: CheckpointManifest.File, in path: String) throws -> Data {
         let filePath = "\(path)/\(file.name)"
-        guard FileManager.default.fileExists(atPath: filePath) else { throw TrainingError("\(filePath) is missing; the checkpoint is incomplete") }
-        let size = try ReadLimits.regularFileSize(filePath)
+        guard HeldFiles.hold(filePath) else { throw TrainingError("\(filePath) is missing; the checkpoint is incomplete") }
+        let size = try HeldFiles.size(filePath)
         guard size == file.bytes else {
             throw TrainingError("\(filePath) is \(size) bytes but the manifest says \(file.bytes): it was changed or truncated; use an earlier checkpoint")
         }
-        return try checked(ReadLimits.contents(of: filePath, limit: ReadLimits.checkpointFileBytes, what: "checkpoint file"),
+        return try checked(HeldFiles.contents(filePath, limit: ReadLimits.checkpointFileBytes, what: "checkpoint file"),
                            against: file, path: filePath)
     }
 
@@ -250,9 +253,20 @@ public enum Checkpoint {
     /// The newest checkpoint of a run that validates, and the newer ones that did not (with why).
     public static func newestValid(run: String) throws -> (path: String, manifest: CheckpointManifest, skipped: [String]) {
         var skipped: [String] = []
-        for step in steps(run: run).reversed() {
-            let path = directory(run: run, step: step)
-            do { return (path, try validate(path), skipped) } catch { skipped.append("\(error)") }
+        // A run that is still training writes new checkpoints and deletes old ones meanwhile: a
+        // checkpoint whose folder went away while it was read was rotated, not damaged, and the
+        // listing is read again (a few times) for the newer ones that took its place.
+        var tried = Set<Int>()
+        for _ in 0..<4 {
+            let fresh = steps(run: run).reversed().filter { !tried.contains($0) }
+            if fresh.isEmpty { break }
+            for step in fresh {
+                tried.insert(step)
+                let path = directory(run: run, step: step)
+                do { return (path, try validate(path), skipped) } catch {
+                    if FileManager.default.fileExists(atPath: path) { skipped.append("\(error)") }
+                }
+            }
         }
         let why = skipped.isEmpty ? "there is no \(run)/checkpoints/step-*/\(manifestName)" : skipped.joined(separator: "; ")
         throw TrainingError("no valid checkpoint in \(run): \(why)")

@@ -97,9 +97,12 @@ public enum MemoryAdmission {
         let sample = Double(input.size) * 4 + 4
         // Every rank's received records, for training and for testing.
         need.networks += 2 * Double(perReplica) * sample * Double(job.ranksHere)
+        // Testing's per-class tables: the logits copied out, and with --ten-crop the averaged
+        // softmax in Doubles, [classes, batch] each (TestEvaluation.swift).
+        need.networks += Double(max(job.classes, 2)) * Double(perReplica) * (4 + 8) * Double(job.ranksHere)
         if job.coordinatorHere {
             let prefetched = job.prefetch ? Double(perReplica) * sample : 0
-            let staged = job.replicas > 1 ? Double(plan.towers * job.replicas * perReplica) * sample : 0
+            let staged = job.replicas > 1 ? Double(plan.towers) * Double(job.replicas) * Double(perReplica) * sample : 0
             need.coordinator = job.dataBytes + prefetched + staged
         }
         need.processes = processBase * Double(job.processesHere) + threadStack * Double(job.ranksHere)
@@ -284,6 +287,12 @@ extension DataFootprint {
             let root = FileManager.default.fileExists(atPath: train) ? train : directory
             let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
             return max(2, names.filter { !$0.hasPrefix(".") }.count)
+        case .shards:
+            // The manifest says, checked as the run will read it.
+            let path = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
+            guard let data = try? ReadLimits.contents(of: path, limit: ShardManifest.maxBytes, what: "shard manifest"),
+                  let manifest = try? ShardManifest.decode(data, path: path) else { return 10 }
+            return max(2, manifest.classNames.count)
         default: return 10
         }
     }

@@ -1,7 +1,7 @@
 import AlexNetComm
 import AlexNetCore
-import AlexNetSplit
 import AlexNetData
+import AlexNetSplit
 
 /// What one rank builds to run a model, in one place for train, eval, predict and bench: its
 /// BLAS threads, its part of the network with the convolutions on their algorithms, the
@@ -28,9 +28,8 @@ public struct RankContext {
         public var announcesPlan = true
 
         public init(plan: NetworkPlan, maxBatch: Int, seed: UInt64, initialization: Initialization? = nil,
-                    algorithms: ConvolutionAlgorithmRequest? = nil, stored: ConvolutionPlan? = nil, training: Bool = true,
-                    threadsAlone: Int = 1, checkpoint: (path: String, manifest: CheckpointManifest)? = nil,
-                    announcesPlan: Bool = true) {
+                    algorithms: ConvolutionAlgorithmRequest?, stored: ConvolutionPlan? = nil, training: Bool = true,
+                    threadsAlone: Int = 1, checkpoint: (path: String, manifest: CheckpointManifest)? = nil, announcesPlan: Bool = true) {
             (self.plan, self.maxBatch, self.seed, self.initialization) = (plan, maxBatch, seed, initialization)
             (self.algorithms, self.stored, self.training, self.threadsAlone) = (algorithms, stored, training, threadsAlone)
             (self.checkpoint, self.announcesPlan) = (checkpoint, announcesPlan)

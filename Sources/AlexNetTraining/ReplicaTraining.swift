@@ -41,7 +41,9 @@ public final class ReplicaTraining {
         batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
         let input = network.plan.spec.input, format = StoredImageFormat(layout: data)
         let pipeline = InputPipeline.shared(coordinator?.pipeline, layout: data, input: input, over: layout.world)
-        transport = BatchTransport(layout: layout, pipeline: pipeline, format: format, perReplica: perReplica)
+        // A share never holds more than the network's batch (at most the training images there are), so
+        // the records are sized by that, not by a --batch-size far above the data.
+        transport = BatchTransport(layout: layout, pipeline: pipeline, format: format, perReplica: min(perReplica, network.maxBatch))
         testTransport = BatchTransport(pair: layout.pair, pipeline: pipeline, format: format, capacity: network.maxBatch)
         network.betweenStages = { [transport] in transport.progress() }
     }

@@ -61,7 +61,7 @@ public enum Restore {
         var data = Data()
         var size = [0]
         if comm.rank == 0 {
-            if let read = FileManager.default.contents(atPath: file) { (data, size[0]) = (read, read.count) } else {
+            if let read = try? HeldFiles.contents(file, limit: ReadLimits.checkpointFileBytes, what: "checkpoint file") { (data, size[0]) = (read, read.count) } else {
                 reporter.fail("\(file) is missing; the checkpoint is incomplete")
                 size[0] = -1
             }

@@ -47,10 +47,22 @@ public final class Session {
         let shape = try communicator.agree(decider: 0, idly: true) {
             let (loaded, layout) = try settings.load(directory: directory, trainLimit: trainLimit, testLimit: testLimit,
                                                      preset: preset, seed: seed, say: Reporter(speaks: true).say)
+            try checkNotEmpty(loaded, directory: directory)
             data = loaded
             return Shape(trainCount: loaded.trainCount, testCount: loaded.testCount, classes: loaded.classes, layout: layout)
         }
         return Session(communicator: communicator, data: data, shape: shape)
+    }
+
+    /// Refuses data with nothing to test on (an accuracy of 0 images is no result) or nothing
+    /// to train on, before anything is built.
+    static func checkNotEmpty(_ data: TrainingImages, directory: String) throws {
+        guard data.testCount > 0 else {
+            throw DataError("\(directory) has no images to test on (its validation or test part is empty), so no accuracy could be measured: add test images (a val/ folder, a test file, or --val-fraction 0.1 for a folder of classes), or prepare the set again with some")
+        }
+        guard data.trainCount > 0 else {
+            throw DataError("\(directory) has no images to train on (its training part is empty): add training images, or point --data at another set")
+        }
     }
 
     /// Runs `body` on rank 0 and shares whether it succeeded, so that a failure on the

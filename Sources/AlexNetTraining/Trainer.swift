@@ -156,6 +156,9 @@ public enum Trainer {
     struct Config: Encodable {
         var preset: String, model: String, epochs: Int, batchSize: Int, lr: Float, momentum: Float, weightDecay: Float
         var seed: UInt64, data: String, trainImages: Int, testImages: Int, launch: String, classNames: [String]
+        /// Every setting the run was given or defaulted to (`RunConfiguration`'s values); left out
+        /// if one cannot be written (a library caller's non-finite number).
+        var settings: TrainingOptions?
     }
 
     static func writeConfig(_ options: TrainingOptions, session: Session, launch: String, to directory: String) throws {
@@ -164,7 +167,8 @@ public enum Trainer {
                             batchSize: options.batchSize, lr: options.learningRate, momentum: options.momentum,
                             weightDecay: options.weightDecay, seed: options.seed, data: options.dataDirectory,
                             trainImages: session.trainCount, testImages: session.testCount, launch: launch,
-                            classNames: session.data?.classNames ?? [])
+                            classNames: session.data?.classNames ?? [],
+                            settings: (try? JSONEncoder().encode(options)) == nil ? nil : options)
         try AtomicFile.write(Data((JSONText.encode(config) + "\n").utf8), to: (directory as NSString).appendingPathComponent("config.json"))
     }
 

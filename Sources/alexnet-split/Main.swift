@@ -15,6 +15,10 @@ enum Main {
             Console.writeError("error: \(message)\n")
             exit(status.rawValue)
         }
+        if let problem = Self.argumentNotUTF8() {
+            if MPICommunicator.launcherRank == 0 { Console.writeError("error: \(problem)\n") }
+            exit(ExitStatus.failure.rawValue)
+        }
         do {
             var command = try AlexNetSplit.parseAsRoot()
             try command.run()
@@ -36,6 +40,22 @@ enum Main {
         let hint = code.rawValue == ExitStatus.usage.rawValue ? " (see `alexnet-split --help`)" : ""
         Console.writeError("error: \(AlexNetSplit.message(for: error))\(hint)\n")
         exit(code.rawValue)
+    }
+}
+
+extension Main {
+    /// Swift decodes each argument as UTF-8 and puts U+FFFD where bytes are not, so a file whose
+    /// name is Latin-1 would become a path that does not exist ("no such file"). Such an argument
+    /// is named as it is, before anything runs.
+    static func argumentNotUTF8() -> String? {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let pointer = CommandLine.unsafeArgv[index] else { continue }
+            let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
+            guard String(validating: bytes, as: UTF8.self) == nil else { continue }
+            let shown = bytes.map { $0 >= 0x20 && $0 < 0x7F ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }.joined()
+            return "argument \(index) (\"\(shown)\") is not valid UTF-8, and this program reads only UTF-8 paths: rename the file (for example with `convmv -f latin1 -t utf8 --notest FILE`) and pass the new name"
+        }
+        return nil
     }
 }
 

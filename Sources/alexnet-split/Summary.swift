@@ -44,7 +44,11 @@ struct Summary: ParsableCommand {
             return
         }
         guard plan.towers > 1 else { throw ValidationError("--traffic is for the split model") }
-        print(try Self.trafficTable(plan: plan, batch: batchSize ?? 128))
+        do {
+            print(try Self.trafficTable(plan: plan, batch: batchSize ?? 128))
+        } catch let overflow as CheckedSize.Overflow {
+            throw ValidationError("--batch-size \(batchSize ?? 128) is too large to count: \(overflow); pass a smaller --batch-size")
+        }
     }
 
     /// What `train --simulate` at this batch would need, as memory admission counts it, against this machine.
