@@ -55,6 +55,7 @@ func elements(_ factors: Int..., plus addend: Int = 0) -> Int {
 /// `AllocationTests` compares with the layers' lists. One relaxed atomic add per buffer made or
 /// freed, never in a step (the layers allocate only while they are built or switch algorithms).
 public enum AllocationCounter {
+    // An atomic, not a lock: a relaxed add costs nothing beside the allocation it counts.
     private static let elements = Atomic<Int>(0)
 
     public static var live: Int { elements.load(ordering: .relaxed) }

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// The process's exit codes, all of them (docs/reliability.md lists them). Only the command
 /// line ends the process: library code throws errors that carry one of these (`ExitCoded`,
 /// whose `exitCode` is the raw value, the number the ranks agree on), or, where it cannot throw
@@ -29,7 +27,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
 /// mpirun, a process that ends ends the job. Without a handler (tests, library users) it traps
 /// with the line.
 public enum JobEnd {
-    private static let handler = Mutex<(@Sendable (String, ExitStatus) -> Void)?>(nil)
+    private static let handler = Guarded<(@Sendable (String, ExitStatus) -> Void)?>(nil)
 
     /// Sets what `now` does; the command line calls it once, at start.
     public static func install(_ end: @escaping @Sendable (_ message: String, _ status: ExitStatus) -> Void) {

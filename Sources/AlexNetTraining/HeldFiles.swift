@@ -1,6 +1,6 @@
 import AlexNetData
 import Foundation
-import Synchronization
+import AlexNetCore
 
 /// The files of the checkpoints this process has validated, held open until it exits. A run that
 /// rotates its checkpoints (`--keep-checkpoints`) may delete the one an `eval`, `predict`,
@@ -8,7 +8,7 @@ import Synchronization
 /// whoever holds it open. So the checkpoint is read whole, as it was validated, however the run
 /// rotates meanwhile.
 enum HeldFiles {
-    private static let descriptors = Mutex<[String: Int32]>([:])
+    private static let descriptors = Guarded<[String: Int32]>([:])
 
     /// Opens `path` and keeps it open (once per path); false when it cannot be opened.
     @discardableResult
