@@ -41,8 +41,10 @@ let package = Package(
 
         .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit"]),
         .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "AlexNetComm", "CZlib", "CPNG", "CTurboJPEG"]),
-        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining", "AlexNetTools", "AlexNetComm", "AlexNetSplit"]),
+        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining", "AlexNetTools", "AlexNetComm", "AlexNetSplit", "AlexNetData"]),
         .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "CPNG"]),
+        // Every thread-owning object made and dropped thousands of times (WorkerThread's rules).
+        .testTarget(name: "ThreadTests", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetData", "AlexNetMPI"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -21,22 +21,16 @@ import Foundation
 /// which the network calls after each stage's backward pass, tests the pieces in flight; with
 /// `progressInterval`, a thread of its own also tests them that often (MPI must then be
 /// initialised with MPI_THREAD_MULTIPLE).
-// @unchecked: the progress thread and the rank's thread touch the mutable state only while
-// holding `lock`; the arena's gradients are read only between `begin` and the final wait.
-public final class BucketedGradientSum: @unchecked Sendable {
+///
+/// The progress thread holds the guarded `Sums` (the state of the sums in flight), never this
+/// object; `deinit` stops and joins it.
+public final class BucketedGradientSum {
     public let buckets: GradientBuckets
     public let slice: Int
     private let exchange: Communicator, gathering: Communicator
     private let ranks: Int
-    private var freeSlots: [Slot]
-    private var pending: [Piece] = []
-    private var inFlight: [Active] = []
-    /// The gradients being summed during a step, nil outside one.
-    private var values: UnsafeMutablePointer<Float>?
-    private var weight: Float = 1
-    private var nextBucket = 0
-    private let lock = NSLock()
-    private var progressThread: Thread?
+    private let sums: Guarded<Sums>
+    private let progressThread: WorkerThread?
 
     /// Collective over `twins`. Scratch memory: `3 * slots * twins.size * slice` floats.
     public init(twins: Communicator, buckets: GradientBuckets, slice: Int = 1 << 20, slots: Int = 3,
@@ -47,11 +41,20 @@ public final class BucketedGradientSum: @unchecked Sendable {
         ranks = twins.size
         exchange = ranks > 1 ? twins.split(color: 0, key: twins.rank) : twins
         gathering = ranks > 1 ? twins.split(color: 0, key: twins.rank) : twins
-        freeSlots = ranks > 1 ? (0..<slots).map { _ in Slot(floats: twins.size * slice) } : []
-        if ranks > 1, let progressInterval { startProgressThread(every: progressInterval) }
+        sums = Guarded(Sums(buckets: buckets, slice: slice, ranks: ranks, exchange: exchange, gathering: gathering,
+                            freeSlots: ranks > 1 ? (0..<slots).map { _ in Sums.Slot(floats: twins.size * slice) } : []))
+        if ranks > 1, let progressInterval {
+            progressThread = Self.progressThread(sums, every: progressInterval)
+            progressThread?.start()
+        } else {
+            progressThread = nil
+        }
     }
 
-    deinit { progressThread?.cancel() }
+    deinit {
+        progressThread?.stop()
+        progressThread?.join()
+    }
 
     /// The two communicators the sums run on (none with one twin), for `bench` to count.
     public var communicators: [Communicator] { ranks > 1 ? [exchange, gathering] : [] }
@@ -65,11 +68,11 @@ public final class BucketedGradientSum: @unchecked Sendable {
     /// summed, bucket by bucket, as `stageFinished` reports them final.
     public func begin(_ values: UnsafeMutablePointer<Float>, weight: Float) {
         guard ranks > 1 else { return }
-        lock.withLock {
-            precondition(self.values == nil && inFlight.isEmpty && pending.isEmpty, "a gradient sum is still in progress")
-            self.values = values
-            self.weight = weight
-            nextBucket = 0
+        sums.withLock { sums in
+            precondition(sums.values == nil && sums.inFlight.isEmpty && sums.pending.isEmpty, "a gradient sum is still in progress")
+            sums.values = values
+            sums.weight = weight
+            sums.nextBucket = 0
         }
     }
 
@@ -77,13 +80,13 @@ public final class BucketedGradientSum: @unchecked Sendable {
     /// moves the sums in flight on.
     public func stageFinished(_ stage: Int) {
         guard ranks > 1 else { return }
-        lock.withLock {
-            guard values != nil else { return }
-            while nextBucket < buckets.ranges.count && buckets.finalAfterStage[nextBucket] >= stage {
-                enqueue(nextBucket)
-                nextBucket += 1
+        sums.withLock { sums in
+            guard sums.values != nil else { return }
+            while sums.nextBucket < buckets.ranges.count && buckets.finalAfterStage[sums.nextBucket] >= stage {
+                sums.enqueue(sums.nextBucket)
+                sums.nextBucket += 1
             }
-            advance()
+            sums.advance()
         }
     }
 
@@ -91,27 +94,66 @@ public final class BucketedGradientSum: @unchecked Sendable {
     /// returns once every bucket is summed on this rank.
     public func finish() {
         guard ranks > 1 else { return }
-        lock.withLock {
-            guard values != nil else { return }
-            while nextBucket < buckets.ranges.count {
-                enqueue(nextBucket)
-                nextBucket += 1
+        sums.withLock { sums in
+            guard sums.values != nil else { return }
+            while sums.nextBucket < buckets.ranges.count {
+                sums.enqueue(sums.nextBucket)
+                sums.nextBucket += 1
             }
-            startPending()
-            while let head = inFlight.first {
+            sums.startPending()
+            while let head = sums.inFlight.first {
                 head.request.wait()
-                step(head)
-                inFlight.removeAll { $0.done }
-                startPending()
+                sums.step(head)
+                sums.inFlight.removeAll { $0.done }
+                sums.startPending()
             }
-            values = nil
+            sums.values = nil
         }
+    }
+
+    // MARK: progress thread
+
+    /// Tests the pieces in flight every `interval` seconds until stopped: MPI has no event to
+    /// wait for (it moves data only inside its calls), so this wait is timed; a stop wakes it at once.
+    private static func progressThread(_ sums: Guarded<Sums>, every interval: Double) -> WorkerThread {
+        let stop: @Sendable () -> Void = {
+            sums.withLock { $0.stopping = true }
+            sums.broadcast()
+        }
+        return WorkerThread(name: "gradient sum progress", stop: stop) {
+            while sums.withLock(waitingUntil: { $0.stopping }, seconds: max(interval, 1e-5), { sums, stopping in
+                if !stopping && sums.values != nil && !sums.inFlight.isEmpty { sums.advance() }
+                return !stopping
+            }) {}
+        }
+    }
+}
+
+/// The state of one rank's sums in flight, which the rank's thread and the progress thread
+/// move on in turn (under the lock of the `Guarded` that holds it).
+private struct Sums {
+    let buckets: GradientBuckets
+    let slice: Int
+    let ranks: Int
+    let exchange: Communicator, gathering: Communicator
+    var freeSlots: [Slot]
+    var pending: [Piece] = []
+    var inFlight: [Active] = []
+    /// The gradients being summed during a step, nil outside one.
+    var values: UnsafeMutablePointer<Float>?
+    var weight: Float = 1
+    var nextBucket = 0
+    var stopping = false
+
+    init(buckets: GradientBuckets, slice: Int, ranks: Int, exchange: Communicator, gathering: Communicator, freeSlots: [Slot]) {
+        (self.buckets, self.slice, self.ranks) = (buckets, slice, ranks)
+        (self.exchange, self.gathering, self.freeSlots) = (exchange, gathering, freeSlots)
     }
 
     // MARK: pieces
 
     /// A piece of a bucket: floats `start ..< start + width` of each of its blocks.
-    private struct Piece {
+    struct Piece {
         var bucket: Range<Int>
         var block: Int
         var start: Int
@@ -119,7 +161,7 @@ public final class BucketedGradientSum: @unchecked Sendable {
     }
 
     /// Scratch for one piece in flight: what it sends, receives and gathers.
-    private final class Slot {
+    final class Slot {
         let send: Buffer, received: Buffer, gathered: Buffer
         init(floats: Int) {
             send = Buffer(count: floats)
@@ -128,7 +170,7 @@ public final class BucketedGradientSum: @unchecked Sendable {
         }
     }
 
-    private final class Active {
+    final class Active {
         let piece: Piece
         let slot: Slot
         var request: CollectiveRequest
@@ -142,7 +184,7 @@ public final class BucketedGradientSum: @unchecked Sendable {
     }
 
     /// Scales bucket `k`'s gradients by the step's weight and queues its pieces.
-    private func enqueue(_ k: Int) {
+    mutating func enqueue(_ k: Int) {
         let range = buckets.ranges[k]
         if weight != 1, let values {
             for i in range { values[i] *= weight }
@@ -155,7 +197,7 @@ public final class BucketedGradientSum: @unchecked Sendable {
 
     /// Tests the pieces in flight, in order, and moves each on as far as it can; all-to-alls
     /// complete into all-gathers in piece order (see the type's comment).
-    private func advance() {
+    mutating func advance() {
         var exchangeBlocked = false
         for active in inFlight {
             if !active.gathering && exchangeBlocked { continue }
@@ -171,7 +213,7 @@ public final class BucketedGradientSum: @unchecked Sendable {
 
     /// Moves a piece whose request is complete to its next phase: its all-to-all's blocks are
     /// added in rank order and the sums all-gathered; a finished all-gather is copied home.
-    private func step(_ active: Active) {
+    mutating func step(_ active: Active) {
         let (p, slot, w) = (active.piece, active.slot, active.piece.width)
         if !active.gathering {
             let sum = slot.received.pointer
@@ -192,7 +234,7 @@ public final class BucketedGradientSum: @unchecked Sendable {
     }
 
     /// Starts waiting pieces' all-to-alls, in order, while slots are free.
-    private func startPending() {
+    mutating func startPending() {
         while !pending.isEmpty, let slot = freeSlots.popLast() {
             let p = pending.removeFirst(), w = p.width
             for j in 0..<ranks {
@@ -203,21 +245,5 @@ public final class BucketedGradientSum: @unchecked Sendable {
             let request = exchange.startAllToAll(slot.send.pointer, count: w, into: slot.received.pointer)
             inFlight.append(Active(piece: p, slot: slot, request: request))
         }
-    }
-
-    // MARK: progress thread
-
-    private func startProgressThread(every interval: Double) {
-        let thread = Thread { [weak self] in
-            while !Thread.current.isCancelled {
-                usleep(UInt32(max(interval, 1e-5) * 1e6))
-                guard let self else { return }
-                self.lock.withLock { if self.values != nil && !self.inFlight.isEmpty { self.advance() } }
-            }
-        }
-        thread.name = "gradient sum progress"
-        thread.stackSize = 1 << 20
-        thread.start()
-        progressThread = thread
     }
 }

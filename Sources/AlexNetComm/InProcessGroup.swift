@@ -1,5 +1,5 @@
+import AlexNetCore
 import Foundation
-import Synchronization
 
 /// Several ranks as threads of one process: the simulation mode.
 ///
@@ -8,7 +8,7 @@ import Synchronization
 /// taken in rank order, which for two ranks is exactly what MPI computes (a+b == b+a).
 ///
 /// Shared by the rank threads, so it is `Sendable`: every stored property is either immutable,
-/// a `Slots` board (see there), the `Gate`, or the sub-groups behind a `Mutex`.
+/// a `Slots` board (see there), the `Gate`, or the sub-groups behind a `Guarded` lock.
 public final class InProcessGroup: Sendable {
     public let size: Int
     fileprivate let board: Slots<UnsafeRawPointer?>
@@ -16,7 +16,7 @@ public final class InProcessGroup: Sendable {
     fileprivate let gate: Gate
     /// `split`'s (color, key) per rank, and the sub-groups made from them.
     fileprivate let splitRequests: Slots<(color: Int, key: Int)>
-    fileprivate let subgroups = Mutex<[Int: InProcessGroup]>([:])
+    fileprivate let subgroups = Guarded<[Int: InProcessGroup]>([:])
     /// Where non-blocking collectives meet (NonBlocking.swift).
     let requests: RequestBoard
 
@@ -37,17 +37,12 @@ public final class InProcessGroup: Sendable {
     /// The threads get large stacks, as an MPI rank's main thread would. `body` runs on every
     /// rank thread at once, so it must be `@Sendable`: whatever it captures is shared by them.
     public func run(_ body: @escaping @Sendable (Communicator) -> Void) {
-        let done = DispatchGroup()
-        for rank in 0..<size {
-            done.enter()
-            let thread = Thread { [self] in
-                body(communicator(rank: rank))
-                done.leave()
-            }
-            thread.stackSize = 64 << 20
-            thread.start()
+        let group = self
+        let ranks = (0..<size).map { rank in
+            WorkerThread(name: "rank \(rank)", stackSize: 64 << 20) { body(group.communicator(rank: rank)) }
         }
-        done.wait()
+        for rank in ranks { rank.start() }
+        for rank in ranks { rank.join() }
     }
 
     /// Runs `body(communicator)` on one thread per rank, as `run`, and returns what each rank
@@ -86,27 +81,31 @@ final class Slots<Element>: @unchecked Sendable {
 }
 
 /// A reusable barrier for a fixed number of threads.
-// @unchecked: `waiting` and `generation` are read and written only while `condition` is locked.
-final class Gate: @unchecked Sendable {
+final class Gate: Sendable {
+    private struct Count {
+        var waiting = 0
+        var generation = 0
+    }
+
     private let parties: Int
-    private var waiting = 0
-    private var generation = 0
-    private let condition = NSCondition()
+    private let count = Guarded(Count())
 
     init(parties: Int) { self.parties = parties }
 
     func wait() {
-        condition.lock()
-        let arrived = generation
-        waiting += 1
-        if waiting == parties {
-            waiting = 0
-            generation += 1
-            condition.broadcast()
-        } else {
-            while generation == arrived { condition.wait() }
+        let (arrived, last) = count.withLock { count in
+            let arrived = count.generation
+            count.waiting += 1
+            guard count.waiting == parties else { return (arrived, false) }
+            count.waiting = 0
+            count.generation += 1
+            return (arrived, true)
         }
-        condition.unlock()
+        if last {
+            count.broadcast()
+        } else {
+            count.withLock(waitingUntil: { $0.generation != arrived }) { _ in }
+        }
     }
 }
 

@@ -89,60 +89,52 @@ private final class TimedHandOutRequest: CollectiveRequest {
 /// (in `test` or `wait`); the root's request finishes when every other rank has copied, so the
 /// root may not reuse its buffer too early. Copies depend only on the root's bytes, so the
 /// result is the same whatever order the threads run in.
-// @unchecked: `posted` and `started` are read and written only while `condition` is locked, and a
-// posted source buffer belongs to the transfer until every reader has copied it.
-final class RequestBoard: @unchecked Sendable {
-    private let condition = NSCondition()
-    /// Per sequence number: the root's buffer and how many ranks have yet to copy from it.
-    private var posted: [Int: (source: UnsafeRawPointer, pending: Int)] = [:]
-    /// The sequence number of each rank's next request.
-    private var started: [Int]
+///
+/// Every wait sleeps on the board's condition until the post or the copy it needs has happened.
+final class RequestBoard: Sendable {
+    private struct Board {
+        /// Per sequence number: the root's buffer (it belongs to the transfer until every reader
+        /// has copied from it) and how many ranks have yet to copy from it.
+        var posted: [Int: (source: UnsafeRawPointer, pending: Int)] = [:]
+        /// The sequence number of each rank's next request.
+        var started: [Int]
+    }
 
-    init(size: Int) { started = Array(repeating: 0, count: size) }
+    private let board: Guarded<Board>
+
+    init(size: Int) { board = Guarded(Board(started: Array(repeating: 0, count: size))) }
 
     /// The number of `rank`'s next request.
     func nextSequence(rank: Int) -> Int {
-        condition.withLock {
-            defer { started[rank] += 1 }
-            return started[rank]
+        board.withLock { board in
+            defer { board.started[rank] += 1 }
+            return board.started[rank]
         }
     }
 
     func post(_ sequence: Int, source: UnsafeRawPointer, readers: Int) {
-        condition.withLock {
-            posted[sequence] = (source, readers)
-            condition.broadcast()
-        }
+        board.withLock { $0.posted[sequence] = (source, readers) }
+        board.broadcast()
     }
 
     /// A receiver's step: copies with `copy` from the root's buffer once it is posted. True
     /// when done; with `blocking`, waits until it is.
     func receive(_ sequence: Int, blocking: Bool, copy: (UnsafeRawPointer) -> Void) -> Bool {
-        condition.lock()
-        while posted[sequence] == nil {
-            guard blocking else { condition.unlock(); return false }
-            condition.wait()
-        }
-        let source = posted[sequence]!.source
-        condition.unlock()
+        let source = board.withLock(waitingUntil: { !blocking || $0.posted[sequence] != nil }) { $0.posted[sequence]?.source }
+        guard let source else { return false }
         copy(source)  // the root keeps its buffer until every reader has counted itself out
-        condition.withLock {
-            posted[sequence]!.pending -= 1
-            condition.broadcast()
-        }
+        board.withLock { $0.posted[sequence]!.pending -= 1 }
+        board.broadcast()
         return true
     }
 
     /// The root's step: true once every other rank has copied; with `blocking`, waits until then.
     func released(_ sequence: Int, blocking: Bool) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while posted[sequence]!.pending > 0 {
-            guard blocking else { return false }
-            condition.wait()
+        board.withLock(waitingUntil: { !blocking || $0.posted[sequence]!.pending == 0 }) { board in
+            guard board.posted[sequence]!.pending == 0 else { return false }
+            board.posted[sequence] = nil
+            return true
         }
-        posted[sequence] = nil
-        return true
     }
 }
 

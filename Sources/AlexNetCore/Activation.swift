@@ -49,6 +49,12 @@ public final class Dropout: Stage {
         mask = Buffer(count: features * maxBatch)
     }
 
+    /// What a dropout allocates for batches of up to `maxBatch` samples: the mask, one scale
+    /// per feature and sample, for the backward pass.
+    public static func allocations(features: Int, maxBatch: Int) -> [Allocation] {
+        [Allocation("mask", count: elements(features, maxBatch))]
+    }
+
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
         let count = features * n
         guard context.training, rate > 0 else {

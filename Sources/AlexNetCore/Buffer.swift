@@ -16,6 +16,7 @@ public final class Buffer {
         pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
         base = nil
+        AllocationCounter.allocated(count)
     }
 
     /// A view of `count` floats of `base` from `offset`: the same storage, no copy.
@@ -32,7 +33,11 @@ public final class Buffer {
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { if base == nil { pointer.deallocate() } }
+    deinit {
+        guard base == nil else { return }
+        pointer.deallocate()
+        AllocationCounter.freed(count)
+    }
 
     /// The contents as an array (for tests and checkpoints, never in the hot path).
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }

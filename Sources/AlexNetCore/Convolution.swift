@@ -24,6 +24,8 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
     /// Unfolded input of every group, kept from forward for the weight gradient; allocated only
     /// while the forward pass or the weight gradient uses GEMM.
     private var columns: Buffer
+    /// The columns' size while they are kept.
+    private let columnCount: Int
     /// Shared workspace for the input gradient's columns, a chunk of images at a time.
     private let scratch: Scratch
     private let geometry: PatchGeometry
@@ -55,11 +57,32 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
         geometry = PatchGeometry(channels: input.channels / groups, height: input.height, width: input.width, kernel: kernel,
                                  stride: stride, padding: padding, outHeight: outputShape.height, outWidth: outputShape.width)
         let rows = input.channels / groups * kernel * kernel
-        columns = Buffer(count: groups * rows * maxBatch * outputShape.planeSize)
-        chunk = chunkImages ?? max(1, min(maxBatch, (4 << 20) / max(rows * outputShape.planeSize, 1)))
-        scratch.reserve(rows * chunk * outputShape.planeSize)
+        chunk = chunkImages ?? Self.inputGradientChunk(rows: rows, plane: outputShape.planeSize, maxBatch: maxBatch)
+        let buffers = Self.allocations(input: input, output: outputShape, kernel: kernel, groups: groups, maxBatch: maxBatch,
+                                       chunkImages: chunk)
+        columnCount = buffers.count(of: "columns")
+        columns = Buffer(count: columnCount)
+        scratch.reserve(buffers.count(of: "input-gradient columns"))
         forwardChunk = forwardChunkImages
             ?? Self.forwardChunk(outputsPerGroup: outputs / groups, rows: rows, plane: outputShape.planeSize, maxBatch: maxBatch)
+    }
+
+    /// What a GEMM convolution allocates for batches of up to `maxBatch` images: the im2col
+    /// columns of every group for the whole batch, kept from the forward pass for the weight
+    /// gradient, and the input gradient's columns, `chunkImages` images at a time (by default
+    /// `inputGradientChunk`), in the shared scratch. The Winograd engines `use(_:)` builds add
+    /// `WinogradConvolution.allocations`.
+    public static func allocations(input: Shape, output: Shape, kernel: Int, groups: Int, maxBatch: Int,
+                                   chunkImages: Int? = nil) -> [Allocation] {
+        let rows = input.channels / groups * kernel * kernel, plane = output.planeSize
+        let chunk = chunkImages ?? inputGradientChunk(rows: rows, plane: plane, maxBatch: maxBatch)
+        return [Allocation("columns", count: elements(groups, rows, maxBatch, plane)),
+                Allocation("input-gradient columns", count: elements(rows, chunk, plane), shared: true)]
+    }
+
+    /// Images per input-gradient chunk: about 4 Mi floats (16 MiB) of columns, at least one image.
+    static func inputGradientChunk(rows: Int, plane: Int, maxBatch: Int) -> Int {
+        max(1, min(maxBatch, (4 << 20) / max(rows * plane, 1)))
     }
 
     /// Images per forward GEMM: about 4 MiB of columns, so that they are read back from cache,
@@ -87,8 +110,7 @@ public final class Convolution: InputGradientFirst, GatheredInputFirst {
         for a in choice.all { precondition(supports(a), "\(layerName) cannot run \(a.rawValue)") }
         algorithms = choice
         let needsColumns = choice.weightGradient == .gemm
-        columns = needsColumns ? (columns.count > 0 ? columns : Buffer(count: groups * rowsPerGroup * maxBatch * outputShape.planeSize))
-                               : Buffer(count: 0)
+        columns = needsColumns ? (columns.count > 0 ? columns : Buffer(count: columnCount)) : Buffer(count: 0)
         winograd = winograd.filter { choice.all.contains($0.key) }
         for a in choice.all where a.outputTile != nil { _ = engine(a) }
     }

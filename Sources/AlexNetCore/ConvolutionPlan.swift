@@ -1,5 +1,5 @@
 /// What the user asks of the convolutions (`--conv-algorithm`).
-public enum ConvolutionAlgorithmRequest: String, CaseIterable, Sendable {
+public enum ConvolutionAlgorithmRequest: String, CaseIterable, Sendable, Codable {
     /// Time every candidate on each layer and pass once at start-up; take the fastest.
     case auto
     /// im2col + GEMM everywhere (the reference).

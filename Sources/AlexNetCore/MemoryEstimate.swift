@@ -1,8 +1,9 @@
 import Foundation
 
 /// The memory one rank of a network holds for a batch of `batch` images, computed from the plan
-/// alone, stage by stage, as the layers allocate it (Network.swift and the layer files): every
-/// buffer is sized once for the largest batch, so this is also the rank's steady state.
+/// alone, stage by stage, from the buffers each layer says it allocates (`allocations`), and the
+/// outputs, gradients and parameter arena the network allocates: every buffer is sized once for
+/// the largest batch, so this is also the rank's steady state.
 ///
 /// Bytes are Doubles so that an absurd batch (10^8 images of the paper preset) gives an absurd
 /// number instead of an overflow trap; the counts themselves are exact below 2^53.
@@ -42,14 +43,10 @@ public struct MemoryEstimate: Sendable {
         var scratch = 0.0
         for stage in plans {
             let outputFloats = Double(stage.output.size) * n
-            var (workspace, scratchNeed) = Self.workspace(stage, batch: batch)
-            if !winogradTiles.isEmpty {
-                let transforms = Self.winogradWorkspace(stage, batch: batch, tiles: winogradTiles)
-                workspace += transforms.own
-                scratchNeed = max(scratchNeed, transforms.scratch)
-            }
-            scratch = max(scratch, scratchNeed)
-            rows.append(StageMemory(layer: stage.layer, op: stage.op.displayName, activations: 2 * outputFloats * f, workspace: workspace * f))
+            let buffers = Self.allocations(stage, batch: batch, winogradTiles: winogradTiles)
+            scratch = max(scratch, buffers.sharedElements)
+            rows.append(StageMemory(layer: stage.layer, op: stage.op.displayName, activations: 2 * outputFloats * f,
+                                    workspace: buffers.ownElements * f))
         }
         stages = rows
         parameters = 3 * Double(plans.reduce(0) { $0 + $1.parameterCount }) * f
@@ -57,48 +54,28 @@ public struct MemoryEstimate: Sendable {
         sharedScratch = scratch * f
     }
 
-    /// Floats a stage keeps beyond its output and gradient, and floats of shared scratch it needs.
-    static func workspace(_ stage: StagePlan, batch: Int) -> (own: Double, scratch: Double) {
-        let n = Double(batch)
+    /// The buffers `stage` allocates beyond its output and gradient, as its layer lists them:
+    /// a convolution's with those of every Winograd engine of `winogradTiles` it supports.
+    /// Linear, ReLU, flatten and the gathers hold none (their weights are in the arena).
+    public static func allocations(_ stage: StagePlan, batch: Int, winogradTiles: [Int] = []) -> [Allocation] {
         switch stage.op {
-        case let .convolution(kernel, _, _, groups):
-            // Convolution.swift: columns of every group for the whole batch; the input
-            // gradient's columns a chunk of about 4 Mi floats (at least one image) at a time.
-            let rows = stage.input.channels / groups * kernel * kernel
-            let plane = stage.output.planeSize
-            let chunk = max(1, min(batch, (4 << 20) / max(rows * plane, 1)))
-            return (Double(groups * rows * plane) * n, Double(rows * chunk * plane))
+        case let .convolution(kernel, stride, _, groups):
+            let gemm = Convolution.allocations(input: stage.input, output: stage.output, kernel: kernel, groups: groups,
+                                               maxBatch: batch)
+            guard stride == 1 else { return gemm }
+            return gemm + winogradTiles.filter { $0 + kernel - 1 <= 8 }.flatMap { tile in
+                WinogradConvolution.allocations(outputTile: tile, kernel: kernel, input: stage.input, output: stage.output,
+                                                groups: groups, maxBatch: batch)
+            }
         case .lrn:
-            // Normalization.swift: the denominators for backward, and a tile of every channel.
-            let channels = stage.output.channels
-            let tile = LocalResponseNorm.tileLength(channels: channels, positions: CheckedSize.saturatingProduct(stage.output.planeSize, batch))
-            return (Double(stage.output.size) * n + Double(channels * tile), 0)
-        case .maxPool, .dropout:
-            // The argmax (Int32) or the mask (Float): one per output element.
-            return (Double(stage.output.size) * n, 0)
-        default:
-            return (0, 0)
+            return LocalResponseNorm.allocations(shape: stage.output, maxBatch: batch)
+        case .maxPool:
+            return MaxPool.allocations(output: stage.output, maxBatch: batch)
+        case .dropout:
+            return Dropout.allocations(features: stage.output.size, maxBatch: batch)
+        case .linear, .relu, .flatten, .gather:
+            return []
         }
-    }
-
-    /// Floats of the Winograd engines a stride-1 convolution may build (WinogradConvolution.swift):
-    /// for each tile m x m it supports (alpha = m + k - 1 at most 8), the transformed input
-    /// `[C][alpha²][tiles]` (each channel's block 16 floats longer), the transformed filter and
-    /// its gradient `[alpha²][O][C/groups]`, and the weight gradient's staging `[O][C/groups][k²]`;
-    /// and the shared scratch `(O/groups + 2 + min(C/groups, max(O/groups, 16))) * (alpha² * tiles + 16)`.
-    static func winogradWorkspace(_ stage: StagePlan, batch: Int, tiles: [Int]) -> (own: Double, scratch: Double) {
-        guard case let .convolution(kernel, stride, _, groups) = stage.op, stride == 1 else { return (0, 0) }
-        var own = 0.0, scratch = 0.0
-        for tile in tiles where tile + kernel - 1 <= 8 {
-            let area = Double((tile + kernel - 1) * (tile + kernel - 1))
-            let tilesPerImage = ((stage.output.height + tile - 1) / tile) * ((stage.output.width + tile - 1) / tile)
-            let tiles = Double(batch) * Double(tilesPerImage)
-            let inputs = Double(stage.input.channels), outputs = Double(stage.output.channels), g = Double(groups)
-            own += inputs * (area * tiles + 16) + 2 * area * outputs * inputs / g + outputs * inputs / g * Double(kernel * kernel)
-            let inputGradientBlock = Double(WinogradConvolution.inputGradientBlock(channels: Int(inputs / g), outputs: Int(outputs / g)))
-            scratch = max(scratch, (outputs / g + 2 + inputGradientBlock) * (area * tiles + 16))
-        }
-        return (own, scratch)
     }
 
     public var activations: Double { stages.reduce(0) { $0 + $1.activations } }

@@ -1,5 +1,5 @@
 /// The three models that `compare` sets side by side (docs/models.md).
-public enum ModelKind: String, CaseIterable, Sendable {
+public enum ModelKind: String, CaseIterable, Sendable, Codable {
     /// Two towers with the paper's connectivity.
     case split
     /// One tower, the same total kernels, every layer reads all channels.

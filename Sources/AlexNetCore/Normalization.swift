@@ -36,14 +36,23 @@ public final class LocalResponseNorm: Stage {
         self.beta = beta
         self.k = k
         self.groups = groups
-        scale = Buffer(count: shape.size * maxBatch)
         tileLength = Self.tileLength(channels: shape.channels, positions: shape.planeSize * maxBatch)
-        tile = Buffer(count: shape.channels * tileLength)
+        let buffers = Self.allocations(shape: shape, maxBatch: maxBatch)
+        scale = Buffer(count: buffers.count(of: "denominators"))
+        tile = Buffer(count: buffers.count(of: "tile"))
+    }
+
+    /// What an LRN allocates for batches of up to `maxBatch` images: the denominators of the
+    /// forward pass, one per output element, kept for backward; and the backward pass's tile of
+    /// every channel.
+    public static func allocations(shape: Shape, maxBatch: Int) -> [Allocation] {
+        let length = tileLength(channels: shape.channels, positions: elements(shape.planeSize, maxBatch))
+        return [Allocation("denominators", count: elements(shape.size, maxBatch)), Allocation("tile", count: shape.channels * length)]
     }
 
     /// Positions per tile for `channels` channels: a workspace of about 512 KiB (half of a Zen 3
     /// or Skylake core's L2), in whole 16-lane vectors, and no more than the `positions` of the
-    /// largest batch. `MemoryEstimate` counts the same. A tile is either whole vectors or longer
+    /// largest batch (`allocations` reports it). A tile is either whole vectors or longer
     /// than any batch's plane, so only the plane's last `count % 16` positions take the scalar
     /// remainder, whatever the tile length: the bits do not depend on it.
     public static func tileLength(channels: Int, positions: Int) -> Int {

@@ -25,9 +25,19 @@ public final class MaxPool: Stage {
         blockStarts = Self.blocks(inputWidth: input.width, outputWidth: outputShape.width, size: size, stride: stride)
         argmax = .allocate(capacity: max(capacity, 1))
         argmax.initialize(repeating: 0, count: max(capacity, 1))
+        AllocationCounter.allocated(capacity)
     }
 
-    deinit { argmax.deallocate() }
+    /// What a max pool allocates for batches of up to `maxBatch` images: the argmax (Int32),
+    /// one per output element, for the backward pass.
+    public static func allocations(output: Shape, maxBatch: Int) -> [Allocation] {
+        [Allocation("argmax", count: elements(output.size, maxBatch))]
+    }
+
+    deinit {
+        argmax.deallocate()
+        AllocationCounter.freed(capacity)
+    }
 
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
         let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)

@@ -20,7 +20,7 @@ import CBLAS
 ///
 /// Each two-sided tile transform `L X Lᵀ` is applied one axis at a time (`sandwich`): `2 alpha³`
 /// multiply-adds per tile instead of the `alpha⁴` of one product with `L ⊗ L`.
-final class WinogradConvolution {
+public final class WinogradConvolution {
     let transform: WinogradTransform
     private let channels: Int, outputs: Int, groups: Int
     private let inputPlane: Int, outputPlane: Int
@@ -80,14 +80,36 @@ final class WinogradConvolution {
         outputTiles = PatchGeometry(channels: 1, height: output.height, width: output.width, kernel: m, stride: m,
                                     padding: 0, outHeight: tilesHigh, outWidth: tilesWide)
         maxTiles = maxBatch * tilesPerImage
-        let area = alpha * alpha
-        transformedInput = Buffer(count: input.channels * (area * maxTiles + Self.planePadding))
-        transformedFilter = Buffer(count: area * output.channels * channels)
-        transformedFilterGradient = Buffer(count: area * output.channels * channels)
-        transposedWeightGradient = Buffer(count: output.channels * channels * transform.kernel * transform.kernel)
+        let buffers = Self.allocations(outputTile: m, kernel: transform.kernel, input: input, output: output, groups: groups,
+                                       maxBatch: maxBatch)
+        transformedInput = Buffer(count: buffers.count(of: "transformed input"))
+        transformedFilter = Buffer(count: buffers.count(of: "transformed filter"))
+        transformedFilterGradient = Buffer(count: buffers.count(of: "transformed filter gradient"))
+        transposedWeightGradient = Buffer(count: buffers.count(of: "transposed weight gradient"))
         self.scratch = scratch
         inputGradientBlock = Self.inputGradientBlock(channels: channels, outputs: outputs)
-        scratch.reserve((outputs + 2 + inputGradientBlock) * (area * maxTiles + Self.planePadding))
+        scratch.reserve(buffers.count(of: "product and input-gradient blocks"))
+    }
+
+    /// What an engine of `outputTile` x `outputTile` tiles allocates for batches of up to
+    /// `maxBatch` images (alpha = tile + kernel - 1): the transformed input `V`, `[C][alpha²][tiles]`
+    /// with each channel's block `planePadding` floats longer; the transformed filter `U` and its
+    /// gradient, `[alpha²][O][C/groups]` each; the weight gradient's staging, `[O][C/groups][k²]`;
+    /// and in the shared scratch the product `M`, two staging planes and a block of `dV`,
+    /// `(O/groups + 2 + inputGradientBlock)` planes.
+    public static func allocations(outputTile m: Int, kernel: Int, input: Shape, output: Shape, groups: Int,
+                                   maxBatch: Int) -> [Allocation] {
+        let alpha = m + kernel - 1, area = alpha * alpha
+        let tilesPerImage = ((output.height + m - 1) / m) * ((output.width + m - 1) / m)
+        let plane = elements(area, maxBatch, tilesPerImage, plus: planePadding)
+        let channels = input.channels / groups, outputs = output.channels / groups
+        let filter = area * output.channels * channels
+        let planesInScratch = outputs + 2 + inputGradientBlock(channels: channels, outputs: outputs)
+        return [Allocation("transformed input", count: elements(input.channels, plane)),
+                Allocation("transformed filter", count: filter),
+                Allocation("transformed filter gradient", count: filter),
+                Allocation("transposed weight gradient", count: output.channels * channels * kernel * kernel),
+                Allocation("product and input-gradient blocks", count: elements(planesInScratch, plane), shared: true)]
     }
 
     // MARK: Forward

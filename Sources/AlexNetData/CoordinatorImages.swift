@@ -1,6 +1,5 @@
 import AlexNetCore
 import Foundation
-import Synchronization
 
 /// Where the coordinator's images are: in memory, or in shards read ahead by worker threads.
 /// Either way it hands out `LabeledImages` and the positions in them to assemble.
@@ -15,7 +14,7 @@ public final class CoordinatorImages: Sendable {
     /// The side of the stored squares (or of the stored images, for `resize`).
     let side: Int
     /// The test batch taken last: the ten patches of a batch are assembled from one read.
-    private let lastTest = Mutex<(range: Range<Int>, images: LabeledImages)?>(nil)
+    private let lastTest = Guarded<(range: Range<Int>, images: LabeledImages)?>(nil)
 
     /// Photos the training read-ahead holds at most: three batches, for one being assembled,
     /// one decoded ahead and room for the shares of replicas.
@@ -53,11 +52,8 @@ public final class CoordinatorImages: Sendable {
     }
 
     /// A shard damaged after it was opened (its index was checked then) cannot be trained
-    /// around: say which and stop the process, which under mpirun stops every rank.
+    /// around: end the job saying which (`JobEnd`; under mpirun it ends every rank).
     public static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
-        do { return try read() } catch {
-            Console.writeError("error: \(error)\n")
-            exit(1)
-        }
+        do { return try read() } catch { JobEnd.now("\(error)") }
     }
 }

@@ -63,12 +63,12 @@ public final class Prepare: @unchecked Sendable {
     let options: PrepareOptions
     /// Called on the worker threads (under `lock`, so never twice at once).
     let progress: @Sendable (String) -> Void
-    private let lock = NSLock()
+    /// The first worker's error, and the lock over every var while the workers run.
+    private let lock = Guarded<Error?>(nil)
     private var state: State
     private var sums: PixelSums
     private var written = 0, total = 0
     private var started = 0.0, lastReport = 0.0
-    private var failure: Error?
     /// Holds the output folder's lock for the life of this object.
     private var lockDescriptor: Int32 = -1
 
@@ -100,11 +100,11 @@ public final class Prepare: @unchecked Sendable {
         started = monotonicSeconds()
         let threads = max(1, min(options.threads, pending.count))
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ failure == nil }) {
-                do { try write(pending[k]) } catch { lock.withLock { if failure == nil { failure = error } } }
+            for k in stride(from: worker, to: pending.count, by: threads) where lock.withLock({ $0 == nil }) {
+                do { try write(pending[k]) } catch { lock.withLock { if $0 == nil { $0 = error } } }
             }
         }
-        if let failure { throw failure }
+        if let failure = lock.withLock({ $0 }) { throw failure }
         let seconds = monotonicSeconds() - started
         return try finish(manifest, jobs: jobs, seconds: seconds, threads: options.threads)
     }
@@ -251,7 +251,7 @@ public final class Prepare: @unchecked Sendable {
         try ShardFiles.writeAtomically(index, to: root.appendingPathComponent(job.name + ".index"))
         let entry = ShardManifest.ShardEntry(name: job.name, photos: photos, bytes: shard.count, crc32: ShardFiles.crc32(shard),
                                              indexBytes: index.count, indexCRC32: ShardFiles.crc32(index), sources: job.stamp)
-        try lock.withLock {
+        try lock.withLock { _ in
             state.done[job.name] = entry
             state.skipped[job.name] = skipped.isEmpty ? nil : skipped
             if job.isTrain { sums.merge(local) }
@@ -274,7 +274,7 @@ public final class Prepare: @unchecked Sendable {
 
     /// Counts a photo and, every two seconds, prints progress.
     private func photoWritten() {
-        lock.withLock {
+        lock.withLock { _ in
             written += 1
             let now = monotonicSeconds()
             guard now - lastReport >= 2 || written == total else { return }

@@ -142,7 +142,7 @@ public enum Checkpoint {
     private static func refuseNonFinite(_ network: Network, step: Int, comm: Communicator, reporter: Reporter) throws {
         guard try comm.agreeEach(.success(network.arena.valuesAreFinite)).allSatisfy({ $0 }) else {
             reporter.fail("the weights are no longer finite at step \(step); no checkpoint was written over the last good one")
-            throw TrainingError.reported(exitCode: 3)
+            throw TrainingError.reported(.diverged)
         }
     }
 

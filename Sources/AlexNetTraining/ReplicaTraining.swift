@@ -161,24 +161,3 @@ public final class ReplicaTraining {
         if layout.replica == 0 { layout.pair.barrier() }
     }
 }
-
-extension Trainer {
-    /// Why `ranks` ranks cannot run `plan` with these options, as one line naming the fix; nil
-    /// when they can. Every rank reaches the same answer, so every rank stops.
-    public static func replicaProblem(plan: NetworkPlan, ranks: Int, options: TrainingOptions) -> String? {
-        guard plan.towers > 1 else { return nil }
-        let t = plan.towers
-        guard ranks % t == 0 else {
-            return "the \(plan.model.rawValue) model has \(t) towers, one per rank, but this run has \(ranks) rank(s): use `mpirun -np \(t)` (or -np \(t)R for R replicas), or --simulate to run both towers in one process"
-        }
-        let replicas = ranks / t
-        if let asked = options.replicas, asked != replicas {
-            return "--replicas \(asked) needs \(t * asked) ranks, but this run has \(ranks): under mpirun the replicas are the ranks / \(t), so use `mpirun -np \(t * asked)` or leave out --replicas"
-        }
-        guard options.batchSize % replicas == 0 else {
-            let lower = options.batchSize / replicas * replicas
-            return "the global batch of \(options.batchSize) images (--batch-size\(options.resume != nil ? ", from the checkpoint" : "")) does not split evenly over \(replicas) replicas: use a multiple of \(replicas), such as \(lower > 0 ? "\(lower) or " : "")\(lower + replicas)"
-        }
-        return nil
-    }
-}

@@ -24,7 +24,7 @@ public final class Reporter {
         }
         guard let error = error as? TrainingError else {
             fail("\(error)")
-            return 1
+            return ExitStatus.failure.rawValue
         }
         if !error.alreadyReported { fail(error.description) }
         return error.exitCode

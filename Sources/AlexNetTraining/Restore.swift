@@ -29,7 +29,7 @@ public enum Restore {
     /// Checks that the checkpoint is of the model the options ask for.
     public static func check(_ manifest: CheckpointManifest, path: String, options: TrainingOptions) throws {
         guard manifest.preset == options.preset.rawValue, manifest.model == options.model.rawValue else {
-            throw TrainingError("\(path) holds a \(manifest.preset)/\(manifest.model) model, not \(options.preset.rawValue)/\(options.model.rawValue); pass --preset \(manifest.preset) --model \(manifest.model)", exitCode: 2)
+            throw TrainingError("\(path) holds a \(manifest.preset)/\(manifest.model) model, not \(options.preset.rawValue)/\(options.model.rawValue); pass --preset \(manifest.preset) --model \(manifest.model)", status: .modelCannotRun)
         }
     }
 
@@ -44,7 +44,7 @@ public enum Restore {
             let file = "\(path)/\(Checkpoint.towerFileName(towers[rank]))"
             // A file rank 0 cannot read ends every rank: all learn it from the same broadcast.
             guard let data = sendFromRankZero(file, to: rank, comm: comm, reporter: reporter) else {
-                throw TrainingError.reported(exitCode: 1)
+                throw TrainingError.reported(.failure)
             }
             if rank == comm.rank { mine = data }
         }
@@ -128,7 +128,7 @@ public struct ResumeState: Sendable {
             throw TrainingError("\(path) was trained on \(manifest.classes) classes, but this data set has \(session.classes); pass the --data it was trained on")
         }
         if let images = manifest.trainImages, images != session.trainCount {
-            throw TrainingError("\(path) was trained on \(images) training images, but this data has \(session.trainCount); resume with the same --data", exitCode: 2)
+            throw TrainingError("\(path) was trained on \(images) training images, but this data has \(session.trainCount); resume with the same --data", status: .modelCannotRun)
         }
     }
 

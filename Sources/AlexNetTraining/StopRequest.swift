@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 import Synchronization
 
@@ -25,44 +26,47 @@ public enum StopRequest {
     /// Every rank has agreed to stop: no longer a sign of a dead peer.
     static func reachedBoundary() { alarm(0) }
 
-    /// The line a second signal prints, made in advance: a signal handler may only write(2) it.
+    /// The line a second signal prints, made in advance (`SignalLine`): a handler only writes it.
     /// A replaced line is never freed (the handler may be reading it); there is one per checkpoint.
-    /// The address of that line (0: none), as an integer, which an atomic can hold as Sendable.
     private static let secondSignalLine = Atomic<UInt>(0)
+    /// The line SIGALRM prints when no step boundary came in time; made by `install`.
+    private static let expiredLine = Atomic<UInt>(0)
 
     /// Sets the line a second Ctrl-C prints to name `checkpoint` (nil: none yet) of the run in `run`.
     public static func noteLastCheckpoint(_ checkpoint: String?, run: String) {
         let line = checkpoint.map {
             "error: stopped at once by a second interrupt (the step or checkpoint under way is lost); the last good checkpoint is \($0): continue with `alexnet-split train --resume \(run)`\n"
         } ?? "error: stopped at once by a second interrupt, before the first checkpoint of \(run): nothing of this run can be resumed\n"
-        secondSignalLine.store(address(strdup(line)), ordering: .releasing)
+        secondSignalLine.store(SignalLine.make(line), ordering: .releasing)
     }
-
-    private static func address(_ line: UnsafeMutablePointer<CChar>?) -> UInt { line.map { UInt(bitPattern: $0) } ?? 0 }
 
     /// Installs the handlers; call once, from the command line. Only the process that `speaks`
     /// (rank 0) prints the second signal's line.
+    ///
+    /// The handlers do only async-signal-safe work: atomic loads and stores, alarm(2), write(2)
+    /// of a line made here beforehand, _exit(2). No String, no allocation, no lock.
     public static func install(speaks: Bool = true) {
-        // Touching `flag` here initialises it before a handler can (a handler must not run an initialiser).
+        // Touching the atomics here initialises them before a handler can (a handler must not run an initialiser).
         _ = flag.load(ordering: .relaxed)
         if speaks && secondSignalLine.load(ordering: .acquiring) == 0 {
-            let line = strdup("error: stopped at once by a second interrupt, before training began; nothing was written\n")
-            secondSignalLine.store(address(line), ordering: .releasing)
+            secondSignalLine.store(SignalLine.make("error: stopped at once by a second interrupt, before training began; nothing was written\n"),
+                                   ordering: .releasing)
+        }
+        if expiredLine.load(ordering: .acquiring) == 0 {
+            expiredLine.store(SignalLine.make("error: no step boundary within \(boundaryTimeout) s of the stop request: another rank has probably died; the last checkpoint is kept\n"),
+                              ordering: .releasing)
         }
         let handler: @convention(c) (Int32) -> Void = { signal in
             if StopRequest.flag.load(ordering: .acquiring) != 0 {
-                if let line = UnsafePointer<CChar>(bitPattern: StopRequest.secondSignalLine.load(ordering: .acquiring)) {
-                    _ = write(2, line, strlen(line))
-                }
+                SignalLine.write(StopRequest.secondSignalLine.load(ordering: .acquiring))
                 _exit(128 + signal)
             }
             StopRequest.flag.store(1, ordering: .releasing)
             alarm(StopRequest.boundaryTimeout)
         }
         let expired: @convention(c) (Int32) -> Void = { _ in
-            let message = "error: no step boundary within \(StopRequest.boundaryTimeout) s of the stop request: another rank has probably died; the last checkpoint is kept\n"
-            _ = message.withCString { write(2, $0, strlen($0)) }
-            _exit(1)
+            SignalLine.write(StopRequest.expiredLine.load(ordering: .acquiring))
+            _exit(ExitStatus.failure.rawValue)
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
@@ -79,7 +83,7 @@ public enum StopRequest {
     /// Why the run must stop, when it is not the user's request: a file the run writes (its
     /// metrics) could not be written. Set on the coordinator; the stop travels as a Ctrl-C's does.
     public static var failure: String? { failureReason.withLock { $0 } }
-    private static let failureReason = Mutex<String?>(nil)
+    private static let failureReason = Guarded<String?>(nil)
 
     /// Stops the run at the next step boundary because of `reason` (the first reason is kept).
     public static func stop(because reason: String) {
@@ -92,5 +96,23 @@ public enum StopRequest {
     public static func clear() {
         flag.store(0, ordering: .releasing)
         failureReason.withLock { $0 = nil }
+    }
+}
+
+/// A line for a signal handler to print, made beforehand: its length, then its bytes, in one
+/// block that is never freed. Held as an address (0: none), which an atomic can hold.
+enum SignalLine {
+    static func make(_ text: String) -> UInt {
+        let bytes = Array(text.utf8)
+        let block = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Int>.size + bytes.count, alignment: MemoryLayout<Int>.alignment)
+        block.storeBytes(of: bytes.count, as: Int.self)
+        bytes.withUnsafeBytes { (block + MemoryLayout<Int>.size).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        return UInt(bitPattern: block)
+    }
+
+    /// Writes the line at `address` to stderr (nothing for 0): async-signal-safe (a load and write(2)).
+    static func write(_ address: UInt) {
+        guard let block = UnsafeRawPointer(bitPattern: address) else { return }
+        _ = Glibc.write(2, block + MemoryLayout<Int>.size, block.load(as: Int.self))
     }
 }

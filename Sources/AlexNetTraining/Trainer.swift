@@ -18,24 +18,24 @@ public enum Trainer {
                                            seed: options.seed, communicator: communicator)
             let directory = options.runDirectory ?? defaultRunDirectory(options)
             let result = try train(options, session: session, runDirectory: directory, launch: launch, resume: resume)
-            return session.isCoordinator ? finish(result, options: options, session: session, directory: directory) : 0
+            return session.isCoordinator ? finish(result, options: options, session: session, directory: directory) : ExitStatus.success.rawValue
         } catch {
             return reporter.exitCode(for: error)
         }
     }
 
-    /// Rank 0's closing lines, and the exit code: 130 when stopped at the user's request.
+    /// Rank 0's closing lines, and the exit code: `.stopped` when stopped at the user's request.
     static func finish(_ result: RunResult, options: TrainingOptions, session: Session, directory: String) -> Int32 {
         let reporter = session.reporter
         if let failure = StopRequest.failure {
             reporter.fail(failure + (options.checkpoints
                 ? "; the last checkpoint is kept: make room, then alexnet-split train --resume \(directory)" : ""))
-            return 1
+            return ExitStatus.failure.rawValue
         }
         if result.interrupted {
             reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
                 ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
-            return 130
+            return ExitStatus.stopped.rawValue
         }
         if let skipped = session.data?.skipped, !skipped.isEmpty {
             reporter.say("skipped \(skipped.count) unreadable image(s) (--skip-bad-images), listed in \(directory)/skipped-images.txt:")
@@ -46,7 +46,7 @@ public enum Trainer {
             reporter.say(String(format: "test accuracy %.2f%% (\(Evaluation.topName(classes: session.classes)) %.2f%%) after %ld steps in %@; metrics in %@/metrics.jsonl",
                                 100 * final.testTop1, 100 * final.testTop5, result.steps, formatDuration(result.seconds), directory))
         }
-        return 0
+        return ExitStatus.success.rawValue
     }
 
     /// Trains `options.model` with `options.seed` and writes its metrics to `runDirectory`,
@@ -68,15 +68,19 @@ public enum Trainer {
     }
 
     /// The model's plan, checked against the ranks: two per replica of the split model, and a
-    /// batch that splits over the replicas (ReplicaTraining.swift). Every rank stops alike.
+    /// batch that splits over the replicas (`RunConfiguration.rankProblem`). Every rank stops alike.
     static func makePlan(_ options: TrainingOptions, session: Session) throws -> NetworkPlan {
         do {
             let plan = try NetworkPlan(spec: session.layout.spec(options.preset, classes: session.classes), model: options.model)
-            if let problem = replicaProblem(plan: plan, ranks: session.communicator.size, options: options) { throw TrainingError(problem) }
+            if let problem = RunConfiguration.rankProblem(model: plan.model, towers: plan.towers, ranks: session.communicator.size,
+                                                         replicas: options.replicas, batchSize: options.batchSize,
+                                                         fromCheckpoint: options.resume != nil) {
+                throw TrainingError(problem)
+            }
             return plan
         } catch {
             session.reporter.fail("\(error)")
-            throw TrainingError.reported(exitCode: 2)
+            throw TrainingError.reported(.modelCannotRun)
         }
     }
 
@@ -152,6 +156,9 @@ public enum Trainer {
     struct Config: Encodable {
         var preset: String, model: String, epochs: Int, batchSize: Int, lr: Float, momentum: Float, weightDecay: Float
         var seed: UInt64, data: String, trainImages: Int, testImages: Int, launch: String, classNames: [String]
+        /// Every setting the run was given or defaulted to (`RunConfiguration`'s values); left out
+        /// if one cannot be written (a library caller's non-finite number).
+        var settings: TrainingOptions?
     }
 
     static func writeConfig(_ options: TrainingOptions, session: Session, launch: String, to directory: String) throws {
@@ -160,23 +167,36 @@ public enum Trainer {
                             batchSize: options.batchSize, lr: options.learningRate, momentum: options.momentum,
                             weightDecay: options.weightDecay, seed: options.seed, data: options.dataDirectory,
                             trainImages: session.trainCount, testImages: session.testCount, launch: launch,
-                            classNames: session.data?.classNames ?? [])
+                            classNames: session.data?.classNames ?? [],
+                            settings: (try? JSONEncoder().encode(options)) == nil ? nil : options)
         try AtomicFile.write(Data((JSONText.encode(config) + "\n").utf8), to: (directory as NSString).appendingPathComponent("config.json"))
     }
 
     /// Runs every rank as a thread of this process: the simulation mode.
     public static func runSimulated(_ options: TrainingOptions) -> Int32 {
-        simulate(towers: options.model.towers, replicas: options.replicas ?? 1) { communicator, launch in
+        Simulation.run(towers: options.model.towers, replicas: options.replicas ?? 1) { communicator, launch in
             run(options, communicator: communicator, launch: launch)
         }
     }
+}
 
+/// Every rank of a job as a thread of this process (`--simulate`), and the sentences that say
+/// how a job's ranks run.
+public enum Simulation {
     /// Runs `body` on `towers * replicas` simulated ranks (or in this thread for one tower) and
-    /// returns rank 0's exit code.
-    public static func simulate(towers: Int, replicas: Int = 1, _ body: @escaping @Sendable (Communicator, String) -> Int32) -> Int32 {
+    /// returns rank 0's value.
+    public static func run<Value: Sendable>(towers: Int, replicas: Int = 1,
+                                            _ body: @escaping @Sendable (Communicator, String) -> Value) -> Value {
         guard towers > 1 else { return body(SingleProcessCommunicator(), "in one process") }
         let launch = replicas == 1 ? "\(towers) towers simulated as threads of one process"
             : "\(towers * replicas) ranks (\(replicas) replicas of the \(towers) towers) simulated as threads of one process"
         return InProcessGroup(size: towers * replicas).collect { body($0, launch) }[0]
+    }
+
+    /// How `size` MPI ranks hold a model of `towers` towers.
+    public static func describe(mpiRanks size: Int, towers: Int) -> String {
+        towers > 1 && size > towers && size % towers == 0
+            ? "\(size) MPI ranks: \(size / towers) replicas of the \(towers) towers, one tower per rank"
+            : "\(size) MPI ranks, one tower each"
     }
 }

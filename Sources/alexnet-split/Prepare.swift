@@ -87,8 +87,7 @@ struct PrepareCommand: ParsableCommand {
         } catch let failure as RuntimeFailure {
             throw failure
         } catch {
-            Console.writeError("error: \(error)\n")
-            throw ExitCode(1)
+            throw RuntimeFailure("\(error)")
         }
     }
 

@@ -3,7 +3,6 @@ import AlexNetCore
 import AlexNetMPI
 import AlexNetTraining
 import Foundation
-import Synchronization
 
 /// A run folder holds one run. A new run refuses a folder that already holds one, and a job
 /// holds an flock on `<run>/.lock` for as long as it lives, so a second job on the same folder
@@ -13,11 +12,11 @@ enum RunFolder {
     /// Files whose presence means the folder holds a run.
     static let markers = ["config.json", "metrics.jsonl", "checkpoints", "compare.json"]
     /// The descriptor that holds the folder's lock, open for the life of the process.
-    private static let lockDescriptor = Atomic<Int32>(-1)
+    private static let lockDescriptor = Guarded<Int32>(-1)
     /// The folders this job made (the run folder and any missing parents, deepest first),
     /// removed at exit if the job left nothing in them (a refused start): rmdir removes only an
     /// empty folder. Written once, before anything else can read it.
-    private static let madeFolders = Mutex<[UnsafeMutablePointer<CChar>]>([])
+    private static let madeFolders = Guarded<[UnsafeMutablePointer<CChar>]>([])
 
     /// `path` and each of its parents that does not exist yet, deepest first.
     private static func missingFolders(_ path: String) -> [String] {
@@ -59,7 +58,7 @@ enum RunFolder {
             close(descriptor)
             throw RuntimeFailure("\(path) already holds a run (\(marker)); continue it with `alexnet-split train --resume \(path)`, or pass a new --run-dir")
         }
-        lockDescriptor.store(descriptor, ordering: .relaxed)
+        lockDescriptor.withLock { $0 = descriptor }
     }
 }
 
@@ -102,7 +101,7 @@ struct Preflight {
         }
         // Each rank's exit code in its own slot: the maximum over ranks gathers them all.
         var codes = [Int32](repeating: 0, count: comm.size)
-        codes[comm.rank] = failure?.exitCode ?? 0
+        codes[comm.rank] = (failure?.status ?? .success).rawValue
         codes = comm.maximum(codes, idly: false)
         guard let first = codes.firstIndex(where: { $0 != 0 }) else { return (0, Self.share(folder, comm)) }
         if first == comm.rank, let failure { Console.writeError("error: \(failure.description)\n") }
@@ -134,13 +133,13 @@ struct Preflight {
         print("memory: peak resident \(formatBytes(peak)) (VmHWM), estimated \(formatBytes(estimate)) for this process")
     }
 
-    /// Memory admission: throws the one line (exit 5) when the job does not fit.
+    /// Memory admission: throws the one line (`.doesNotFit`) when the job does not fit.
     static func admit(_ job: MemoryJob) throws {
         let limit = MemoryLimit.current()
         do {
-            if let refusal = try MemoryAdmission.refusal(job, limit: limit) { throw RuntimeFailure(refusal, exitCode: 5) }
+            if let refusal = try MemoryAdmission.refusal(job, limit: limit) { throw RuntimeFailure(refusal, status: .doesNotFit) }
         } catch let error as PlanError {
-            throw RuntimeFailure(error.description, exitCode: 2)
+            throw RuntimeFailure(error.description, status: .modelCannotRun)
         }
     }
 }

@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetData
 import AlexNetTraining
 import Foundation
 import XCTest

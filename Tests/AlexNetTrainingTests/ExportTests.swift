@@ -1,5 +1,6 @@
 import AlexNetComm
 import AlexNetCore
+import AlexNetData
 import AlexNetSplit
 import AlexNetTools
 import AlexNetTraining

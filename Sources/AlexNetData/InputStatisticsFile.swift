@@ -1,11 +1,10 @@
 import AlexNetCore
-import AlexNetData
 import Foundation
 
 /// How `InputStatistics` is saved beside a checkpoint: the photo statistics as a safetensors
 /// file (the `resize` mean and deviation are two numbers in the manifest).
 extension InputStatistics {
-    static let fileName = "statistics.safetensors"
+    public static let fileName = "statistics.safetensors"
 
     /// The file that holds `photo`, or nil for `resize` (whose two numbers go in the manifest).
     public func encoded() -> Data? {
@@ -24,7 +23,7 @@ extension InputStatistics {
     public static func decode(_ data: Data, source: String, layout: DataLayout? = nil) throws -> PhotoStatistics {
         let file = try SafeTensors.decode(data, source: source)
         let tensors = Dictionary(file.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        func refuse(_ why: String) -> TrainingError { TrainingError("\(source) is not a statistics file of this checkpoint: \(why); use another checkpoint") }
+        func refuse(_ why: String) -> DataError { DataError("\(source) is not a statistics file of this checkpoint: \(why); use another checkpoint") }
         guard let mean = tensors["mean"], let scale = tensors["scale"], let values = tensors["eigenvalues"],
               let vectors = tensors["eigenvectors"] else { throw refuse("it lacks mean, scale, eigenvalues or eigenvectors") }
         guard mean.shape.count == 3, mean.shape[1] == mean.shape[2], [1, 3].contains(mean.shape[0]) else {

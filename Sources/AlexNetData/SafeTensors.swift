@@ -1,5 +1,4 @@
 import AlexNetCore
-import AlexNetData
 import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header naming each
@@ -43,8 +42,8 @@ public enum SafeTensors {
     /// file states is checked, with overflow-checked arithmetic, against the file's size and
     /// `ReadLimits` before anything is allocated for it.
     public static func decode(_ data: Data, source: String) throws -> (tensors: [Tensor], metadata: [String: String]) {
-        func bad(_ why: String) -> TrainingError {
-            TrainingError("\(source) is not a valid safetensors file: \(why); it is damaged or was not written by this program")
+        func bad(_ why: String) -> DataError {
+            DataError("\(source) is not a valid safetensors file: \(why); it is damaged or was not written by this program")
         }
         let first = data.startIndex
         guard data.count >= 8 else { throw bad("it is \(data.count) bytes, too short for the 8-byte header length") }
@@ -81,7 +80,7 @@ public enum SafeTensors {
 
     /// A tensor's checked shape and byte range within the body (relative to its start).
     private static func entry(_ name: String, _ value: Any, bodyBytes: Int,
-                              bad: (String) -> TrainingError) throws -> (shape: [Int], range: Range<Int>) {
+                              bad: (String) -> DataError) throws -> (shape: [Int], range: Range<Int>) {
         guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
               let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
             throw bad("tensor \(name) lacks a dtype, shape or pair of data_offsets")
