@@ -10,12 +10,21 @@ import AlexNetCore
 enum HeldFiles {
     private static let descriptors = Guarded<[String: Int32]>([:])
 
-    /// Opens `path` and keeps it open (once per path); false when it cannot be opened.
+    /// Opens `path` and keeps it open; false when it cannot be opened. A path held already
+    /// keeps its file while the name is gone, and follows the name when another file was put
+    /// there since (the file at the path is always the one read while it exists).
     @discardableResult
     static func hold(_ path: String) -> Bool {
         descriptors.withLock { held in
-            if held[path] != nil { return true }
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            var named = stat(), open_ = stat()
+            let exists = stat(path, &named) == 0
+            if let descriptor = held[path] {
+                let same = fstat(descriptor, &open_) == 0 && open_.st_dev == named.st_dev && open_.st_ino == named.st_ino
+                if !exists || same { return true }
+                close(descriptor)
+                held[path] = nil
+            }
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // a FIFO must not block the open
             guard descriptor >= 0 else { return false }
             held[path] = descriptor
             return true
@@ -24,6 +33,7 @@ enum HeldFiles {
 
     /// The size of a held regular file, or that of the file at `path`.
     static func size(_ path: String) throws -> Int {
+        hold(path)
         guard let descriptor = descriptors.withLock({ $0[path] }) else { return try ReadLimits.regularFileSize(path) }
         var info = stat()
         guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
@@ -35,6 +45,7 @@ enum HeldFiles {
     /// A held file's contents, read through its descriptor (the file as it was opened, even if
     /// its name is gone), after checking its size against `limit`; else the file at `path`.
     static func contents(_ path: String, limit: Int, what: String) throws -> Data {
+        hold(path)
         guard let descriptor = descriptors.withLock({ $0[path] }) else { return try ReadLimits.contents(of: path, limit: limit, what: what) }
         let size = try size(path)
         guard size <= limit else { throw DataError("\(path) is \(size) bytes, more than any \(what) this program reads (\(limit)); is it the right file?") }
