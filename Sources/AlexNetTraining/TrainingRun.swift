@@ -43,7 +43,7 @@ final class TrainingRun {
         reporter = session.reporter
         BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
         // Replicas: the towers meet on their pair, each replica computes its share of the batch.
-        let layout = ReplicaLayout(world: comm, towers: plan.towers)
+        let layout = ReplicaLayout(world: comm, towers: plan.towers, kind: options.replicaLayout)
         let network = try Self.network(plan: plan, layout: layout, options: options, session: session)
         convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm,
                                                          stored: resume?.manifest.convolutionAlgorithms, world: comm, reporter: reporter)
@@ -76,7 +76,7 @@ final class TrainingRun {
     private static func network(plan: NetworkPlan, layout: ReplicaLayout, options: TrainingOptions, session: Session) throws -> Network {
         do {
             return try Network(plan: plan, communicator: layout.pair, maxBatch: min(options.batchSize / layout.replicas, session.trainCount),
-                               seed: options.seed, initialization: options.initialization)
+                               seed: options.seed, initialization: options.initialization, hybrid: layout.hybrid)
         } catch {
             session.reporter.fail("\(error)")
             throw TrainingError.reported(exitCode: 2)
@@ -208,8 +208,9 @@ final class TrainingRun {
     func checkpoint(epoch e: Int, stepInEpoch: Int) throws {
         guard options.checkpoints else { return }
         let manifest = manifest(epoch: e, stepInEpoch: stepInEpoch)
+        let tensors = replicas.towerTensors(momentum: true)
         let path = try replicas.onFirstReplica {
-            try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
+            try Checkpoint.save(network: network, tensors: tensors!, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
                                 coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
                                 comm: replicas.layout.pair, reporter: reporter)
         }
@@ -229,6 +230,7 @@ final class TrainingRun {
             classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
             testLimit: options.testLimit, trainImages: session.trainCount, dataSettings: options.data, dataLayout: session.layout)
         manifest.convolutionAlgorithms = convolutionPlan
+        manifest.replicaLayout = replicas.replicas > 1 ? replicas.layout.kind : nil
         return manifest
     }
 
@@ -236,8 +238,7 @@ final class TrainingRun {
     private func finish() throws -> RunResult {
         result.seconds = now() - clock.started
         result.imagesPerSecond = Double(trained.images) / max(trained.seconds, 1e-9)
-        if let prefix = options.dumpWeightsPrefix, !result.interrupted, replicas.layout.replica == 0 {
-            let tensors = network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
+        if let prefix = options.dumpWeightsPrefix, !result.interrupted, let tensors = replicas.towerTensors(momentum: false) {
             try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors",
                                  replacing: options.replaceOutputs)
         }

@@ -50,6 +50,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("conv-algorithm"), help: "How convolutions compute: auto (time each candidate once at start-up, keep the fastest per layer and pass), gemm, winograd or winograd-4x4.")
     var convolutionAlgorithm = ConvolutionAlgorithmRequest.auto
 
+    @Option(help: "How replicas share the model: hybrid (the convolutions data-parallel, fc6-fc8 split over every rank; the default) or data (every layer data-parallel).")
+    var replicaLayout = ReplicaLayoutKind.hybrid
+
     @Option(parsing: .unconditional, help: "MiB of gradients per bucket of the replicas' gradient sum, which runs during the backward pass (DDP's default, 25).")
     var bucketMib = 25.0
 
@@ -87,6 +90,7 @@ struct Bench: ParsableCommand {
         options.threads = threads
         options.separateWaiting = !noWaitSplit
         options.replicas = replicas
+        options.replicaLayout = replicaLayout
         options.dataDirectory = data
         options.convolutionAlgorithm = convolutionAlgorithm
         options.overlap.bucketMiB = bucketMib

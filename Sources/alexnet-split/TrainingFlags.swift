@@ -7,6 +7,7 @@ import Foundation
 
 /// The options that every training command shares.
 extension GradientOverlap.Progress: ExpressibleByArgument {}
+extension ReplicaLayoutKind: ExpressibleByArgument {}
 
 struct TrainingFlags: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
@@ -75,6 +76,9 @@ struct TrainingFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Replicas of the split model, each given its share of every batch (with --simulate: 2R threads; under mpirun it is the ranks / 2).")
     var replicas: Int?
 
+    @Option(help: "How replicas share the model: hybrid (the convolutions data-parallel, fc6-fc8 split over every rank; the default with 2 or more replicas) or data (every layer data-parallel). A resumed run keeps its checkpoint's unless given.")
+    var replicaLayout: ReplicaLayoutKind?
+
     @Option(parsing: .unconditional, help: "MiB of gradients per bucket of the replicas' gradient sum, which runs during the backward pass (DDP's default, 25).")
     var bucketMib = 25.0
 
@@ -142,6 +146,7 @@ struct TrainingFlags: ParsableArguments {
         o.trainLimit = trainLimit
         o.testLimit = testLimit
         o.replicas = replicas
+        o.replicaLayout = replicaLayout
         o.convolutionAlgorithm = convolutionFlags.request
         o.overlap.bucketMiB = bucketMib
         o.overlap.progress = progress
