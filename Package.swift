@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore"]),
         .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "CZlib", "CPNG", "CTurboJPEG"]),
         .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "CPNG"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "AlexNetTraining", "CPNG"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -35,14 +35,24 @@ public struct MemoryEstimate: Sendable {
     /// Every stride-1 convolution also holds the buffers of each Winograd output tile of
     /// `winogradTiles` that it supports (`ConvolutionAlgorithmRequest.winogradTiles`): `auto`
     /// times every candidate at start-up, and the passes may keep different tiles.
-    public init(stages plans: [StagePlan], input: Shape, batch: Int, winogradTiles: [Int] = []) {
+    /// In the hybrid layout (`NetworkPlan.hybridStages`) the whole-batch stages hold `replicas`
+    /// times `batch` images (the replica's share).
+    public init(stages plans: [StagePlan], input: Shape, batch: Int, replicas: Int = 1, winogradTiles: [Int] = []) {
         self.batch = batch
-        let n = Double(batch), f = Self.floatBytes
+        let f = Self.floatBytes
         var rows: [StageMemory] = []
         var scratch = 0.0
         for stage in plans {
-            let outputFloats = Double(stage.output.size) * n
-            var (workspace, scratchNeed) = Self.workspace(stage, batch: batch)
+            let images = stage.wholeBatch ? batch * replicas : batch
+            let outputFloats = Double(stage.output.size) * Double(images)
+            var (workspace, scratchNeed) = Self.workspace(stage, batch: images)
+            if stage.op == .gatherImages || stage.acrossRanks {
+                // HybridGather's blocks as they arrive, and the padded blocks of its reduce-scatter.
+                let mode: CrossTowerGather.Backward = stage.op == .gather(.slice) ? .slice : .sum
+                let blocks: HybridGather.Blocks = stage.op == .gatherImages
+                    ? .images(towerFeatures: stage.rankChannels, replicas: replicas) : .slices(stage.rankChannels)
+                workspace += Double(HybridGather.workspaceFloats(blocks, backward: mode, ranks: 2 * replicas, maxShare: batch, replicas: replicas))
+            }
             if !winogradTiles.isEmpty {
                 let transforms = Self.winogradWorkspace(stage, batch: batch, tiles: winogradTiles)
                 workspace += transforms.own
@@ -53,7 +63,8 @@ public struct MemoryEstimate: Sendable {
         }
         stages = rows
         parameters = 3 * Double(plans.reduce(0) { $0 + $1.parameterCount }) * f
-        self.input = Double(input.size) * n * f + n * 4
+        // The labels, and in the hybrid layout the whole batch's gathered (Network.gatherLabels).
+        self.input = Double(input.size) * Double(batch) * f + Double(batch) * 4 + (replicas > 1 ? 2 * Double(batch * replicas) * f : 0)
         sharedScratch = scratch * f
     }
 

@@ -102,6 +102,7 @@ struct Bench: ParsableCommand {
                 var job = MemoryJob(preset: modelOptions.preset, model: modelOptions.model, batchSize: batchSize,
                                     ranksHere: modelOptions.model.towers * (oneProcess ? 1 : replicas))
                 (job.classes, job.replicas, job.prefetch, job.writesWeights) = (classes, replicas, false, false)
+                job.replicaLayout = replicaLayout
                 job.winogradTiles = convolutionAlgorithm.winogradTiles
                 try Preflight.admit(job)
             }

@@ -192,6 +192,7 @@ struct TrainingFlags: ParsableArguments {
     func memoryJob(_ options: TrainingOptions) -> MemoryJob {
         var job = MemoryJob(preset: options.preset, model: options.model, batchSize: options.batchSize, ranksHere: 1)
         job.replicas = options.replicas ?? 1
+        job.replicaLayout = options.replicaLayout ?? (options.resume == nil ? .hybrid : nil)
         // Each step holds at most the training images there are (a --train-limit caps them).
         if let limit = options.trainLimit { job.batchSize = min(job.batchSize, max(limit, job.replicas)) }
         job.classes = DataFootprint.classes(directory: options.dataDirectory, settings: options.data)
