@@ -17,24 +17,31 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
-        // The math: tensors, layers, model spec, split model, optimiser. Knows nothing of MPI.
+        // The math: tensors, layers, model spec, optimiser. Knows nothing of communication.
         .target(name: "AlexNetCore", dependencies: ["CBLAS"]),
+        // Communication: the Communicator protocol and its non-blocking requests, the in-process group, agreement,
+        // the replicas' layout and bucketed gradient sum. Uses the math's buffers; knows nothing of layers' passes.
+        .target(name: "AlexNetComm", dependencies: ["AlexNetCore"]),
+        // The split model: one rank's network, whose cross-tower gathers run collectives. Where math meets communication.
+        .target(name: "AlexNetSplit", dependencies: ["AlexNetCore", "AlexNetComm", "CBLAS"]),
         // Everything from a file on disk to an assembled Batch: formats, decoding, the paper's preprocessing and
         // augmentation, the coordinator and its prefetch thread. Knows nothing of MPI or of training.
-        .target(name: "AlexNetData", dependencies: ["AlexNetCore", "CZlib", "CPNG", "CTurboJPEG"]),
+        .target(name: "AlexNetData", dependencies: ["AlexNetCore", "AlexNetComm", "CZlib", "CPNG", "CTurboJPEG"]),
         // The Open MPI communicator: the only code that talks to MPI.
-        .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "CMPI"]),
-        // The run: training loop, optimiser schedule, checkpoints, evaluation; runs over any Communicator.
-        .target(name: "AlexNetTraining", dependencies: ["AlexNetCore", "AlexNetData", "CZlib"]),
+        .target(name: "AlexNetMPI", dependencies: ["AlexNetCore", "AlexNetComm", "CMPI"]),
+        // The run: training loop, optimiser schedule, checkpoints, evaluation, its reports; runs over any Communicator.
+        .target(name: "AlexNetTraining", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit", "AlexNetData", "CZlib"]),
+        // The commands around a run: bench, compare, eval, export, predict.
+        .target(name: "AlexNetTools", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit", "AlexNetData", "AlexNetTraining"]),
         // The thin command-line layer.
         .executableTarget(name: "alexnet-split", dependencies: [
-            "AlexNetTraining", "AlexNetMPI",
+            "AlexNetCore", "AlexNetComm", "AlexNetSplit", "AlexNetData", "AlexNetTraining", "AlexNetTools", "AlexNetMPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore"]),
-        .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "CZlib", "CPNG", "CTurboJPEG"]),
-        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining"]),
+        .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit"]),
+        .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "AlexNetComm", "CZlib", "CPNG", "CTurboJPEG"]),
+        .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining", "AlexNetTools", "AlexNetComm", "AlexNetSplit"]),
         .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "AlexNetTraining", "CPNG"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,5 @@
 /// What the user asks of the convolutions (`--conv-algorithm`).
-public enum ConvolutionAlgorithmRequest: String, CaseIterable, Sendable {
+public enum ConvolutionAlgorithmRequest: String, CaseIterable, Sendable, Codable {
     /// Time every candidate on each layer and pass once at start-up; take the fastest.
     case auto
     /// im2col + GEMM everywhere (the reference).
@@ -58,41 +58,5 @@ public struct ConvolutionPlan: Equatable, Sendable, Codable {
                                                               weightGradient: cases[codes[3 * i + 2]])
         }
         return plan
-    }
-}
-
-extension Network {
-    /// This rank's convolution stages, in order.
-    public var convolutions: [Convolution] { stages.compactMap { $0 as? Convolution } }
-
-    /// The algorithms the convolutions use now.
-    public var convolutionPlan: ConvolutionPlan {
-        ConvolutionPlan(layers: convolutions.map { .init(layer: $0.layerName, algorithms: $0.algorithms) })
-    }
-
-    /// Switches every convolution to `plan`; throws if it names other layers or an algorithm a
-    /// layer cannot run (a checkpoint of another model, say).
-    public func use(_ plan: ConvolutionPlan) throws {
-        let convs = convolutions
-        guard plan.layers.map(\.layer) == convs.map(\.layerName) else {
-            throw PlanError("the convolution algorithms name layers \(plan.layers.map(\.layer)) but this model has \(convs.map(\.layerName))")
-        }
-        for (conv, entry) in zip(convs, plan.layers) {
-            guard let bad = entry.algorithms.all.first(where: { !conv.supports($0) }) else { continue }
-            throw PlanError("\(conv.layerName) cannot run \(bad.rawValue) (it has stride \(conv.stride) and a \(conv.kernel)x\(conv.kernel) kernel)")
-        }
-        for (conv, entry) in zip(convs, plan.layers) { conv.use(entry.algorithms) }
-    }
-
-    /// The plan a fixed request means here (for `auto`, see `tuneConvolutions`).
-    public func fixedPlan(_ request: ConvolutionAlgorithmRequest) -> ConvolutionPlan {
-        let wanted: ConvolutionAlgorithm = switch request {
-        case .gemm, .auto: .gemm
-        case .winograd: .winograd2x2
-        case .winograd4x4: .winograd4x4
-        }
-        return ConvolutionPlan(layers: convolutions.map { conv in
-            .init(layer: conv.layerName, algorithms: ConvolutionAlgorithms(conv.supports(wanted) ? wanted : .gemm))
-        })
     }
 }

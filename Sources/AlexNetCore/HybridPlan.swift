@@ -82,3 +82,48 @@ extension NetworkPlan {
         return plans
     }
 }
+
+/// The blocks a gather over every rank of the hybrid layout joins (`HybridGather`): which
+/// rows and columns of a `[rows, B]` activation each rank holds, as sizes for predictions.
+public enum HybridBlocks: Equatable, Sendable {
+    /// Features of each tower, `[F_0, F_1]`, over `replicas` replicas' images.
+    case images(towerFeatures: [Int], replicas: Int)
+    /// Units of each slice, in slice order.
+    case slices([Int])
+
+    /// Ranks that hold a block.
+    public var ranks: Int {
+        switch self {
+        case let .images(f, r): f.count * r
+        case let .slices(u): u.count
+        }
+    }
+
+    /// Floats of rank k's block when the replicas hold `shares` images.
+    public func size(_ k: Int, shares: [Int]) -> Int {
+        switch self {
+        case let .images(features, replicas): features[k / replicas] * shares[k % replicas]
+        case let .slices(units): units[k] * shares.reduce(0, +)
+        }
+    }
+
+    /// Floats of workspace `HybridGather` holds, as its `init` allocates them.
+    public func workspaceFloats(backward: GatherBackward, maxShare: Int, replicas: Int) -> Int {
+        let p = ranks
+        switch self {
+        case let .images(features, replicas):
+            return features.reduce(0, +) * maxShare * replicas + (backward == .sum ? 2 * p * features.max()! * maxShare : 0)
+        case let .slices(units):
+            return backward == .sum ? 2 * p * units.max()! * maxShare * replicas : 0
+        }
+    }
+
+    /// Bytes every rank receives from the others in one step, all ranks together, at `shares`:
+    /// forward (the other ranks' blocks) and, for `.sum`, backward (the other ranks' padded blocks).
+    public func trafficBytes(backward: GatherBackward, shares: [Int], training: Bool) -> (gather: Int, sum: Int) {
+        let p = ranks, sizes = (0..<p).map { size($0, shares: shares) }, total = sizes.reduce(0, +)
+        let gather = sizes.map { total - $0 }.reduce(0, +) * 4
+        let sum = training && backward == .sum ? p * (p - 1) * (sizes.max() ?? 0) * 4 : 0
+        return (gather, sum)
+    }
+}

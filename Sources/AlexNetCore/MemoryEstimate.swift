@@ -48,10 +48,10 @@ public struct MemoryEstimate: Sendable {
             var (workspace, scratchNeed) = Self.workspace(stage, batch: images)
             if stage.op == .gatherImages || stage.acrossRanks {
                 // HybridGather's blocks as they arrive, and the padded blocks of its reduce-scatter.
-                let mode: CrossTowerGather.Backward = stage.op == .gather(.slice) ? .slice : .sum
-                let blocks: HybridGather.Blocks = stage.op == .gatherImages
+                let mode: GatherBackward = stage.op == .gather(.slice) ? .slice : .sum
+                let blocks: HybridBlocks = stage.op == .gatherImages
                     ? .images(towerFeatures: stage.rankChannels, replicas: replicas) : .slices(stage.rankChannels)
-                workspace += Double(HybridGather.workspaceFloats(blocks, backward: mode, ranks: 2 * replicas, maxShare: batch, replicas: replicas))
+                workspace += Double(blocks.workspaceFloats(backward: mode, maxShare: batch, replicas: replicas))
             }
             if !winogradTiles.isEmpty {
                 let transforms = Self.winogradWorkspace(stage, batch: batch, tiles: winogradTiles)

@@ -52,7 +52,7 @@ public struct LRNSettings: Equatable, Sendable {
 }
 
 /// How weights start.
-public enum Initialization: String, CaseIterable, Sendable {
+public enum Initialization: String, CaseIterable, Sendable, Codable {
     /// Paper §5: weights N(0, 0.01), biases per layer (1 in conv2, conv4, conv5, fc6, fc7).
     case paper
     /// Xavier (Glorot) uniform weights, zero biases, as d2l's AlexNet chapter.
@@ -73,7 +73,7 @@ public struct ModelSpec: Equatable, Sendable {
 }
 
 /// The named presets (docs/models.md).
-public enum Preset: String, CaseIterable, Sendable {
+public enum Preset: String, CaseIterable, Sendable, Codable {
     case paper, d2l, small
     /// A few-pixel net with every layer kind, for tests; hidden from users' help.
     case tiny

@@ -1,5 +1,5 @@
 /// The three models that `compare` sets side by side (docs/models.md).
-public enum ModelKind: String, CaseIterable, Sendable {
+public enum ModelKind: String, CaseIterable, Sendable, Codable {
     /// Two towers with the paper's connectivity.
     case split
     /// One tower, the same total kernels, every layer reads all channels.
@@ -179,6 +179,10 @@ public struct StagePlan: Sendable {
 }
 
 /// What a stage does.
+/// How a gather's gradient goes back to the ranks (`CrossTowerGather`): summed over the ranks
+/// and scattered (`.sum`), or sliced (`.slice`).
+public enum GatherBackward: Sendable { case sum, slice }
+
 public enum StageOp: Equatable, Sendable {
     case convolution(kernel: Int, stride: Int, padding: Int, groups: Int)
     case linear(groups: Int)
@@ -187,7 +191,7 @@ public enum StageOp: Equatable, Sendable {
     case maxPool(size: Int, stride: Int)
     case dropout(rate: Float, groups: Int)
     case flatten
-    case gather(CrossTowerGather.Backward)
+    case gather(GatherBackward)
     /// The hybrid layout's gather of every rank's images into the whole batch (HybridPlan.swift).
     case gatherImages
 

@@ -53,11 +53,8 @@ public final class CoordinatorImages: Sendable {
     }
 
     /// A shard damaged after it was opened (its index was checked then) cannot be trained
-    /// around: say which and stop the process, which under mpirun stops every rank.
+    /// around: end the job saying which (`JobEnd`; under mpirun it ends every rank).
     public static func orStop(_ read: () throws -> LabeledImages) -> LabeledImages {
-        do { return try read() } catch {
-            Console.writeError("error: \(error)\n")
-            exit(1)
-        }
+        do { return try read() } catch { JobEnd.now("\(error)") }
     }
 }

@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 
 /// The two ways of making inputs from stored images (see `Preprocessing`): the coordinator

@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 import Synchronization
 
@@ -39,7 +40,7 @@ final class CollectiveWatchdog: Sendable {
     }
 
     /// The exit code of a job that the watchdog ended.
-    static let exitCode: Int32 = 4
+    static let exitCode = ExitStatus.collectiveTimedOut.rawValue
 
     let timeout: Double
     let rank: Int

@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
 
@@ -13,17 +14,17 @@ import AlexNetData
 /// With R replicas (`ReplicaLayout`) the coordinator packs every replica's share and one
 /// scatter over the world gives each rank its replica's share (the towers of a replica get the
 /// same records). With one replica the batch travels by one broadcast over the pair.
-final class BatchTransport {
+public final class BatchTransport {
     /// Where the stop decision goes: every rank that takes part in the step.
     private let control: Communicator
     /// Where the records go: the pair (broadcast), or with replicas the world (scatter).
     private let handOut: Communicator
     /// Ranks per replica, when scattering; nil when broadcasting.
     private let towers: Int?
-    let pipeline: InputPipeline
+    public let pipeline: InputPipeline
     /// This rank's records once a hand-out has finished (on the coordinator when broadcasting,
     /// also where it packs).
-    let received: StoredBatch
+    public let received: StoredBatch
     /// On the coordinator, with replicas: every rank's block, in world-rank order.
     private let outgoing: StoredBatch?
     private var pending: (request: CollectiveRequest, count: Int)?
@@ -32,7 +33,7 @@ final class BatchTransport {
     /// layout tests on replica 0's images.
     private var receives = true
     /// Seconds spent making float batches from records (for `bench`).
-    private(set) var expansionSeconds = 0.0
+    public private(set) var expansionSeconds = 0.0
 
     private init(control: Communicator, handOut: Communicator, towers: Int?, pipeline: InputPipeline, format: StoredImageFormat,
                  capacity: Int, outgoing: Int) {
@@ -45,7 +46,7 @@ final class BatchTransport {
     }
 
     /// Training: the decision over the world; the records over the pair, or scattered over the world.
-    convenience init(layout: ReplicaLayout, pipeline: InputPipeline, format: StoredImageFormat, perReplica: Int) {
+    public convenience init(layout: ReplicaLayout, pipeline: InputPipeline, format: StoredImageFormat, perReplica: Int) {
         let scatters = layout.replicas > 1
         self.init(control: layout.world, handOut: scatters ? layout.world : layout.pair, towers: scatters ? layout.towers : nil,
                   pipeline: pipeline, format: format, capacity: perReplica,
@@ -53,7 +54,7 @@ final class BatchTransport {
     }
 
     /// One pair on its own (testing on replica 0, `eval`): the decision and the records over `pair`.
-    convenience init(pair: Communicator, pipeline: InputPipeline, format: StoredImageFormat, capacity: Int) {
+    public convenience init(pair: Communicator, pipeline: InputPipeline, format: StoredImageFormat, capacity: Int) {
         self.init(control: pair, handOut: pair, towers: nil, pipeline: pipeline, format: format, capacity: capacity, outgoing: 0)
     }
 
@@ -68,14 +69,14 @@ final class BatchTransport {
     deinit { pending?.request.wait() }  // every rank drops the same hand-out
 
     /// Where the coordinator packs replica `r`'s share of `shares[r]` images.
-    func room(replica r: Int, shares: [Int]) -> StoredBatch {
+    public func room(replica r: Int, shares: [Int]) -> StoredBatch {
         guard let outgoing, let towers else { return received }
         return StoredBatch(viewing: outgoing, from: shares[..<r].reduce(0, +) * towers, capacity: shares[r])
     }
 
     /// Starts moving the packed shares, `shares[r]` images for replica r (one share when
     /// broadcasting). Every rank calls it, with the same `shares`.
-    func start(shares: [Int]) {
+    public func start(shares: [Int]) {
         precondition(pending == nil, "a hand-out is already under way")
         let record = received.format.recordBytes
         guard let towers else {
@@ -95,11 +96,11 @@ final class BatchTransport {
     }
 
     /// Lets the hand-out under way advance: called between the stages of a step.
-    func progress() { _ = pending?.request.test() }
+    public func progress() { _ = pending?.request.test() }
 
     /// Shares the coordinator's decision whether to go on, finishes the hand-out under way and
     /// fills `batch` with this rank's images. False when every rank must stop.
-    func finish(into batch: Batch) -> Bool {
+    public func finish(into batch: Batch) -> Bool {
         let goOn = self.goOn()
         guard let (request, count) = pending else { preconditionFailure("no hand-out under way") }
         request.wait()
@@ -113,7 +114,7 @@ final class BatchTransport {
 
     /// Test images `range` through test view `view`: packed by the coordinator, moved, and
     /// made into `batch` on every rank of the pair. False when every rank must stop.
-    func moveTest(_ range: Range<Int>, view: Int, coordinator: Coordinator?, into batch: Batch) -> Bool {
+    public func moveTest(_ range: Range<Int>, view: Int, coordinator: Coordinator?, into batch: Batch) -> Bool {
         guard receives else {
             batch.count = 0
             return goOn()

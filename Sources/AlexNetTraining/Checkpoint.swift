@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import CZlib
 import Foundation
 
@@ -146,7 +148,7 @@ public enum Checkpoint {
         let finite = tensors.allSatisfy { $0.values.allSatisfy(\.isFinite) }
         guard try comm.agreeEach(.success(finite)).allSatisfy({ $0 }) else {
             reporter.fail("the weights are no longer finite at step \(step); no checkpoint was written over the last good one")
-            throw TrainingError.reported(exitCode: 3)
+            throw TrainingError.reported(.diverged)
         }
     }
 

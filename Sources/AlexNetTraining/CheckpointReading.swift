@@ -1,5 +1,6 @@
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// What a checkpoint's files must hold before eval, predict, export or resume use them: a tower
@@ -62,7 +63,7 @@ extension Checkpoint {
 
     /// The tower files' tensors in tower order, each file checked as `load` checks it: for
     /// export, which merges them.
-    static func allTowerTensors(_ path: String, manifest: CheckpointManifest) throws -> [[String: SafeTensors.Tensor]] {
+    public static func allTowerTensors(_ path: String, manifest: CheckpointManifest) throws -> [[String: SafeTensors.Tensor]] {
         guard let files = manifest.towerFiles else { throw TrainingError("\(path)/\(manifestName) does not list a file for every tower") }
         return try files.map { entry in
             try towerTensors(try checkedFile(entry.file, in: path), path: "\(path)/\(entry.file.name)", manifest: manifest,
@@ -71,7 +72,7 @@ extension Checkpoint {
     }
 
     /// The input statistics a checkpoint's model was trained with.
-    static func statistics(_ path: String, manifest: CheckpointManifest) throws -> InputStatistics {
+    public static func statistics(_ path: String, manifest: CheckpointManifest) throws -> InputStatistics {
         var result = InputStatistics(normalization: manifest.normalization, photo: nil)
         if let entry = manifest.files.first(where: { $0.name == InputStatistics.fileName }) {
             let data = try checkedFile(entry, in: path)

@@ -1,4 +1,6 @@
+import AlexNetComm
 import AlexNetCore
+import AlexNetSplit
 
 /// Puts a network's convolutions on the algorithms asked for, the same on every rank.
 public enum ConvolutionSetup {
@@ -14,7 +16,7 @@ public enum ConvolutionSetup {
     /// Without `training` (evaluation, inference benchmarks) `auto` times only the forward pass.
     /// Rank 0 prints the plan through `reporter` (when given).
     @discardableResult
-    static func configure(_ network: Network, request: ConvolutionAlgorithmRequest?, stored: ConvolutionPlan?,
+    public static func configure(_ network: Network, request: ConvolutionAlgorithmRequest?, stored: ConvolutionPlan?,
                           world: Communicator, reporter: Reporter?, training: Bool = true) throws -> ConvolutionPlan {
         let plan: ConvolutionPlan, how: String
         if request == nil || request == .auto, let stored {

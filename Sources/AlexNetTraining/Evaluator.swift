@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// Testing a network that holds every tower in this process on a data set's test split, as
@@ -13,8 +15,8 @@ public enum Evaluator {
                                       restored: statistics)
         let batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
         return Trainer.evaluate(network: network, batch: batch, coordinator: coordinator, count: data.test.count,
-                                transport: BatchTransport(pair: SingleProcessCommunicator(), pipeline: coordinator.pipeline,
-                                                          format: coordinator.format, capacity: network.maxBatch),
+                                transport: RankContext.pairTransport(SingleProcessCommunicator(), network: network, coordinator: coordinator,
+                                                                     layout: layout),
                                 seed: seed, tenCrop: settings.tenCrop)!
     }
 

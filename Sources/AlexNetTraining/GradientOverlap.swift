@@ -1,9 +1,10 @@
+import AlexNetComm
 import AlexNetCore
 
 /// How the replicas' gradient sum overlaps the backward pass (`BucketedGradientSum`).
-public struct GradientOverlap: Sendable, Equatable {
+public struct GradientOverlap: Sendable, Equatable, Codable {
     /// Where MPI is given the chance to move the sums in flight.
-    public enum Progress: String, Sendable, CaseIterable {
+    public enum Progress: String, Sendable, CaseIterable, Codable {
         /// Tests between the backward pass's stages.
         case stages
         /// Also a thread of its own, every `progressInterval` seconds (needs MPI_THREAD_MULTIPLE).

@@ -1,10 +1,11 @@
+import AlexNetComm
 import AlexNetCore
 import Foundation
 
 /// The JSON files and lines the tool writes, made by JSONEncoder (so that any string, a class
 /// name with a quote or a newline say, stays valid JSON): snake_case keys, sorted, unescaped slashes.
-enum JSONText {
-    static func encode<T: Encodable>(_ value: T) -> String {
+public enum JSONText {
+    public static func encode<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]  // the same bytes for the same report
@@ -13,11 +14,11 @@ enum JSONText {
     }
 
     /// A number that is written as `null` when it is not finite (JSON has no NaN).
-    struct Number: Encodable {
+    public struct Number: Encodable {
         let value: Double
-        init(_ value: Double) { self.value = value }
+        public init(_ value: Double) { self.value = value }
 
-        func encode(to encoder: Encoder) throws {
+        public func encode(to encoder: Encoder) throws {
             var container = encoder.singleValueContainer()
             if value.isFinite { try container.encode(value) } else { try container.encodeNil() }
         }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How the learning rate changes between epochs.
-public enum ScheduleKind: String, CaseIterable, Sendable {
+public enum ScheduleKind: String, CaseIterable, Sendable, Codable {
     /// The paper's (§5): divide by `factor` when the validation error has not improved for
     /// `patience` epochs, down to `minimum`.
     case plateau

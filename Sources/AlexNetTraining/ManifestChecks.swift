@@ -33,15 +33,20 @@ extension CheckpointManifest {
         return manifest
     }
 
-    /// The settings the run was trained with, for the command line's range checks.
+    /// The settings the run was trained with, as `TrainingOptions`: for the range checks and for
+    /// `ResumeCheck`, which compares them with a command line's. Settings a manifest does not
+    /// keep have their defaults.
     var trainingOptions: TrainingOptions {
         var o = TrainingOptions()
+        (o.preset, o.model) = (Preset(rawValue: preset) ?? o.preset, ModelKind(rawValue: model) ?? o.model)
+        (o.seed, o.initialization) = (seed, initialization.flatMap(Initialization.init(rawValue:)))
         (o.epochs, o.batchSize, o.momentum, o.weightDecay) = (epochs, batchSize, momentum, weightDecay)
-        o.learningRate = schedule.rate
+        (o.learningRate, o.schedule) = (schedule.rate, ScheduleKind(rawValue: schedule.kind) ?? o.schedule)
         (o.scheduleFactor, o.schedulePatience) = (schedule.factor, schedule.patience)
         (o.scheduleMinimum, o.scheduleStepEpochs) = (schedule.minimum, schedule.stepEpochs)
         (o.trainLimit, o.testLimit) = (trainLimit, testLimit)
         o.data = dataSettings ?? DataSettings()
+        if let dataDirectory { o.dataDirectory = dataDirectory }
         return o
     }
 
@@ -55,7 +60,7 @@ extension CheckpointManifest {
         guard towers == kind.towers else { throw refuse("towers is \(towers), but the \(model) model has \(kind.towers)") }
         guard (1...ReadLimits.classes).contains(classes) else { throw refuse("classes is \(classes), outside 1...\(ReadLimits.classes)") }
         if let names = classNames, names.count != classes { throw refuse("classNames has \(names.count) names for \(classes) classes") }
-        if let problem = SettingRules.problem(in: trainingOptions) { throw refuse("\(problem.manifestKey) \(problem.message)") }
+        if let problem = SettingRules.problem(inManifest: trainingOptions) { throw refuse("\(problem.manifestKey) \(problem.message)") }
         guard ScheduleKind(rawValue: schedule.kind) != nil else { throw refuse("schedule.kind \"\(schedule.kind)\" is not a schedule") }
         guard schedule.epochsWithoutImprovement >= 0, schedule.bestError.map({ $0.isFinite && $0 >= 0 }) ?? true else {
             throw refuse("the schedule's state (bestError, epochsWithoutImprovement) is out of range")

@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
 import Foundation

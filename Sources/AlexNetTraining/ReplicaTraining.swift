@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// The training side of R replicas of the split model (`ReplicaLayout`): the batch hand-out
@@ -7,19 +9,19 @@ import Foundation
 /// twins, metrics summed over the replicas), and what only replica 0 does (evaluate, write
 /// checkpoints and weights). One replica is the case R = 1 of the same code: its twins are a
 /// single rank, so the gradient sum moves nothing, and the hand-out is one broadcast over the pair.
-final class ReplicaTraining {
-    let layout: ReplicaLayout
-    let network: Network
+public final class ReplicaTraining {
+    public let layout: ReplicaLayout
+    public let network: Network
     private let coordinator: Coordinator?
     /// Images per replica: the global batch size divided by the replicas.
-    let perReplica: Int
+    public let perReplica: Int
     /// The gradient sum among twins, bucket by bucket during the backward pass.
-    let reduction: BucketedGradientSum
+    public let reduction: BucketedGradientSum
     /// This rank's share of each training batch, and of each test batch on replica 0.
-    let batch: Batch
+    public let batch: Batch
     private let transport: BatchTransport
     /// On replica 0's pair: moves test batches (replica 0 tests alone).
-    let testTransport: BatchTransport
+    public let testTransport: BatchTransport
     /// The global batch whose hand-out is under way, on every rank.
     private var started: Range<Int>?
     /// Seconds the coordinator spent packing records (for `bench`).
@@ -27,7 +29,7 @@ final class ReplicaTraining {
 
     /// A collective over the world: the coordinator's input pipeline reaches every rank.
     /// `overlap` says how the gradient sum overlaps the backward pass (bucket size, progress).
-    init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int, data: DataLayout,
+    public init(layout: ReplicaLayout, network: Network, coordinator: Coordinator?, batchSize: Int, data: DataLayout,
          overlap: GradientOverlap = GradientOverlap()) {
         self.layout = layout
         self.network = network
@@ -53,17 +55,17 @@ final class ReplicaTraining {
         network.betweenStages = { [transport] in transport.progress() }
     }
 
-    var replicas: Int { layout.replicas }
+    public var replicas: Int { layout.replicas }
 
     /// Seconds spent packing training batches (the coordinator) and making float batches from
     /// them (every rank): the input's cost on the critical path, without the wait (for `bench`).
-    var assemblySeconds: Double { packingSeconds + transport.expansionSeconds }
+    public var assemblySeconds: Double { packingSeconds + transport.expansionSeconds }
 
     /// Hands each replica its share of global batch `range` (training images of the epoch's
     /// order); nil when every rank must stop. The hand-out of `next`, the next global batch if
     /// there is one, starts at once and travels while this step computes; `following`, the one
     /// after, lets the coordinator pack it in the background meanwhile.
-    func handOut(_ range: Range<Int>, next: Range<Int>? = nil, following: Range<Int>? = nil) -> ReplicaShare? {
+    public func handOut(_ range: Range<Int>, next: Range<Int>? = nil, following: Range<Int>? = nil) -> ReplicaShare? {
         if started == nil { startHandOut(range, prefetch: next) }
         precondition(started == range, "batch \(range) asked for while \(started!) was handed out")
         started = nil
@@ -106,7 +108,7 @@ final class ReplicaTraining {
     /// the global batch, summed among twins, and the global batch's mean loss and correct
     /// count. Every rank returns the same loss, so all agree when it is not finite.
     @discardableResult
-    func step(_ share: ReplicaShare, step: Int, seed: UInt64, training: Bool = true) -> (loss: Double, correct: Int) {
+    public func step(_ share: ReplicaShare, step: Int, seed: UInt64, training: Bool = true) -> (loss: Double, correct: Int) {
         var local = (loss: 0.0, correct: 0)
         if layout.hybrid != nil { return hybridStep(share, step: step, seed: seed, training: training) }
         // Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the gradient
@@ -173,7 +175,7 @@ final class ReplicaTraining {
 
     /// Runs `evaluate` on replica 0 (its pair, with the pair's own transport) and shares the
     /// result with every rank, which the learning-rate schedule reads; nil when stopped.
-    func evaluateOnFirstReplica(_ evaluate: (_ transport: BatchTransport) -> Trainer.Evaluation?) throws -> Trainer.Evaluation? {
+    public func evaluateOnFirstReplica(_ evaluate: (_ transport: BatchTransport) -> Trainer.Evaluation?) throws -> Trainer.Evaluation? {
         // The other replicas wait without spinning a core that replica 0 needs.
         // In the hybrid layout every rank evaluates: the fully-connected slices are everywhere,
         // and replica 0's pair receives the test images.
@@ -192,7 +194,7 @@ final class ReplicaTraining {
 
     /// Runs `write` on replica 0's ranks only (twins hold the same weights) and ends every rank
     /// with the same error if it failed there. Returns `write`'s value on replica 0.
-    func onFirstReplica<T>(_ write: () throws -> T) throws -> T? {
+    public func onFirstReplica<T>(_ write: () throws -> T) throws -> T? {
         let outcome: Result<T?, Error> = layout.replica == 0 ? Result { try write() } : .success(nil)
         pairMeetsAfterItsWork()
         try layout.world.agree(outcome.map { _ in () }, idly: true)
@@ -206,26 +208,5 @@ final class ReplicaTraining {
     /// for ever instead of ending the job.
     private func pairMeetsAfterItsWork() {
         if layout.replica == 0 { layout.pair.barrier() }
-    }
-}
-
-extension Trainer {
-    /// Why `ranks` ranks cannot run `plan` with these options, as one line naming the fix; nil
-    /// when they can. Every rank reaches the same answer, so every rank stops.
-    static func replicaProblem(plan: NetworkPlan, ranks: Int, options: TrainingOptions) -> String? {
-        guard plan.towers > 1 else { return nil }
-        let t = plan.towers
-        guard ranks % t == 0 else {
-            return "the \(plan.model.rawValue) model has \(t) towers, one per rank, but this run has \(ranks) rank(s): use `mpirun -np \(t)` (or -np \(t)R for R replicas), or --simulate to run both towers in one process"
-        }
-        let replicas = ranks / t
-        if let asked = options.replicas, asked != replicas {
-            return "--replicas \(asked) needs \(t * asked) ranks, but this run has \(ranks): under mpirun the replicas are the ranks / \(t), so use `mpirun -np \(t * asked)` or leave out --replicas"
-        }
-        guard options.batchSize % replicas == 0 else {
-            let lower = options.batchSize / replicas * replicas
-            return "the global batch of \(options.batchSize) images (--batch-size\(options.resume != nil ? ", from the checkpoint" : "")) does not split evenly over \(replicas) replicas: use a multiple of \(replicas), such as \(lower > 0 ? "\(lower) or " : "")\(lower + replicas)"
-        }
-        return nil
     }
 }

@@ -1,13 +1,15 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// Finding a checkpoint on rank 0 and telling every rank about it.
-enum Restore {
+public enum Restore {
     /// Rank 0 resolves `path` (a run folder or a checkpoint folder); every rank gets the
     /// checkpoint's folder and manifest, or the same error. The others wait idly: checking
     /// every file's checksum may take rank 0 long, and no collective timeout applies yet.
-    static func share(_ path: String, comm: Communicator, reporter: Reporter) throws -> (path: String, manifest: CheckpointManifest) {
+    public static func share(_ path: String, comm: Communicator, reporter: Reporter) throws -> (path: String, manifest: CheckpointManifest) {
         let shared = try comm.agree(decider: 0, idly: true) {
             let found = try Checkpoint.resolve(path)
             for why in found.skipped { reporter.say("note: skipped a damaged checkpoint: \(why)") }
@@ -25,16 +27,16 @@ enum Restore {
     }
 
     /// Checks that the checkpoint is of the model the options ask for.
-    static func check(_ manifest: CheckpointManifest, path: String, options: TrainingOptions) throws {
+    public static func check(_ manifest: CheckpointManifest, path: String, options: TrainingOptions) throws {
         guard manifest.preset == options.preset.rawValue, manifest.model == options.model.rawValue else {
-            throw TrainingError("\(path) holds a \(manifest.preset)/\(manifest.model) model, not \(options.preset.rawValue)/\(options.model.rawValue); pass --preset \(manifest.preset) --model \(manifest.model)", exitCode: 2)
+            throw TrainingError("\(path) holds a \(manifest.preset)/\(manifest.model) model, not \(options.preset.rawValue)/\(options.model.rawValue); pass --preset \(manifest.preset) --model \(manifest.model)", status: .modelCannotRun)
         }
     }
 
     /// Every rank loads its towers from the tower file that rank 0 reads and sends it (the
     /// checkpoint need only be on rank 0's disk), checked again as it arrives (size, CRC-32,
     /// metadata, finite values); any failure ends every rank.
-    static func load(_ path: String, manifest: CheckpointManifest, into network: Network, comm: Communicator, reporter: Reporter) throws {
+    public static func load(_ path: String, manifest: CheckpointManifest, into network: Network, comm: Communicator, reporter: Reporter) throws {
         // Which tower each rank holds, so that rank 0 knows which file goes where.
         let towers = try comm.agreeEach(.success(network.firstTower))
         var mine = Data()
@@ -42,7 +44,7 @@ enum Restore {
             let file = "\(path)/\(Checkpoint.towerFileName(towers[rank]))"
             // A file rank 0 cannot read ends every rank: all learn it from the same broadcast.
             guard let data = sendFromRankZero(file, to: rank, comm: comm, reporter: reporter) else {
-                throw TrainingError.reported(exitCode: 1)
+                throw TrainingError.reported(.failure)
             }
             if rank == comm.rank { mine = data }
         }
@@ -86,7 +88,7 @@ public struct ResumeState: Sendable {
 
     /// Rank 0 resolves `path` (a run folder or a checkpoint folder); every rank gets the same
     /// checkpoint, or the same error. The model must be the one `options` ask for.
-    static func resolve(_ path: String, options: TrainingOptions, comm: Communicator, reporter: Reporter) throws -> ResumeState {
+    public static func resolve(_ path: String, options: TrainingOptions, comm: Communicator, reporter: Reporter) throws -> ResumeState {
         let found = try Restore.share(path, comm: comm, reporter: reporter)
         try Restore.check(found.manifest, path: found.path, options: options)
         return ResumeState(path: found.path, manifest: found.manifest)
@@ -103,7 +105,7 @@ public struct ResumeState: Sendable {
     /// The options a resumed run trains with: the checkpoint's data (the same images in the
     /// same order), seed, batch size, momentum and weight decay, its epochs unless given, and
     /// its run folder.
-    func applied(to options: TrainingOptions) -> TrainingOptions {
+    public func applied(to options: TrainingOptions) -> TrainingOptions {
         var o = options
         let m = manifest
         if !o.dataDirectoryGiven, let directory = m.dataDirectory { o.dataDirectory = directory }
@@ -122,19 +124,19 @@ public struct ResumeState: Sendable {
     }
 
     /// Checks the checkpoint against the data: every rank knows both, so every rank stops alike.
-    func check(_ session: Session) throws {
+    public func check(_ session: Session) throws {
         if manifest.classes != session.classes {
             throw TrainingError("\(path) was trained on \(manifest.classes) classes, but this data set has \(session.classes); pass the --data it was trained on")
         }
         if let images = manifest.trainImages, images != session.trainCount {
-            throw TrainingError("\(path) was trained on \(images) training images, but this data has \(session.trainCount); resume with the same --data", exitCode: 2)
+            throw TrainingError("\(path) was trained on \(images) training images, but this data has \(session.trainCount); resume with the same --data", status: .modelCannotRun)
         }
     }
 
     /// The input statistics the checkpoint's model was trained with, read by rank 0 (nil on
     /// the others). A file that cannot be read is an error: statistics computed afresh would
     /// differ from the checkpoint's, and the resumed run would no longer be bit-identical.
-    func statistics(_ session: Session) throws -> InputStatistics? {
+    public func statistics(_ session: Session) throws -> InputStatistics? {
         var statistics: InputStatistics?
         try session.onCoordinator { statistics = try Checkpoint.statistics(path, manifest: manifest) }
         return statistics

@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
 import Foundation
@@ -13,11 +14,11 @@ public final class Session {
     public let testCount: Int
     public let classes: Int
     public let layout: DataLayout
-    let reporter: Reporter
+    public let reporter: Reporter
 
     public var isCoordinator: Bool { communicator.rank == 0 }
 
-    init(communicator: Communicator, data: TrainingImages?, shape: Shape) {
+    public init(communicator: Communicator, data: TrainingImages?, shape: Shape) {
         self.communicator = communicator
         self.data = data
         trainCount = shape.trainCount
@@ -28,9 +29,13 @@ public final class Session {
     }
 
     /// The data's counts and layout: what rank 0 tells the others.
-    struct Shape: Codable {
+    public struct Shape: Codable {
         var trainCount = 0, testCount = 0, classes: Int
         var layout: DataLayout
+
+        public init(trainCount: Int = 0, testCount: Int = 0, classes: Int, layout: DataLayout) {
+            (self.trainCount, self.testCount, self.classes, self.layout) = (trainCount, testCount, classes, layout)
+        }
     }
 
     /// Loads the data on rank 0 and shares its size. On failure rank 0 prints the error and
@@ -51,7 +56,7 @@ public final class Session {
     /// Runs `body` on rank 0 and shares whether it succeeded, so that a failure on the
     /// coordinator (an unwritable run directory, say) ends every rank. Used before the towers
     /// start, so the others wait idly, untimed, as for the data.
-    func onCoordinator(_ body: () throws -> Void) throws {
+    public func onCoordinator(_ body: () throws -> Void) throws {
         try communicator.agree(isCoordinator ? Result(catching: body) : .success(()), idly: true)
     }
 }

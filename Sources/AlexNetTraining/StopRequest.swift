@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 import Synchronization
 
@@ -62,7 +63,7 @@ public enum StopRequest {
         let expired: @convention(c) (Int32) -> Void = { _ in
             let message = "error: no step boundary within \(StopRequest.boundaryTimeout) s of the stop request: another rank has probably died; the last checkpoint is kept\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
-            _exit(1)
+            _exit(ExitStatus.failure.rawValue)
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)

@@ -1,5 +1,6 @@
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// Testing during and after training: the centre crop, or the paper's ten patches averaged.
@@ -24,7 +25,7 @@ extension Trainer {
     /// With `tenCrop`, the softmax is averaged over the paper's ten patches of each image.
     /// Nil when a stop was requested.
     /// The coordinator packs test images, `transport` moves them and fills `batch` on every rank.
-    static func evaluate(network: Network, batch: Batch, coordinator: Coordinator?, count: Int, transport: BatchTransport, seed: UInt64,
+    public static func evaluate(network: Network, batch: Batch, coordinator: Coordinator?, count: Int, transport: BatchTransport, seed: UInt64,
                          tenCrop: Bool = false) -> Evaluation? {
         if tenCrop {
             return evaluateViews(10, network: network, batch: batch, coordinator: coordinator, count: count, transport: transport, seed: seed)
@@ -46,7 +47,7 @@ extension Trainer {
     }
 
     /// `evaluate` over `views` test views of each image, the softmax averaged over them.
-    static func evaluateViews(_ views: Int, network: Network, batch: Batch, coordinator: Coordinator?, count: Int,
+    public static func evaluateViews(_ views: Int, network: Network, batch: Batch, coordinator: Coordinator?, count: Int,
                               transport: BatchTransport, seed: UInt64) -> Evaluation? {
         var (loss, top1, top5) = (0.0, 0, 0)
         let classes = network.plan.classes

@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
 import Foundation
@@ -17,24 +18,24 @@ public enum Trainer {
                                            seed: options.seed, communicator: communicator)
             let directory = options.runDirectory ?? defaultRunDirectory(options)
             let result = try train(options, session: session, runDirectory: directory, launch: launch, resume: resume)
-            return session.isCoordinator ? finish(result, options: options, session: session, directory: directory) : 0
+            return session.isCoordinator ? finish(result, options: options, session: session, directory: directory) : ExitStatus.success.rawValue
         } catch {
             return reporter.exitCode(for: error)
         }
     }
 
-    /// Rank 0's closing lines, and the exit code: 130 when stopped at the user's request.
+    /// Rank 0's closing lines, and the exit code: `.stopped` when stopped at the user's request.
     static func finish(_ result: RunResult, options: TrainingOptions, session: Session, directory: String) -> Int32 {
         let reporter = session.reporter
         if let failure = StopRequest.failure {
             reporter.fail(failure + (options.checkpoints
                 ? "; the last checkpoint is kept: make room, then alexnet-split train --resume \(directory)" : ""))
-            return 1
+            return ExitStatus.failure.rawValue
         }
         if result.interrupted {
             reporter.say("stopped after \(result.steps) steps at your request" + (options.checkpoints
                 ? "; a checkpoint was written. To continue: alexnet-split train --resume \(directory)" : ""))
-            return 130
+            return ExitStatus.stopped.rawValue
         }
         if let skipped = session.data?.skipped, !skipped.isEmpty {
             reporter.say("skipped \(skipped.count) unreadable image(s) (--skip-bad-images), listed in \(directory)/skipped-images.txt:")
@@ -45,7 +46,7 @@ public enum Trainer {
             reporter.say(String(format: "test accuracy %.2f%% (\(Evaluation.topName(classes: session.classes)) %.2f%%) after %ld steps in %@; metrics in %@/metrics.jsonl",
                                 100 * final.testTop1, 100 * final.testTop5, result.steps, formatDuration(result.seconds), directory))
         }
-        return 0
+        return ExitStatus.success.rawValue
     }
 
     /// Trains `options.model` with `options.seed` and writes its metrics to `runDirectory`,
@@ -67,15 +68,19 @@ public enum Trainer {
     }
 
     /// The model's plan, checked against the ranks: two per replica of the split model, and a
-    /// batch that splits over the replicas (ReplicaTraining.swift). Every rank stops alike.
+    /// batch that splits over the replicas (`RunConfiguration.rankProblem`). Every rank stops alike.
     static func makePlan(_ options: TrainingOptions, session: Session) throws -> NetworkPlan {
         do {
             let plan = try NetworkPlan(spec: session.layout.spec(options.preset, classes: session.classes), model: options.model)
-            if let problem = replicaProblem(plan: plan, ranks: session.communicator.size, options: options) { throw TrainingError(problem) }
+            if let problem = RunConfiguration.rankProblem(model: plan.model, towers: plan.towers, ranks: session.communicator.size,
+                                                         replicas: options.replicas, batchSize: options.batchSize,
+                                                         fromCheckpoint: options.resume != nil) {
+                throw TrainingError(problem)
+            }
             return plan
         } catch {
             session.reporter.fail("\(error)")
-            throw TrainingError.reported(exitCode: 2)
+            throw TrainingError.reported(.modelCannotRun)
         }
     }
 
@@ -98,7 +103,7 @@ public enum Trainer {
     /// and a sentence saying how they run. The split model uses every rank. A one-tower model
     /// runs on rank 0 alone with every BLAS thread, while the other ranks sleep (not spin) until
     /// it is done; they then get nil and whether it was stopped, or the error it ended with.
-    static func onTowerRanks<T>(plan: NetworkPlan, session: Session, threads: Int, launch: String, stopped: (T) -> Bool,
+    public static func onTowerRanks<T>(plan: NetworkPlan, session: Session, threads: Int, launch: String, stopped: (T) -> Bool,
                                 _ body: (Communicator, String) throws -> T) throws -> (value: T?, stopped: Bool) {
         let communicator = session.communicator
         guard plan.towers == 1 && communicator.size > 1 else {
@@ -165,17 +170,29 @@ public enum Trainer {
 
     /// Runs every rank as a thread of this process: the simulation mode.
     public static func runSimulated(_ options: TrainingOptions) -> Int32 {
-        simulate(towers: options.model.towers, replicas: options.replicas ?? 1) { communicator, launch in
+        Simulation.run(towers: options.model.towers, replicas: options.replicas ?? 1) { communicator, launch in
             run(options, communicator: communicator, launch: launch)
         }
     }
+}
 
+/// Every rank of a job as a thread of this process (`--simulate`), and the sentences that say
+/// how a job's ranks run.
+public enum Simulation {
     /// Runs `body` on `towers * replicas` simulated ranks (or in this thread for one tower) and
-    /// returns rank 0's exit code.
-    public static func simulate(towers: Int, replicas: Int = 1, _ body: @escaping @Sendable (Communicator, String) -> Int32) -> Int32 {
+    /// returns rank 0's value.
+    public static func run<Value: Sendable>(towers: Int, replicas: Int = 1,
+                                            _ body: @escaping @Sendable (Communicator, String) -> Value) -> Value {
         guard towers > 1 else { return body(SingleProcessCommunicator(), "in one process") }
         let launch = replicas == 1 ? "\(towers) towers simulated as threads of one process"
             : "\(towers * replicas) ranks (\(replicas) replicas of the \(towers) towers) simulated as threads of one process"
         return InProcessGroup(size: towers * replicas).collect { body($0, launch) }[0]
+    }
+
+    /// How `size` MPI ranks hold a model of `towers` towers.
+    public static func describe(mpiRanks size: Int, towers: Int) -> String {
+        towers > 1 && size > towers && size % towers == 0
+            ? "\(size) MPI ranks: \(size / towers) replicas of the \(towers) towers, one tower per rank"
+            : "\(size) MPI ranks, one tower each"
     }
 }

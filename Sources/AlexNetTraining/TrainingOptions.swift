@@ -1,8 +1,10 @@
 import AlexNetCore
 import AlexNetData
 
-/// Everything a training run is told from the command line.
-public struct TrainingOptions: Sendable {
+/// The values of a run's settings. Each field's initial value is the setting's default, written
+/// only here; `RunConfiguration` declares each setting's option, range, resume rule and manifest
+/// key against these fields. config.json records the whole value.
+public struct TrainingOptions: Sendable, Codable {
     public var preset: Preset = .small
     public var model: ModelKind = .split
     public var epochs = 3
@@ -40,8 +42,8 @@ public struct TrainingOptions: Sendable {
     public var schedulePatience = 2
     public var scheduleMinimum: Float = 1e-5
     public var scheduleStepEpochs = 10
-    /// A checkpoint every N steps as well as after every epoch (0: epochs only).
-    public var checkpointEvery = 0
+    /// A checkpoint every N steps as well as after every epoch (nil: epochs only).
+    public var checkpointEvery: Int?
     /// How many checkpoints to keep.
     public var keepCheckpoints = 3
     /// Write checkpoints at all.
@@ -61,6 +63,11 @@ public struct TrainingOptions: Sendable {
     /// How the replicas' gradient sum overlaps the backward pass (`--bucket-mib`, `--progress`).
     /// Not recorded in checkpoints: it changes no bit of the result.
     public var overlap = GradientOverlap()
+    /// Every rank a thread of this process (`--simulate`); read by the command line's launcher.
+    public var simulate = false
+    /// Seconds one MPI collective may wait before the job ends (`--collective-timeout`; 0: no
+    /// limit); read by the command line's launcher.
+    public var collectiveTimeout = 60.0
 
     /// The schedule these options start with.
     public var initialSchedule: LearningRateSchedule {

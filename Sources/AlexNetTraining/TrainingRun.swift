@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import Foundation
 
 /// One training run on the ranks that hold the towers. Built once (the network, the data side,
@@ -41,16 +43,21 @@ final class TrainingRun {
         self.metrics = metrics
         self.runDirectory = runDirectory
         reporter = session.reporter
-        BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
         // Replicas: the towers meet on their pair, each replica computes its share of the batch.
         let layout = ReplicaLayout(world: comm, towers: plan.towers, kind: options.replicaLayout)
-        let network = try Self.network(plan: plan, layout: layout, options: options, session: session)
-        convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm,
-                                                         stored: resume?.manifest.convolutionAlgorithms, world: comm, reporter: reporter)
-        let coordinator = session.data.map {
-            Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: options.data, seed: options.seed,
-                        restored: statistics, maxBatch: network.maxBatch)
+        var model = RankContext.Model(plan: plan, maxBatch: min(options.batchSize / layout.replicas, session.trainCount),
+                                      seed: options.seed, initialization: options.initialization,
+                                      algorithms: options.convolutionAlgorithm, stored: resume?.manifest.convolutionAlgorithms,
+                                      threadsAlone: options.threadsForOneTower)
+        model.hybrid = layout.hybrid
+        let context = try RankContext(model, pair: layout.pair, world: comm, reporter: session.reporter) { network in
+            session.data.map {
+                Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: options.data, seed: options.seed,
+                            restored: statistics, maxBatch: network.maxBatch)
+            }
         }
+        let (network, coordinator) = (context.network, context.coordinator)
+        convolutionPlan = context.convolutionPlan
         let statisticsFile = coordinator?.statistics.encoded()
         if let statisticsFile { try? AtomicFile.write(statisticsFile, to: "\(runDirectory)/\(InputStatistics.fileName)") }
         self.statisticsFile = statisticsFile
@@ -70,17 +77,6 @@ final class TrainingRun {
         if let resume { try restore(resume, comm: comm) }
         // What a second Ctrl-C names: the checkpoint resumed from, until a new one is written.
         if reporter.speaks { StopRequest.noteLastCheckpoint(resume?.path, run: runDirectory) }
-    }
-
-    /// This rank's part of the model, sized for its replica's share of the batch.
-    private static func network(plan: NetworkPlan, layout: ReplicaLayout, options: TrainingOptions, session: Session) throws -> Network {
-        do {
-            return try Network(plan: plan, communicator: layout.pair, maxBatch: min(options.batchSize / layout.replicas, session.trainCount),
-                               seed: options.seed, initialization: options.initialization, hybrid: layout.hybrid)
-        } catch {
-            session.reporter.fail("\(error)")
-            throw TrainingError.reported(exitCode: 2)
-        }
     }
 
     private func announce(launch: String) {
@@ -140,14 +136,14 @@ final class TrainingRun {
         let (loss, correct) = replicas.step(share, step: result.steps, seed: options.seed)
         guard loss.isFinite else {
             reporter.fail("the loss became \(loss.isNaN ? "NaN" : "infinite") at step \(result.steps + 1) (epoch \(e)); training stopped and the last checkpoint was kept. Lower --lr (now \(schedule.rate))")
-            throw TrainingError.reported(exitCode: 3)
+            throw TrainingError.reported(.diverged)
         }
         sgd.update(network.arena)
         result.steps += 1
         epoch.add(meanLoss: loss, correct: correct, images: n)
         window.add(meanLoss: loss, correct: correct, images: n)
         if result.steps % options.logEvery == 0 || s == stepsPerEpoch - 1 || result.steps == totalSteps { logWindow(epoch: e, index: s) }
-        if options.checkpointEvery > 0 && result.steps % options.checkpointEvery == 0 && s + 1 < stepsPerEpoch {
+        if let every = options.checkpointEvery, every > 0, result.steps % every == 0, s + 1 < stepsPerEpoch {
             try checkpoint(epoch: e, stepInEpoch: s + 1)
         }
         return true

@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetMPI
+import AlexNetTools
 import AlexNetTraining
 import ArgumentParser
 import Foundation
@@ -15,7 +17,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
 
     @Option(parsing: .unconditional, help: "Images per step.")
-    var batchSize = 128
+    var batchSize = RunConfiguration.batchSize.defaultValue
 
     @Option(parsing: .unconditional, help: "Measured steps, after the warm-up.")
     var steps = 10
@@ -35,11 +37,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Measure the forward pass only, as in evaluation.")
     var inference = false
 
-    @Flag(help: "Run both towers as threads of this process.")
-    var simulate = false
 
-    @Option(parsing: .unconditional, help: "Replicas of the split model with --simulate (2R threads); under mpirun it is the ranks / 2.")
-    var replicas = 1
 
     @Flag(help: "Run every tower in this process as grouped layers (no communication).")
     var oneProcess = false
@@ -50,17 +48,21 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("conv-algorithm"), help: "How convolutions compute: auto (time each candidate once at start-up, keep the fastest per layer and pass), gemm, winograd or winograd-4x4.")
     var convolutionAlgorithm = ConvolutionAlgorithmRequest.auto
 
-    @Option(help: "How replicas share the model: hybrid (the convolutions data-parallel, fc6-fc8 split over every rank; the default) or data (every layer data-parallel).")
-    var replicaLayout = ReplicaLayoutKind.hybrid
 
-    @Option(parsing: .unconditional, help: "MiB of gradients per bucket of the replicas' gradient sum, which runs during the backward pass (DDP's default, 25).")
-    var bucketMib = 25.0
 
-    @Option(help: "Where MPI moves the replicas' gradient sums on during the backward pass: stages (tests between stages) or thread (also a thread of its own, every millisecond; MPI_THREAD_MULTIPLE).")
-    var progress = GradientOverlap.Progress.stages
+    @OptionGroup(title: SettingGroup.parallelism.rawValue) var parallelFlags: ParallelFlags
 
     @Flag(help: "Print one JSON object instead of the report.")
     var json = false
+
+    /// The parallelism settings, bound as `train` binds them.
+    var parallel: TrainingOptions {
+        var b = SettingBinder()
+        parallelFlags.bind(&b)
+        return b.options
+    }
+
+    var replicas: Int { parallel.replicas ?? 1 }
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
@@ -68,64 +70,58 @@ struct Bench: ParsableCommand {
         guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be from 0 to 100000 (got \(warmup))") }
         guard (2...256).contains(classes) else { throw ValidationError("--classes must be in 2...256 for bench's synthetic byte labels (got \(classes))") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be from 1 to 256 (got \(threads))") }
-        guard !(simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
-        guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1 (got \(replicas))") }
-        if let problem = SettingRules.problem(bucketMiB: bucketMib) { throw ValidationError(problem.forCommandLine) }
-        try TrainingFlags.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate || oneProcess)
-        guard replicas == 1 || modelOptions.model.towers > 1 else { throw ValidationError("--replicas applies to the split model") }
-        guard batchSize % replicas == 0 else {
-            throw ValidationError("--batch-size \(batchSize) does not split evenly over \(replicas) replicas: use a multiple of \(replicas)")
-        }
+        guard !(parallel.simulate && oneProcess) else { throw ValidationError("choose one of --simulate and --one-process") }
+        if let problem = SettingRules.problem(in: parallel, among: RunConfiguration.parallelism) { throw ValidationError(problem.forCommandLine) }
+        var launcher = Launcher(parallel)
+        launcher.simulate = launcher.simulate || oneProcess
+        try launcher.check(model: modelOptions.model, batchSize: batchSize)
     }
 
     func run() throws {
         var options = BenchmarkOptions()
-        options.preset = modelOptions.preset
-        options.model = modelOptions.model
-        options.batchSize = batchSize
-        options.steps = steps
-        options.warmup = warmup
-        options.inference = inference
-        options.classes = classes
-        options.threads = threads
-        options.separateWaiting = !noWaitSplit
-        options.replicas = replicas
-        options.replicaLayout = replicaLayout
-        options.dataDirectory = data
-        options.convolutionAlgorithm = convolutionAlgorithm
-        options.overlap.bucketMiB = bucketMib
-        options.overlap.progress = progress
+        (options.preset, options.model, options.batchSize) = (modelOptions.preset, modelOptions.model, batchSize)
+        (options.steps, options.warmup, options.inference) = (steps, warmup, inference)
+        (options.classes, options.threads, options.separateWaiting) = (classes, threads, !noWaitSplit)
+        (options.replicas, options.dataDirectory, options.convolutionAlgorithm) = (replicas, data, convolutionAlgorithm)
+        options.replicaLayout = parallel.replicaLayout ?? .hybrid
+        options.overlap = parallel.overlap
         let report: BenchmarkReport?
         do {
-            if !MPICommunicator.launchedByMPI || simulate || oneProcess {
-                // Every rank in this process: synthetic data of one batch, no checkpoints.
-                var job = MemoryJob(preset: modelOptions.preset, model: modelOptions.model, batchSize: batchSize,
-                                    ranksHere: modelOptions.model.towers * (oneProcess ? 1 : replicas))
-                (job.classes, job.replicas, job.prefetch, job.writesWeights) = (classes, replicas, false, false)
-                job.replicaLayout = replicaLayout
-                job.winogradTiles = convolutionAlgorithm.winogradTiles
-                try Preflight.admit(job)
-            }
-            if oneProcess {
-                report = try Benchmark.run(options, communicator: SingleProcessCommunicator(),
-                                           launch: "one process holding every tower, \(threads) BLAS thread(s)")
-            } else if simulate || !MPICommunicator.launchedByMPI {
-                report = try Benchmark.runSimulated(options)
-            } else {
-                let communicator = MPICommunicator(threadMultiple: progress == .thread)
-                defer { communicator.finalize() }
-                let size = communicator.size
-                if replicas != 1 && size != 2 * replicas {
-                    throw PlanError("--replicas \(replicas) needs \(2 * replicas) ranks, but this run has \(size): under mpirun the replicas are the ranks / 2, so use `mpirun -np \(2 * replicas)` or leave out --replicas")
-                }
-                report = try Benchmark.run(options, communicator: communicator, launch: size > 2 && size % 2 == 0
-                    ? "\(size) MPI ranks: \(size / 2) replicas of the 2 towers, one tower per rank" : "\(size) MPI ranks, one tower each")
-            }
+            report = try oneProcess ? Self.inOneProcess(options) : Self.launched(options, launcher: Launcher(parallel))
         } catch let failure as RuntimeFailure {
             throw failure
         } catch {
-            throw RuntimeFailure("\(error)", exitCode: (error as? TrainingError)?.exitCode ?? (error is PlanError ? 2 : 1))
+            throw RuntimeFailure("\(error)", status: (error as? TrainingError)?.status ?? (error is PlanError ? .modelCannotRun : .failure))
         }
         if let report { print(json ? report.json : report.text) }
+    }
+
+    /// Synthetic data of one batch, no checkpoints: what memory admission counts.
+    static func memoryJob(_ options: BenchmarkOptions, ranksHere: Int) -> MemoryJob {
+        var job = MemoryJob(preset: options.preset, model: options.model, batchSize: options.batchSize, ranksHere: ranksHere)
+        (job.classes, job.replicas, job.prefetch, job.writesWeights) = (options.classes, options.replicas, false, false)
+        job.replicaLayout = options.replicaLayout
+        job.winogradTiles = options.convolutionAlgorithm.winogradTiles
+        return job
+    }
+
+    /// Every tower in this process as grouped layers, on `options.threads` BLAS threads.
+    static func inOneProcess(_ options: BenchmarkOptions) throws -> BenchmarkReport? {
+        try Preflight.admit(memoryJob(options, ranksHere: 1))
+        return try Benchmark.run(options, communicator: SingleProcessCommunicator(),
+                                 launch: "one process holding every tower, \(options.threads) BLAS thread(s)")
+    }
+
+    /// Under mpirun or simulated, as `train` runs (no peak line: the report has its own). Rank 0
+    /// gets the report, other ranks nil.
+    static func launched(_ options: BenchmarkOptions, launcher: Launcher) throws -> BenchmarkReport? {
+        // Memory admission as train's: every rank in this process, or each host's ranks under mpirun.
+        let preflight = Preflight(coordinator: { nil }, memory: memoryJob(options, ranksHere: 1))
+        var launcher = launcher
+        launcher.notesSimulation = false  // the report says how the ranks ran
+        let outcome = try launcher.run(towers: options.model.towers, preflight: preflight, succeeded: { _ in false }) {
+            communicator, how, _ in Result { try Benchmark.run(options, communicator: communicator, launch: how) }
+        }
+        return try outcome.get()
     }
 }

@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetTools
 import AlexNetTraining
 import ArgumentParser
 
@@ -22,7 +23,7 @@ struct Compare: ParsableCommand {
         guard flags.modelOptions.model == .split else {
             throw ValidationError("compare trains all three models; leave out --model")
         }
-        if let replicas = flags.replicas, replicas != 1 {
+        if let replicas = flags.parallelFlags.replicas, replicas != 1 {
             throw ValidationError("compare runs one replica of each model; leave out --replicas")
         }
     }
@@ -36,8 +37,8 @@ struct Compare: ParsableCommand {
             let folder = training.runDirectory ?? Trainer.defaultRunDirectory(training, kind: "compare")
             try RunFolder.claim(folder, resuming: false)
             return folder
-        }, memory: flags.memoryJob(training))
-        try flags.launch(towers: 2, preflight: preflight) { [options] communicator, how, folder in
+        }, memory: TrainingFlags.memoryJob(training))
+        try Launcher(training).launch(towers: 2, preflight: preflight) { [options] communicator, how, folder in
             var options = options
             options.training.runDirectory = folder ?? options.training.runDirectory
             return Comparison.run(options, communicator: communicator, launch: how)

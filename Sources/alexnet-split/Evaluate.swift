@@ -1,4 +1,5 @@
 import AlexNetData
+import AlexNetTools
 import AlexNetTraining
 import ArgumentParser
 

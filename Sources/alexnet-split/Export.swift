@@ -1,3 +1,4 @@
+import AlexNetTools
 import AlexNetTraining
 import ArgumentParser
 import AlexNetData
@@ -34,7 +35,7 @@ struct ExportCommand: ParsableCommand {
             print("wrote \(out): \(model.tensors.count) tensors of \(model.manifest.preset)/\(model.manifest.model) from \(path)")
             if printPytorch { print(Export.pytorchCode(model, file: out)) }
         } catch let error as TrainingError {
-            throw RuntimeFailure(error.description, exitCode: error.exitCode)
+            throw RuntimeFailure(error.description, status: error.status)
         }
     }
 }

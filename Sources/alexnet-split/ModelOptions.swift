@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import AlexNetTraining
 import ArgumentParser
 import Foundation
@@ -14,13 +16,15 @@ extension Initialization: ExpressibleByArgument {}
 
 extension ScheduleKind: ExpressibleByArgument {}
 
+private typealias C = RunConfiguration
+
 /// Which network: shared by every subcommand.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Network size: paper (3x227, as in the paper), d2l (1x224, d2l.ai's chapter) or small (1x32, trains in minutes).")
-    var preset: Preset = .small
+    @Option(name: C.preset.long, help: C.preset.argumentHelp) var presetGiven: Preset?
+    @Option(name: C.modelKind.long, help: C.modelKind.argumentHelp) var modelGiven: ModelKind?
 
-    @Option(help: "split (two towers, the paper's connectivity), unsplit (one tower, full connectivity) or paper-1gpu (the paper's one-GPU baseline).")
-    var model: ModelKind = .split
+    var preset: Preset { presetGiven ?? C.preset.defaultValue }
+    var model: ModelKind { modelGiven ?? C.modelKind.defaultValue }
 
     func validate() throws {
         if preset == .tiny && ProcessInfo.processInfo.environment["ALEXNET_SPLIT_TESTING"] == nil {
@@ -29,21 +33,36 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// The model of a run: which network, its initialisation and how its convolutions compute
+/// (train and compare).
+struct ModelFlags: SettingGroupFlags {
+    @OptionGroup var kind: ModelOptions
+    @Option(name: C.initialization.long, help: C.initialization.argumentHelp) var initialization: Initialization?
+    @OptionGroup var convolution: ConvolutionFlags
+
+    func bind(_ b: inout SettingBinder) {
+        b.set(C.preset, kind.presetGiven)
+        b.set(C.modelKind, kind.modelGiven)
+        b.setOptional(C.initialization, initialization)
+        b.setOptional(C.convolutionAlgorithm, convolution.request)
+    }
+}
+
 /// Which checkpoint, and how to run it: shared by eval and predict.
 struct CheckpointOptions: ParsableArguments {
     @Option(help: "A run directory (its newest valid checkpoint) or a checkpoints/step-* folder.")
     var checkpoint: String
 
-    @Flag(help: "Run both towers as threads of this process.")
-    var simulate = false
+    @Flag(name: C.simulate.long, help: C.simulate.argumentHelp) var simulate = false
+
+    func validate() throws { try Launcher(simulate: simulate).check(model: .split, batchSize: 1) }
 
     /// Launches `body` on every rank, as `train` would, once the checkpoint's model at `batch`
     /// images per pass is known to fit in memory (when this host can read the checkpoint).
     func launch(batch: Int? = nil, data: String? = nil, _ body: @escaping @Sendable (Communicator, String) -> Int32) throws {
-        var flags = try TrainingFlags.parse([])
-        flags.simulate = simulate
+        let launcher = Launcher(simulate: simulate)
         let memory = batch.flatMap { memoryJob(batch: $0, data: data) }
-        try flags.launch(towers: 2, preflight: Preflight(coordinator: { nil }, memory: memory)) { communicator, how, _ in body(communicator, how) }
+        try launcher.launch(towers: 2, preflight: Preflight(coordinator: { nil }, memory: memory)) { communicator, how, _ in body(communicator, how) }
     }
 
     /// The checkpoint's model, forward passes of `batch` images, the test data in memory.

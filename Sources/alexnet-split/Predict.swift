@@ -1,3 +1,4 @@
+import AlexNetTools
 import AlexNetTraining
 import ArgumentParser
 

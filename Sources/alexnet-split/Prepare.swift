@@ -77,8 +77,7 @@ struct PrepareCommand: ParsableCommand {
             let summary = try Prepare.run(options) { print("prepare: \($0)"); Console.flushOutput() }
             report(summary)
         } catch {
-            Console.writeError("error: \(error)\n")
-            throw ExitCode(1)
+            throw RuntimeFailure("\(error)")
         }
     }
 

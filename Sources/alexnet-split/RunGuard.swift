@@ -1,3 +1,4 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetMPI
 import AlexNetTraining
@@ -101,7 +102,7 @@ struct Preflight {
         }
         // Each rank's exit code in its own slot: the maximum over ranks gathers them all.
         var codes = [Int32](repeating: 0, count: comm.size)
-        codes[comm.rank] = failure?.exitCode ?? 0
+        codes[comm.rank] = (failure?.status ?? .success).rawValue
         codes = comm.maximum(codes, idly: false)
         guard let first = codes.firstIndex(where: { $0 != 0 }) else { return (0, Self.share(folder, comm)) }
         if first == comm.rank, let failure { Console.writeError("error: \(failure.description)\n") }
@@ -133,13 +134,13 @@ struct Preflight {
         print("memory: peak resident \(formatBytes(peak)) (VmHWM), estimated \(formatBytes(estimate)) for this process")
     }
 
-    /// Memory admission: throws the one line (exit 5) when the job does not fit.
+    /// Memory admission: throws the one line (`.doesNotFit`) when the job does not fit.
     static func admit(_ job: MemoryJob) throws {
         let limit = MemoryLimit.current()
         do {
-            if let refusal = try MemoryAdmission.refusal(job, limit: limit) { throw RuntimeFailure(refusal, exitCode: 5) }
+            if let refusal = try MemoryAdmission.refusal(job, limit: limit) { throw RuntimeFailure(refusal, status: .doesNotFit) }
         } catch let error as PlanError {
-            throw RuntimeFailure(error.description, exitCode: 2)
+            throw RuntimeFailure(error.description, status: .modelCannotRun)
         }
     }
 }

@@ -1,118 +1,40 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
-import AlexNetMPI
 import AlexNetTraining
 import ArgumentParser
-import Foundation
 
-/// The options that every training command shares.
 extension GradientOverlap.Progress: ExpressibleByArgument {}
 extension ReplicaLayoutKind: ExpressibleByArgument {}
 
-struct TrainingFlags: ParsableArguments {
-    @OptionGroup var modelOptions: ModelOptions
+private typealias C = RunConfiguration
 
-    @OptionGroup(title: "Data") var dataFlags: DataFlags
+/// The optimiser, its schedule and the seed.
+struct OptimiserFlags: SettingGroupFlags {
+    @Option(name: C.epochs.long, parsing: .unconditional, help: C.epochs.argumentHelp) var epochs: Int?
+    @Option(name: C.batchSize.long, parsing: .unconditional, help: C.batchSize.argumentHelp) var batchSize: Int?
+    @Option(name: C.learningRate.long, parsing: .unconditional, help: C.learningRate.argumentHelp) var lr: Float?
+    @Option(name: C.momentum.long, parsing: .unconditional, help: C.momentum.argumentHelp) var momentum: Float?
+    @Option(name: C.weightDecay.long, parsing: .unconditional, help: C.weightDecay.argumentHelp) var weightDecay: Float?
+    @Option(name: C.seed.long, parsing: .unconditional, help: C.seed.argumentHelp, transform: Self.parseSeed) var seed: UInt64?
+    @Option(name: C.schedule.long, help: C.schedule.argumentHelp) var lrSchedule: ScheduleKind?
+    @Option(name: C.schedulePatience.long, parsing: .unconditional, help: C.schedulePatience.argumentHelp) var lrPatience: Int?
+    @Option(name: C.scheduleStepEpochs.long, parsing: .unconditional, help: C.scheduleStepEpochs.argumentHelp) var lrStepEpochs: Int?
+    @Option(name: C.scheduleFactor.long, parsing: .unconditional, help: C.scheduleFactor.argumentHelp) var lrFactor: Float?
+    @Option(name: C.scheduleMinimum.long, parsing: .unconditional, help: C.scheduleMinimum.argumentHelp) var lrMin: Float?
 
-    @OptionGroup var convolutionFlags: ConvolutionFlags
-
-    @Option(parsing: .unconditional, help: "Passes over the training set (default 3; when resuming, the checkpoint's).")
-    var epochs: Int?
-
-    @Option(help: "Learning-rate schedule: plateau (the paper's: divide by 10 when the test error stops improving), step or constant.")
-    var lrSchedule: ScheduleKind = .plateau
-
-    @Option(parsing: .unconditional, help: "Epochs without improvement before plateau divides the rate.")
-    var lrPatience = 2
-
-    @Option(parsing: .unconditional, help: "Epochs between divisions for the step schedule.")
-    var lrStepEpochs = 10
-
-    @Option(parsing: .unconditional, help: "The factor the rate is multiplied by (plateau and step).")
-    var lrFactor: Float = 0.1
-
-    @Option(parsing: .unconditional, help: "The rate never goes below this.")
-    var lrMin: Float = 1e-5
-
-    @Option(parsing: .unconditional, help: "Images per step (the paper's 128).")
-    var batchSize = 128
-
-    @Option(parsing: .unconditional, help: "Learning rate of SGD with momentum.")
-    var lr: Float = 0.01
-
-    @Option(parsing: .unconditional, help: "SGD momentum.")
-    var momentum: Float = 0.9
-
-    @Option(parsing: .unconditional, help: "Weight decay.")
-    var weightDecay: Float = 0.0005
-
-    @Option(parsing: .unconditional, help: "Seed for weights, data order and dropout (0 to 2^64-1).", transform: Self.parseSeed)
-    var seed: UInt64 = 1
-
-    @Option(help: "The data: a folder of IDX files (gzip or raw), of CIFAR-10/100 binary batches, or of class folders of JPEG/PNG photos (train/<class>/*, val/<class>/*). Default \(FashionMNIST.defaultDirectory); when resuming, the checkpoint's.")
-    var data: String?
-
-    @Option(help: "Where results go (default: runs/<preset>-<model or compare>-<time>).")
-    var runDir: String?
-
-    @Option(help: "Override the preset's initialisation: paper (N(0, 0.01), biases of 1) or xavier.")
-    var initialization: Initialization?
-
-    @Option(parsing: .unconditional, help: "Print a progress line every N steps.")
-    var logEvery = 50
-
-    @Option(parsing: .unconditional, help: "Use only the first N training images.")
-    var trainLimit: Int?
-
-    @Option(parsing: .unconditional, help: "Use only the first N test images.")
-    var testLimit: Int?
-
-    @Flag(help: "Run both towers as threads of this process instead of one per MPI rank.")
-    var simulate = false
-
-    @Option(parsing: .unconditional, help: "Under mpirun, end the job with an error when one MPI collective has waited this many seconds (a host or the network between the ranks gone); 0 waits forever.")
-    var collectiveTimeout = MPICommunicator.defaultCollectiveTimeout
-
-    @Option(parsing: .unconditional, help: "Replicas of the split model, each given its share of every batch (with --simulate: 2R threads; under mpirun it is the ranks / 2).")
-    var replicas: Int?
-
-    @Option(help: "How replicas share the model: hybrid (the convolutions data-parallel, fc6-fc8 split over every rank; the default with 2 or more replicas) or data (every layer data-parallel). A resumed run keeps its checkpoint's unless given.")
-    var replicaLayout: ReplicaLayoutKind?
-
-    @Option(parsing: .unconditional, help: "MiB of gradients per bucket of the replicas' gradient sum, which runs during the backward pass (DDP's default, 25).")
-    var bucketMib = 25.0
-
-    @Option(help: "Where MPI moves the replicas' gradient sums on during the backward pass: stages (tests between stages) or thread (also a thread of its own; MPI_THREAD_MULTIPLE).")
-    var progress = GradientOverlap.Progress.stages
-
-    func validate() throws {
-        // The ranges are shared with the checkpoint manifest's reader (SettingRules).
-        if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
-        guard collectiveTimeout.isFinite, (0...Self.maxCollectiveTimeout).contains(collectiveTimeout) else {
-            throw ValidationError("--collective-timeout must be a number of seconds up to \(Int(Self.maxCollectiveTimeout)), or 0 for no limit (got \(collectiveTimeout))")
-        }
-        if let replicas {
-            try Self.checkThreads(replicas: replicas, inThisProcess: !MPICommunicator.launchedByMPI || simulate)
-            guard replicas == 1 || modelOptions.model.towers > 1 else {
-                throw ValidationError("--replicas applies to the split model; the \(modelOptions.model.rawValue) model runs on one rank")
-            }
-            guard batchSize % replicas == 0 else {
-                let lower = batchSize / replicas * replicas
-                throw ValidationError("--batch-size \(batchSize) does not split evenly over \(replicas) replicas: use a multiple of \(replicas), such as \(lower > 0 ? "\(lower) or " : "")\(lower + replicas)")
-            }
-        }
-    }
-
-    /// A week: longer than any collective should take, and short enough for the watchdog's nanoseconds.
-    static let maxCollectiveTimeout = 604_800.0
-    /// Simulated replicas run 2R threads of one process (InProcessGroup gives each 64 MiB of stack).
-    static let maxSimulatedReplicas = 32
-
-    /// Simulated replicas are threads of this process: at most `maxSimulatedReplicas` of them.
-    static func checkThreads(replicas: Int, inThisProcess: Bool) throws {
-        guard replicas <= maxSimulatedReplicas || !inThisProcess else {
-            throw ValidationError("--replicas \(replicas) would run \(2 * replicas) threads in this process; simulate at most \(maxSimulatedReplicas) replicas, or run more as MPI ranks (mpirun -np \(2 * replicas))")
-        }
+    func bind(_ b: inout SettingBinder) {
+        b.set(C.epochs, epochs)
+        b.set(C.batchSize, batchSize)
+        b.set(C.learningRate, lr)
+        b.set(C.momentum, momentum)
+        b.set(C.weightDecay, weightDecay)
+        b.set(C.seed, seed)
+        b.set(C.schedule, lrSchedule)
+        b.set(C.schedulePatience, lrPatience)
+        b.set(C.scheduleStepEpochs, lrStepEpochs)
+        b.set(C.scheduleFactor, lrFactor)
+        b.set(C.scheduleMinimum, lrMin)
     }
 
     /// `--seed`: negative numbers reach this, so they get a sentence instead of a parser message.
@@ -120,76 +42,93 @@ struct TrainingFlags: ParsableArguments {
         guard let seed = UInt64(text) else { throw ValidationError("--seed must be a whole number from 0 to 2^64-1 (got \(text))") }
         return seed
     }
+}
 
-    var options: TrainingOptions {
-        var o = TrainingOptions()
-        o.preset = modelOptions.preset
-        o.model = modelOptions.model
-        o.epochs = epochs ?? 3
-        o.epochsGiven = epochs != nil
-        o.schedule = lrSchedule
-        o.schedulePatience = lrPatience
-        o.scheduleStepEpochs = lrStepEpochs
-        o.scheduleFactor = lrFactor
-        o.scheduleMinimum = lrMin
-        o.batchSize = batchSize
-        o.learningRate = lr
-        o.momentum = momentum
-        o.weightDecay = weightDecay
-        o.seed = seed
-        o.dataDirectory = data ?? FashionMNIST.defaultDirectory
-        o.dataDirectoryGiven = data != nil
-        o.data = dataFlags.settings
-        o.runDirectory = runDir
-        o.initialization = initialization
-        o.logEvery = logEvery
-        o.trainLimit = trainLimit
-        o.testLimit = testLimit
-        o.replicas = replicas
-        o.replicaLayout = replicaLayout
-        o.convolutionAlgorithm = convolutionFlags.request
-        o.overlap.bucketMiB = bucketMib
-        o.overlap.progress = progress
-        return o
+/// Where a run's results go and how often it speaks (train and compare).
+struct RunFlags: SettingGroupFlags {
+    @Option(name: C.runDirectory.long, help: C.runDirectory.argumentHelp) var runDir: String?
+    @Option(name: C.logEvery.long, parsing: .unconditional, help: C.logEvery.argumentHelp) var logEvery: Int?
+
+    func bind(_ b: inout SettingBinder) {
+        b.setOptional(C.runDirectory, runDir)
+        b.set(C.logEvery, logEvery)
+    }
+}
+
+/// Resuming, stopping early, checkpoints and final weights (train only).
+struct CheckpointFlags: SettingGroupFlags {
+    @Option(name: C.resume.long, help: C.resume.argumentHelp) var resume: String?
+    @Option(name: C.maxSteps.long, parsing: .unconditional, help: C.maxSteps.argumentHelp) var maxSteps: Int?
+    @Option(name: C.checkpointEvery.long, parsing: .unconditional, help: C.checkpointEvery.argumentHelp) var checkpointEvery: Int?
+    @Option(name: C.keepCheckpoints.long, parsing: .unconditional, help: C.keepCheckpoints.argumentHelp) var keepCheckpoints: Int?
+    @Flag(name: C.noCheckpoints.long, help: C.noCheckpoints.argumentHelp) var noCheckpoints = false
+    @Option(name: C.dumpWeights.long, help: C.dumpWeights.argumentHelp) var dumpWeights: String?
+    @Flag(name: C.force.long, help: C.force.argumentHelp) var force = false
+
+    func bind(_ b: inout SettingBinder) {
+        b.setOptional(C.resume, resume)
+        b.setOptional(C.maxSteps, maxSteps)
+        b.setOptional(C.checkpointEvery, checkpointEvery)
+        b.set(C.keepCheckpoints, keepCheckpoints)
+        b.flag(C.noCheckpoints, noCheckpoints)
+        b.setOptional(C.dumpWeights, dumpWeights)
+        b.flag(C.force, force)
+    }
+}
+
+/// How the ranks run and talk: shared by train, compare and bench.
+struct ParallelFlags: SettingGroupFlags {
+    @Flag(name: C.simulate.long, help: C.simulate.argumentHelp) var simulate = false
+    @Option(name: C.replicas.long, parsing: .unconditional, help: C.replicas.argumentHelp) var replicas: Int?
+    @Option(name: C.replicaLayout.long, help: C.replicaLayout.argumentHelp) var replicaLayout: ReplicaLayoutKind?
+    @Option(name: C.collectiveTimeout.long, parsing: .unconditional, help: C.collectiveTimeout.argumentHelp) var collectiveTimeout: Double?
+    @Option(name: C.bucketMiB.long, parsing: .unconditional, help: C.bucketMiB.argumentHelp) var bucketMib: Double?
+    @Option(name: C.progress.long, help: C.progress.argumentHelp) var progress: GradientOverlap.Progress?
+
+    func bind(_ b: inout SettingBinder) {
+        b.flag(C.simulate, simulate)
+        b.setOptional(C.replicas, replicas)
+        b.setOptional(C.replicaLayout, replicaLayout)
+        b.set(C.collectiveTimeout, collectiveTimeout)
+        b.set(C.bucketMiB, bucketMib)
+        b.set(C.progress, progress)
+    }
+}
+
+/// The settings of a training run, in `train --help`'s titled groups (train and compare).
+struct TrainingFlags: ParsableArguments {
+    @OptionGroup(title: SettingGroup.data.rawValue) var dataFlags: DataFlags
+    @OptionGroup(title: SettingGroup.model.rawValue) var modelFlags: ModelFlags
+    @OptionGroup(title: SettingGroup.optimiser.rawValue) var optimiserFlags: OptimiserFlags
+    @OptionGroup(title: SettingGroup.run.rawValue) var runFlags: RunFlags
+    @OptionGroup(title: SettingGroup.parallelism.rawValue) var parallelFlags: ParallelFlags
+
+    var modelOptions: ModelOptions { modelFlags.kind }
+
+    /// The groups' settings bound, with `extra` groups of the command's own.
+    func binder(_ extra: [any SettingGroupFlags] = []) -> SettingBinder {
+        var b = SettingBinder()
+        for group in [dataFlags, modelFlags, optimiserFlags, runFlags, parallelFlags] as [any SettingGroupFlags] + extra { group.bind(&b) }
+        // When resuming, a setting not given is the checkpoint's (ResumeState.applied).
+        (b.options.epochsGiven, b.options.dataDirectoryGiven) = (b.given.contains(C.epochs.name), b.given.contains(C.dataDirectory.name))
+        return b
     }
 
-    /// Runs `body` on every rank: under mpirun one process per rank, otherwise (or with
-    /// --simulate) `towers` threads of this process, times `--replicas`. Throws the exit code if it is not 0.
-    /// `runDirectory`, when known, is named in the error of a collective that times out.
-    func launch(towers: Int, runDirectory: String? = nil, _ body: @escaping @Sendable (Communicator, String) -> Int32) throws {
-        try launch(towers: towers, runDirectory: runDirectory, preflight: nil) { communicator, how, _ in body(communicator, how) }
+    var options: TrainingOptions { binder().options }
+
+    /// The ranges (shared with the checkpoint manifest's reader) and the launch's rules.
+    /// `resumable`: whether --resume is among the options (train's); on --resume the batch is the
+    /// checkpoint's (a different one is refused), checked once it is read.
+    static func check(_ options: TrainingOptions, resumable: Bool = true) throws {
+        if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
+        try Launcher(options).check(model: options.model, batchSize: resumable && options.resume == nil ? options.batchSize : nil)
     }
 
-    /// As above, after `preflight`'s checks (before any rank allocates); `body` also gets the run
-    /// folder the preflight settled on (the same on every rank).
-    func launch(towers: Int, runDirectory: String? = nil, preflight: Preflight?,
-                _ body: @escaping @Sendable (Communicator, String, String?) -> Int32) throws {
-        StopRequest.install(speaks: MPICommunicator.launcherRank == 0)
-        let code: Int32
-        if simulate || !MPICommunicator.launchedByMPI {
-            if !simulate {
-                print("note: not started by mpirun, so both towers run as threads of this process (as with --simulate); for one tower per process, run `mpirun -np 2 alexnet-split ...`")
-            }
-            let folder = try preflight?.runHere(ranks: towers * (replicas ?? 1))
-            code = Trainer.simulate(towers: towers, replicas: replicas ?? 1) { body($0, $1, folder) }
-            if code == 0 { preflight?.reportPeak(ranks: towers * (replicas ?? 1)) }
-        } else {
-            let communicator = MPICommunicator(collectiveTimeout: collectiveTimeout, threadMultiple: progress == .thread)
-            defer { communicator.finalize() }
-            let (failed, folder) = preflight?.runAcrossRanks(communicator) ?? (0, nil)
-            if failed != 0 { throw ExitCode(failed) }
-            communicator.setRunDirectory(folder ?? runDirectory ?? self.runDir)
-            let size = communicator.size
-            code = body(communicator, towers > 1 && size > towers && size % towers == 0
-                ? "\(size) MPI ranks: \(size / towers) replicas of the \(towers) towers, one tower per rank"
-                : "\(size) MPI ranks, one tower each", folder)
-            if code == 0 && communicator.rank == 0 { preflight?.reportPeak(ranks: 1) }
-        }
-        if code != 0 { throw ExitCode(code) }
-    }
+    /// The group alone does not know whether a --resume came with it: the command checks the batch.
+    func validate() throws { try Self.check(options, resumable: false) }
 
     /// The job as memory admission sees it, with the batch and data these options ask for.
-    func memoryJob(_ options: TrainingOptions) -> MemoryJob {
+    static func memoryJob(_ options: TrainingOptions) -> MemoryJob {
         var job = MemoryJob(preset: options.preset, model: options.model, batchSize: options.batchSize, ranksHere: 1)
         job.replicas = options.replicas ?? 1
         job.replicaLayout = options.replicaLayout ?? (options.resume == nil ? .hybrid : nil)

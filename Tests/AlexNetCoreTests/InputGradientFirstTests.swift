@@ -1,4 +1,6 @@
+import AlexNetComm
 import AlexNetCore
+import AlexNetSplit
 import XCTest
 
 /// A cross-connected layer's backward pass in Megatron-LM's order (input gradient, then the

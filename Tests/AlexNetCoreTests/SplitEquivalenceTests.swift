@@ -1,4 +1,6 @@
+import AlexNetComm
 import AlexNetCore
+import AlexNetSplit
 import XCTest
 
 /// docs/architecture.md, "The equivalences the tests hold": the split model, its towers on two simulated ranks that meet through

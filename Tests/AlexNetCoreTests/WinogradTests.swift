@@ -1,4 +1,6 @@
+import AlexNetComm
 import AlexNetCore
+import AlexNetSplit
 import XCTest
 
 /// Winograd minimal filtering against a direct convolution computed in Double: forward, input

@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetTools
 import AlexNetTraining
 import Foundation
 #if canImport(FoundationXML)
@@ -50,7 +51,7 @@ final class ComparisonTests: XCTestCase {
         options.training.logEvery = 1000
         options.training.runDirectory = directory
         options.seeds = 2
-        let code = Trainer.simulate(towers: 2) { [options] in Comparison.run(options, communicator: $0, launch: $1) }
+        let code = Simulation.run(towers: 2) { [options] in Comparison.run(options, communicator: $0, launch: $1) }
         XCTAssertEqual(code, 0)
 
         // JSON: every run, with its counts and per-epoch data order.

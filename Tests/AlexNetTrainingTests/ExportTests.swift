@@ -1,4 +1,7 @@
+import AlexNetComm
 import AlexNetCore
+import AlexNetSplit
+import AlexNetTools
 import AlexNetTraining
 import Foundation
 import XCTest

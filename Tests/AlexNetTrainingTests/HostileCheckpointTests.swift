@@ -1,5 +1,8 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
+import AlexNetTools
 import AlexNetTraining
 import Foundation
 import XCTest

@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
 import AlexNetTraining
 import Foundation
 import XCTest

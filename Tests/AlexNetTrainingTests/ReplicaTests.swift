@@ -1,4 +1,6 @@
+import AlexNetComm
 import AlexNetCore
+import AlexNetTools
 import AlexNetTraining
 import Foundation
 import XCTest

@@ -140,6 +140,49 @@ extension ReliabilityTests {
         XCTAssertTrue(resumed.output.contains("epoch 2/2  step    4/4"), "--log-every 1 took effect: \(resumed.output)")
     }
 
+    /// Options that change no bit (`RunConfiguration`'s "changes no bit") are taken on --resume,
+    /// and the resumed run ends with the weights of one that never stopped.
+    func testResumeTakesTheOptionsThatChangeNoBit() throws {
+        let (whole, stopped) = (base + "/whole", base + "/stopped")
+        let tiny = ["train", "--simulate", "--preset", "tiny", "--train-limit", "64", "--test-limit", "8", "--batch-size", "16"]
+        let uninterrupted = try CommandRunner.alexnet(tiny + ["--epochs", "2", "--run-dir", whole, "--dump-weights", whole + "/w"], timeout: 60)
+        XCTAssertEqual(uninterrupted.status, 0, uninterrupted.error)
+        XCTAssertEqual(try Self.tinyRun(stopped).status, 0)
+        let resumed = try CommandRunner.alexnet(["train", "--simulate", "--preset", "tiny", "--resume", stopped, "--epochs", "2",
+                                                 "--bucket-mib", "8", "--progress", "thread", "--dump-weights", stopped + "/w"], timeout: 60)
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertTrue(resumed.output.contains("epoch 2/2 done"), resumed.output)
+        try assertSameTowerWeights(whole + "/w", stopped + "/w", "a run resumed with --bucket-mib 8 --progress thread and one that never stopped")
+        report("--resume with --bucket-mib and --progress", "train --resume RUN --bucket-mib 8 --progress thread", resumed,
+               "taken: they change no bit")
+    }
+
+    /// `mpirun -np 2 ... --simulate` would start two whole simulations: refused on every rank with
+    /// one line (rank 0's) saying what to run instead, before anything is written.
+    func testSimulateUnderAnMPIRunOfSeveralProcessesIsRefused() throws {
+        for arguments in [["train", "--simulate", "--preset", "tiny", "--run-dir", base + "/run"],
+                          ["eval", "--simulate", "--checkpoint", base + "/run"]] {
+            let result = try CommandRunner.mpi(ranks: 2, arguments, timeout: 60)
+            assertRefused(result, code: 64, mentions: ["--simulate", "mpirun started 2 processes", "without mpirun", "leave out --simulate"])
+            report("--simulate under mpirun -np 2", "mpirun -np 2 alexnet-split \(arguments[0]) --simulate", result)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: base + "/run"), "nothing written")
+    }
+
+    /// `train --help` shows the settings in their titled groups, in words that fit any data.
+    func testTrainHelpShowsTheTitledGroups() throws {
+        let help = try CommandRunner.alexnet(["train", "--help"], timeout: 30)
+        XCTAssertEqual(help.status, 0, help.error)
+        let titles = ["DATA:", "MODEL:", "OPTIMISER AND SCHEDULE:", "RUN AND CHECKPOINTS:", "PARALLELISM AND COMMUNICATION:"]
+        let places = titles.map { help.output.range(of: $0)?.lowerBound }
+        XCTAssertFalse(places.contains(nil), help.output)
+        func entry(_ option: String) -> String.Index { help.output.range(of: "  \(option) <")?.lowerBound ?? help.output.startIndex }
+        XCTAssertTrue(entry("--batch-size") > places[2]! && entry("--batch-size") < places[3]!, "--batch-size is under the optimiser")
+        XCTAssertTrue(entry("--bucket-mib") > places[4]!, "--bucket-mib is under parallelism")
+        XCTAssertTrue(entry("--resume") > places[3]! && entry("--resume") < places[4]!, "--resume is under run and checkpoints")
+        XCTAssertFalse(help.output.contains("Fashion-MNIST"), help.output)
+    }
+
     // MARK: signals
 
     func testSecondInterruptEndsAtOnceNamingTheLastGoodCheckpoint() throws {

@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// The non-blocking collectives: what lets the next batch travel while the current step computes.

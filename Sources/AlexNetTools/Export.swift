@@ -1,4 +1,5 @@
 import AlexNetCore
+import AlexNetTraining
 import Foundation
 
 /// One merged model file from a checkpoint's tower files, named and shaped as PyTorch's

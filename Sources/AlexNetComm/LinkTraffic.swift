@@ -1,3 +1,5 @@
+import AlexNetCore
+
 /// Bytes on the busiest host link in one training step, on paper: `ranks` ranks with one rank per
 /// host at 2 ranks (the towers on two hosts) and one replica pair per host from 4 on, so that
 /// only what crosses between replicas (and, at 2, between the towers) uses a link. Each
@@ -47,10 +49,9 @@ public struct LinkTraffic: Sendable {
         var bytes = 0
         for stage in try plan.hybridStages(at: HybridPosition(tower: 0, replica: 0, replicas: replicas))
         where stage.op == .gatherImages || stage.acrossRanks {
-            let blocks: HybridGather.Blocks = stage.op == .gatherImages
+            let blocks: HybridBlocks = stage.op == .gatherImages
                 ? .images(towerFeatures: stage.rankChannels, replicas: replicas) : .slices(stage.rankChannels)
-            let geometry = HybridGather.Geometry(blocks: blocks, shares: shares)
-            let sizes = (0..<ranks).map { geometry.size($0) }, whole = sizes.reduce(0, +)
+            let sizes = (0..<ranks).map { blocks.size($0, shares: shares) }, whole = sizes.reduce(0, +)
             let local = (0..<replicas).map { sizes[$0] + sizes[replicas + $0] }.min() ?? 0
             bytes += 2 * (whole - local) * 4
             if stage.op != .gather(.slice) { bytes += 2 * (ranks - 2) * (sizes.max() ?? 0) * 4 }

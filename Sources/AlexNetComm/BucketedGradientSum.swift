@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// The replicas' gradient sum, overlapped with the backward pass: the arena's buckets

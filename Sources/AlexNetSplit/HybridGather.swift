@@ -1,3 +1,6 @@
+import AlexNetComm
+import AlexNetCore
+
 /// Where the ranks of the hybrid layout meet (HybridPlan.swift): every rank holds one block of a
 /// `[rows, B]` activation (B the step's whole batch), and the gather gives every rank the whole.
 ///
@@ -13,16 +16,11 @@
 /// same over MPI and in-process. `.slice`: the logits' gradient, the same on every rank; each
 /// keeps its block.
 public final class HybridGather: Stage {
-    public enum Blocks: Equatable, Sendable {
-        /// Features of each tower, `[F_0, F_1]`, over `replicas` replicas' images.
-        case images(towerFeatures: [Int], replicas: Int)
-        /// Units of each slice, in slice order.
-        case slices([Int])
-    }
+    public typealias Blocks = HybridBlocks
 
     public let layerName: String
     public let blocks: Blocks
-    public let backwardMode: CrossTowerGather.Backward
+    public let backwardMode: GatherBackward
     private let communicator: Communicator
     /// Images of each replica in the step; the network sets them before the forward pass.
     public var shares: [Int] = []
@@ -32,7 +30,7 @@ public final class HybridGather: Stage {
     private let send: Buffer, received: Buffer
 
     /// `maxShare`: the most images one of the `replicas` replicas holds in a step.
-    public init(layerName: String, blocks: Blocks, backward: CrossTowerGather.Backward, communicator: Communicator, maxShare: Int,
+    public init(layerName: String, blocks: Blocks, backward: GatherBackward, communicator: Communicator, maxShare: Int,
                 replicas: Int) {
         self.layerName = layerName
         self.blocks = blocks
@@ -115,45 +113,6 @@ public final class HybridGather: Stage {
                       into target: UnsafeMutablePointer<Float>) {
         for (i, row) in b.rows.enumerated() {
             (target + i * b.columns.count).update(from: whole + row * n + b.columns.lowerBound, count: b.columns.count)
-        }
-    }
-
-    /// Floats of workspace the stage holds (for the memory estimate), as `init` allocates them.
-    public static func workspaceFloats(_ blocks: Blocks, backward: CrossTowerGather.Backward, ranks p: Int, maxShare: Int,
-                                       replicas: Int) -> Int {
-        switch blocks {
-        case let .images(features, replicas):
-            return features.reduce(0, +) * maxShare * replicas + (backward == .sum ? 2 * p * features.max()! * maxShare : 0)
-        case let .slices(units):
-            return backward == .sum ? 2 * p * units.max()! * maxShare * replicas : 0
-        }
-    }
-
-    /// Bytes every rank receives from the others in one step, all ranks together, at `shares`:
-    /// forward (the other ranks' blocks) and, for `.sum`, backward (the other ranks' padded blocks).
-    public static func trafficBytes(_ blocks: Blocks, backward: CrossTowerGather.Backward, shares: [Int], training: Bool) -> (gather: Int, sum: Int) {
-        let p: Int
-        switch blocks {
-        case let .images(f, r): p = f.count * r
-        case let .slices(u): p = u.count
-        }
-        let probe = HybridGather.Geometry(blocks: blocks, shares: shares)
-        let sizes = (0..<p).map { probe.size($0) }
-        let total = sizes.reduce(0, +)
-        let gather = sizes.map { total - $0 }.reduce(0, +) * 4
-        let sum = training && backward == .sum ? p * (p - 1) * (sizes.max() ?? 0) * 4 : 0
-        return (gather, sum)
-    }
-
-    /// The blocks' sizes without a communicator, for predictions.
-    struct Geometry {
-        var blocks: Blocks
-        var shares: [Int]
-        func size(_ k: Int) -> Int {
-            switch blocks {
-            case let .images(features, replicas): return features[k / replicas] * shares[k % replicas]
-            case let .slices(units): return units[k] * shares.reduce(0, +)
-            }
         }
     }
 }

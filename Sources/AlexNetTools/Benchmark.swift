@@ -1,5 +1,8 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
+import AlexNetTraining
 import Foundation
 
 /// What `bench` measures.
@@ -73,17 +76,16 @@ public enum Benchmark {
         let timed = TimedCommunicator(plan.towers == 1 && communicator.size > 1 ? SingleProcessCommunicator() : communicator,
                                       separateWaiting: options.separateWaiting)
         if plan.towers == 1 && communicator.size > 1 && communicator.rank != 0 { return nil }
-        BLAS.setThreads(timed.size == 1 ? options.threads : 1)
         // Replicas: the towers meet on their pair; the world hands out shares and sums metrics.
         let layout = ReplicaLayout(world: timed, towers: plan.towers, kind: options.replicaLayout)
-        guard options.batchSize % layout.replicas == 0 else {
-            throw PlanError("--batch-size \(options.batchSize) does not split evenly over \(layout.replicas) replicas: use a multiple of \(layout.replicas)")
+        var model = RankContext.Model(plan: plan, maxBatch: options.batchSize / layout.replicas, seed: options.seed,
+                                      algorithms: options.convolutionAlgorithm, training: !options.inference,
+                                      threadsAlone: options.threads, announcesPlan: false)
+        model.hybrid = layout.hybrid
+        let context = try RankContext(model, pair: layout.pair, world: timed, reporter: Reporter(speaks: timed.rank == 0)) {
+            try BenchmarkData.coordinator(options, shards: shards, plan: plan, maxBatch: $0.maxBatch)
         }
-        let network = try Network(plan: plan, communicator: layout.pair, maxBatch: options.batchSize / layout.replicas, seed: options.seed,
-                                  hybrid: layout.hybrid)
-        let convolutionPlan = try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm, stored: nil, world: timed, reporter: nil,
-                                                             training: !options.inference)
-        let coordinator = timed.rank == 0 ? try BenchmarkData.coordinator(options, shards: shards, plan: plan, maxBatch: network.maxBatch) : nil
+        let (network, convolutionPlan, coordinator) = (context.network, context.convolutionPlan, context.coordinator)
         let loaderRate = timed.rank == 0 ? shards.map { BenchmarkData.loaderImagesPerSecond($0, batch: options.batchSize) } : nil
         let ranges = BenchmarkData.Ranges(batch: options.batchSize, images: shards?.train.count)
         if shards == nil { coordinator?.shuffle(epoch: 1) }
@@ -134,8 +136,9 @@ public enum Benchmark {
     static func checkedPlan(_ options: BenchmarkOptions, ranks: Int) throws -> (NetworkPlan, ShardSet?) {
         let shards = try options.dataDirectory.map { try ShardSet(directory: $0) }
         let plan = try NetworkPlan(spec: BenchmarkData.spec(options, shards: shards), model: options.model)
-        if plan.towers > 1 && ranks % plan.towers != 0 {
-            throw PlanError("the \(plan.model.rawValue) model has \(plan.towers) towers, one per rank, but this run has \(ranks) rank(s): use `mpirun -np \(plan.towers)` (or -np \(plan.towers)R for R replicas), or --simulate")
+        if let problem = RunConfiguration.rankProblem(model: plan.model, towers: plan.towers, ranks: ranks,
+                                                      replicas: options.replicas == 1 ? nil : options.replicas, batchSize: options.batchSize) {
+            throw PlanError(problem)
         }
         return (plan, shards)
     }
@@ -187,23 +190,18 @@ public enum Benchmark {
         return v
     }
 
+    /// Runs the benchmark with every rank as a thread of this process (as `--simulate`).
+    public static func runSimulated(_ options: BenchmarkOptions) throws -> BenchmarkReport? {
+        try Simulation.run(towers: options.model.towers, replicas: options.replicas) { communicator, launch in
+            Result { try run(options, communicator: communicator, launch: launch) }
+        }.get()
+    }
+
     /// Peak resident memory of this process (VmHWM), in bytes.
     static func peakResidentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
         return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
-    }
-
-    /// Runs the benchmark with every tower as a thread of this process.
-    public static func runSimulated(_ options: BenchmarkOptions) throws -> BenchmarkReport? {
-        let towers = options.model.towers
-        guard towers > 1 else { return try run(options, communicator: SingleProcessCommunicator(), launch: "one process, \(options.threads) BLAS thread(s)") }
-        let launch = options.replicas == 1 ? "\(towers) towers simulated as threads of one process"
-            : "\(towers * options.replicas) ranks (\(options.replicas) replicas of the \(towers) towers) simulated as threads of one process"
-        let reports = InProcessGroup(size: towers * options.replicas).collect { communicator in
-            Result { try run(options, communicator: communicator, launch: launch) }
-        }
-        return try reports[0].get()
     }
 }
 

@@ -1,3 +1,5 @@
+import AlexNetComm
+import AlexNetCore
 import Foundation
 
 /// One rank's part of a model: the stages it runs, their activations, and its tower's weights.

@@ -1,4 +1,5 @@
 import Foundation
+import AlexNetCore
 
 /// An error that names the process exit code it leads to.
 public protocol ExitCoded: Error {
@@ -89,6 +90,6 @@ public extension Communicator {
     /// 0 for success, else the error's exit code (1 unless it names one).
     private static func status<T>(of outcome: Result<T, Error>) -> Int32 {
         guard case .failure(let error) = outcome else { return 0 }
-        return max(1, (error as? ExitCoded)?.exitCode ?? 1)
+        return max(ExitStatus.failure.rawValue, (error as? ExitCoded)?.exitCode ?? ExitStatus.failure.rawValue)
     }
 }

@@ -1,5 +1,8 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
+import AlexNetTraining
 import Foundation
 
 /// `eval`: a checkpoint's test top-1 and top-5, under mpirun or simulated.
@@ -24,38 +27,37 @@ public enum CheckpointEvaluation {
             }
             let plan = try NetworkPlan(spec: session.layout.spec(preset, classes: session.classes), model: model)
             if plan.towers > 1 && plan.towers != communicator.size {
-                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", exitCode: 2)
+                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", status: .modelCannotRun)
             }
             var statistics: InputStatistics?
             try session.onCoordinator { statistics = try Checkpoint.statistics(path, manifest: manifest) }
             let (evaluation, _) = try Trainer.onTowerRanks(plan: plan, session: session, threads: options.threadsForOneTower, launch: launch,
                                                            stopped: { $0 == nil }) { comm, how in
-                BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? options.threadsForOneTower : 1)
-                let network = try Network(plan: plan, communicator: comm, maxBatch: options.batchSize, seed: manifest.seed)
-                try Restore.load(path, manifest: manifest, into: network, comm: comm, reporter: reporter)
-                try ConvolutionSetup.configure(network, request: options.convolutionAlgorithm, stored: manifest.convolutionAlgorithms,
-                                               world: comm, reporter: reporter, training: false)
-                let coordinator = session.data.map {
-                    Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: settings, seed: manifest.seed,
-                                restored: statistics)
+                let model = RankContext.Model(plan: plan, maxBatch: options.batchSize, seed: manifest.seed,
+                                              algorithms: options.convolutionAlgorithm, stored: manifest.convolutionAlgorithms,
+                                              training: false, threadsAlone: options.threadsForOneTower, checkpoint: (path, manifest))
+                let context = try RankContext(model, pair: comm, world: comm, reporter: reporter) { _ in
+                    session.data.map {
+                        Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: settings, seed: manifest.seed,
+                                    restored: statistics)
+                    }
                 }
                 reporter.say("evaluating \(path) (\(manifest.preset)/\(manifest.model), epoch \(manifest.epoch), step \(manifest.step)) on \(session.testCount) test images\(settings.tenCrop ? " x 10 patches" : ""), \(how)")
-                let pipeline = InputPipeline.shared(coordinator?.pipeline, layout: session.layout, input: plan.spec.input, over: comm)
-                let transport = BatchTransport(pair: comm, pipeline: pipeline, format: StoredImageFormat(layout: session.layout),
-                                               capacity: network.maxBatch)
+                let network = context.network
                 return Trainer.evaluate(network: network, batch: Batch(shape: plan.spec.input, capacity: network.maxBatch),
-                                        coordinator: coordinator, count: session.testCount, transport: transport,
+                                        coordinator: context.coordinator, count: session.testCount,
+                                        transport: context.pairTransport(comm, layout: session.layout),
                                         seed: manifest.seed, tenCrop: settings.tenCrop)
             }
-            guard session.isCoordinator else { return 0 }
+            guard session.isCoordinator else { return ExitStatus.success.rawValue }
             guard let result = evaluation ?? nil else {
                 reporter.say("stopped at your request")
-                return 130
+                return ExitStatus.stopped.rawValue
             }
             if let note = Trainer.Evaluation.topNote(classes: plan.classes) { reporter.say(note) }
             reporter.say(String(format: "test top-1 %.2f%%, \(Trainer.Evaluation.topName(classes: plan.classes)) %.2f%%, loss %.4f (%d images%@)", 100 * result.top1, 100 * result.top5,
                                 result.loss, session.testCount, settings.tenCrop ? ", 10 patches each" : ""))
-            return 0
+            return ExitStatus.success.rawValue
         } catch {
             return reporter.exitCode(for: error)
         }

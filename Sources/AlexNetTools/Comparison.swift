@@ -1,5 +1,7 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetTraining
 import Foundation
 
 /// `compare`: trains the three models of docs/models.md on the same data, data order, seeds and
@@ -39,16 +41,16 @@ public enum Comparison {
                     results.append(result)
                 }
             }
-            guard session.isCoordinator else { return unfinished.isEmpty ? 0 : 130 }
+            guard session.isCoordinator else { return (unfinished.isEmpty ? ExitStatus.success : .stopped).rawValue }
             let report = ComparisonReport(preset: t.preset.rawValue, epochs: t.epochs, results: results, unfinished: unfinished)
             try report.write(to: base)
             reporter.say("\n" + report.markdown)
             reporter.say("written: \(base)/compare.md, compare.csv, compare.json, compare.svg")
             if !unfinished.isEmpty {
                 reporter.say("stopped at your request; not finished: \(unfinished.joined(separator: ", "))")
-                return 130
+                return ExitStatus.stopped.rawValue
             }
-            return 0
+            return ExitStatus.success.rawValue
         } catch {
             return reporter.exitCode(for: error)
         }

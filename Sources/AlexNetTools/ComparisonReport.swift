@@ -1,5 +1,6 @@
 import AlexNetCore
 import AlexNetData
+import AlexNetTraining
 import Foundation
 
 /// The side-by-side table of `compare`, its differences, and its files.

@@ -1,3 +1,6 @@
+import AlexNetComm
+import AlexNetCore
+
 /// Where the towers meet: concatenates every rank's channels (or features) into the whole
 /// input of a cross-connected layer, or into the logits (docs/models.md).
 ///
@@ -11,7 +14,7 @@
 ///   (reduce-scatter). Its blocks are always equal.
 /// - `.slice`: the loss, computed identically on every rank; each rank keeps its block.
 public final class CrossTowerGather: Stage {
-    public enum Backward: Sendable { case sum, slice }
+    public typealias Backward = GatherBackward
     public let layerName: String
     public let localShape: Shape
     /// Channels of every rank, in rank order.

@@ -1,5 +1,8 @@
+import AlexNetComm
 import AlexNetCore
 import AlexNetData
+import AlexNetSplit
+import AlexNetTraining
 import Foundation
 
 /// `predict`: the top-5 classes, with probabilities, of image files under a checkpoint's model.
@@ -23,7 +26,7 @@ public enum Prediction {
             }
             let plan = try NetworkPlan(spec: layout.spec(preset, classes: manifest.classes), model: model)
             if plan.towers > 1 && plan.towers != communicator.size {
-                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", exitCode: 2)
+                throw TrainingError("the checkpoint holds the \(model.rawValue) model with \(plan.towers) towers, one per rank: use `mpirun -np \(plan.towers)` or --simulate", status: .modelCannotRun)
             }
             // Rank 0 decodes; a file it cannot read is reported and left out.
             let (decoded, failures) = communicator.rank == 0 ? decode(images, channels: layout.channels, reporter: reporter) : ([], 0)
@@ -35,7 +38,7 @@ public enum Prediction {
                     try classifier.run(decoded, count: count, comm: comm, threads: threads)
                 }
             }
-            return failures > 0 ? 1 : 0
+            return (failures > 0 ? ExitStatus.failure : .success).rawValue
         } catch {
             return reporter.exitCode(for: error)
         }
@@ -65,11 +68,12 @@ public enum Prediction {
 
         /// Every rank of the towers calls it; `decoded` (rank 0's) holds `count` images.
         func run(_ decoded: [(name: String, image: DecodedImage)], count: Int, comm: Communicator, threads: Int) throws {
-            BLAS.setThreads(comm.size == 1 && plan.towers == 1 ? threads : 1)
             let capacity = max(1, min(count, 64)), input = plan.spec.input
-            let network = try Network(plan: plan, communicator: comm, maxBatch: capacity, seed: manifest.seed)
+            // GEMM convolutions, as predict has always computed (and no plan printed among the answers).
+            let model = RankContext.Model(plan: plan, maxBatch: capacity, seed: manifest.seed, algorithms: .gemm, training: false,
+                                          threadsAlone: threads, checkpoint: (path, manifest), announcesPlan: false)
+            let network = try RankContext(model, pair: comm, world: comm, reporter: reporter).network
             let batch = Batch(shape: input, capacity: capacity)
-            try Restore.load(path, manifest: manifest, into: network, comm: comm, reporter: reporter)
             for first in stride(from: 0, to: count, by: capacity) {
                 batch.count = min(capacity, count - first)
                 if comm.rank == 0 {

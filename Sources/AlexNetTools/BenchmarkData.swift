@@ -1,5 +1,6 @@
 import AlexNetCore
 import AlexNetData
+import AlexNetTraining
 import Foundation
 
 /// What `bench` trains on: synthetic 28x28 grey images, or (`--data`) shards streamed through

@@ -1,30 +1,5 @@
+import AlexNetCore
 import Foundation
-
-/// Seconds on a monotonic clock.
-public func monotonicSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
-
-/// Time spent in each stage of a network since the last reset: what `bench` prints per layer.
-/// Two clock reads per stage per pass cost well under a microsecond.
-public final class StageTimes {
-    public private(set) var forward: [Double]
-    public private(set) var backward: [Double]
-
-    init(stages: Int) {
-        forward = Array(repeating: 0, count: stages)
-        backward = Array(repeating: 0, count: stages)
-    }
-
-    func addForward(_ stage: Int, _ seconds: Double) { forward[stage] += seconds }
-    func addBackward(_ stage: Int, _ seconds: Double) { backward[stage] += seconds }
-
-    public func reset() {
-        for i in forward.indices { forward[i] = 0; backward[i] = 0 }
-    }
-}
 
 /// The wall-clock seconds during which at least one non-blocking collective was in flight (from
 /// its start until a test or wait saw it complete), and the part of them that the rank spent

@@ -1,3 +1,4 @@
+import AlexNetCore
 import Foundation
 
 /// R replicas of a T-tower model on T*R ranks (`mpirun -np 2R`, or `--simulate --replicas R`).
@@ -194,12 +195,12 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
         }
         for stage in towerStages[0] {
             switch stage.op {
-            case .gatherImages, .gather where stage.acrossRanks:
+            case _ where stage.op == .gatherImages || stage.acrossRanks:
                 // The hybrid layout's gathers over every rank (HybridGather).
-                let blocks: HybridGather.Blocks = stage.op == .gatherImages
+                let blocks: HybridBlocks = stage.op == .gatherImages
                     ? .images(towerFeatures: stage.rankChannels, replicas: replicas) : .slices(stage.rankChannels)
-                let mode: CrossTowerGather.Backward = stage.op == .gather(.slice) ? .slice : .sum
-                let bytes = HybridGather.trafficBytes(blocks, backward: mode, shares: shares, training: training)
+                let mode: GatherBackward = stage.op == .gather(.slice) ? .slice : .sum
+                let bytes = blocks.trafficBytes(backward: mode, shares: shares, training: training)
                 v.activationAllGathers += bytes.gather
                 v.reduceScatters += bytes.sum
             case let .gather(mode):
