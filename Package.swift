@@ -42,7 +42,7 @@ let package = Package(
         .testTarget(name: "AlexNetCoreTests", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetSplit"]),
         .testTarget(name: "AlexNetDataTests", dependencies: ["AlexNetData", "AlexNetComm", "CZlib", "CPNG", "CTurboJPEG"]),
         .testTarget(name: "AlexNetTrainingTests", dependencies: ["AlexNetTraining", "AlexNetTools", "AlexNetComm", "AlexNetSplit", "AlexNetData"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "CPNG"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["AlexNetCore", "AlexNetData", "AlexNetTraining", "CPNG"]),
         // Every thread-owning object made and dropped thousands of times (WorkerThread's rules).
         .testTarget(name: "ThreadTests", dependencies: ["AlexNetCore", "AlexNetComm", "AlexNetData", "AlexNetMPI"]),
     ],

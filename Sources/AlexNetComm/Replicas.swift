@@ -23,15 +23,20 @@ public final class ReplicaLayout {
     public let replicas: Int
     public let replica: Int
     public let tower: Int
+    /// The layout asked for, as it applies to this many replicas (`ReplicaLayoutKind.effective`).
+    public let kind: ReplicaLayoutKind
+    /// With the hybrid layout: this rank's place and every rank ranked by slice.
+    public let hybrid: HybridGroup?
 
     /// Collective over `world`, whose size must be a multiple of `towers`.
-    public init(world: Communicator, towers: Int) {
+    public init(world: Communicator, towers: Int, kind asked: ReplicaLayoutKind? = .data) {
         precondition(towers >= 1 && world.size % towers == 0, "\(world.size) ranks do not hold whole replicas of \(towers) towers")
         self.world = world
         self.towers = towers
         replicas = world.size / towers
         replica = world.rank / towers
         tower = world.rank % towers
+        kind = towers > 1 ? ReplicaLayoutKind.effective(asked, replicas: replicas) : .data
         if replicas == 1 {
             pair = world
             twins = SingleProcessCommunicator()
@@ -41,6 +46,8 @@ public final class ReplicaLayout {
             twins = world.split(color: tower, key: replica)
             metrics = world
         }
+        let position = HybridPosition(tower: tower, replica: replica, replicas: replicas)
+        hybrid = kind == .hybrid ? HybridGroup(position: position, slices: world.split(color: 0, key: position.slice), world: world) : nil
     }
 
     /// Replica `r`'s images within an `n`-image global batch: `[r*s, (r+1)*s)` clipped to `n`,
@@ -48,6 +55,20 @@ public final class ReplicaLayout {
     /// the later replicas fewer images, or none.
     public static func share(_ r: Int, of n: Int, perReplica s: Int) -> Range<Int> {
         min(r * s, n)..<min((r + 1) * s, n)
+    }
+}
+
+/// What a network of the hybrid layout needs to know of the ranks: its place, the communicator of
+/// every rank ranked by slice (where the fully-connected slices meet), and the world (where the
+/// batch's labels are gathered).
+public struct HybridGroup {
+    public let position: HybridPosition
+    public let slices: Communicator
+    public let world: Communicator
+    public init(position: HybridPosition, slices: Communicator, world: Communicator) {
+        self.position = position
+        self.slices = slices
+        self.world = world
     }
 }
 
@@ -161,32 +182,51 @@ public struct CommunicationVolume: Equatable, Sendable, CustomStringConvertible 
     /// `bench`: the stop flag is an Int32, and each image travels as one `record` of that many
     /// bytes (its label, stored pixels and augmentation draws: `StoredImageFormat.recordBytes`).
     /// The gradients are summed in buckets of `bucketFloats`.
-    public static func predicted(plan: NetworkPlan, replicas: Int, batch: Int, training: Bool = true, record: Int,
-                                 bucketFloats: Int = GradientBuckets.defaultCapacity) throws -> CommunicationVolume {
+    public static func predicted(plan: NetworkPlan, replicas: Int, layout: ReplicaLayoutKind = .data, batch: Int, training: Bool = true,
+                                 record: Int, bucketFloats: Int = GradientBuckets.defaultCapacity) throws -> CommunicationVolume {
         var v = CommunicationVolume()
         let t = plan.towers, ranks = t * replicas
         guard t > 1 else { return v }
-        let perReplica = batch / replicas + (batch % replicas == 0 ? 0 : 1)
-        let towerStages = try (0..<t).map { try plan.stages(ranks: t, rank: $0) }
+        let hybrid = ReplicaLayoutKind.effective(layout, replicas: replicas) == .hybrid
+        let perReplica = (batch + replicas - 1) / replicas
         let what = "the bytes moved in a step of \(batch) images"
+        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: batch, perReplica: perReplica).count }
+        let towerStages = try (0..<t).map { tower in
+            try hybrid ? plan.hybridStages(at: HybridPosition(tower: tower, replica: 0, replicas: replicas)) : plan.stages(ranks: t, rank: tower)
+        }
         for stage in towerStages[0] {
-            guard case let .gather(mode) = stage.op else { continue }
-            // Every rank of every pair receives the other towers' blocks, for every image once:
-            // all ranks together, (t - 1) times the gathered whole, even or not.
-            let gathered = try CheckedSize.product(t - 1, stage.output.size, batch, 4, what: what)
-            v.activationAllGathers = try CheckedSize.sum(v.activationAllGathers, gathered, what: what)
-            if training, mode == .sum { v.reduceScatters = try CheckedSize.sum(v.reduceScatters, gathered, what: what) }
+            switch stage.op {
+            case _ where stage.op == .gatherImages || stage.acrossRanks:
+                // The hybrid layout's gathers over every rank (HybridGather).
+                let blocks: HybridBlocks = stage.op == .gatherImages
+                    ? .images(towerFeatures: stage.rankChannels, replicas: replicas) : .slices(stage.rankChannels)
+                let mode: GatherBackward = stage.op == .gather(.slice) ? .slice : .sum
+                let bytes = blocks.trafficBytes(backward: mode, shares: shares, training: training)
+                v.activationAllGathers = try CheckedSize.sum(v.activationAllGathers, bytes.gather, what: what)
+                v.reduceScatters = try CheckedSize.sum(v.reduceScatters, bytes.sum, what: what)
+            case let .gather(mode):
+                // Every rank of every pair receives the other towers' blocks, for every image once:
+                // all ranks together, (t - 1) times the gathered whole, even or not.
+                let gathered = try CheckedSize.product(t - 1, stage.output.size, batch, 4, what: what)
+                v.activationAllGathers = try CheckedSize.sum(v.activationAllGathers, gathered, what: what)
+                if training, mode == .sum { v.reduceScatters = try CheckedSize.sum(v.reduceScatters, gathered, what: what) }
+            default:
+                continue
+            }
         }
         if training && replicas > 1 {
             // One ordered sum per bucket of each tower's gradient arena (GradientBuckets): every
             // rank receives 2 blocks of ceil(count/R) floats per bucket (the last block
             // padded with zeros). The towers' arenas may differ when the classes split unevenly.
+            // The hybrid layout sums the convolutions' only.
             for stages in towerStages {
-                let buckets = GradientBuckets(parameterCounts: stages.map(\.parameterCount), capacity: bucketFloats)
+                let buckets = GradientBuckets(parameterCounts: stages.map { $0.wholeBatch ? 0 : $0.parameterCount }, capacity: bucketFloats)
                 v.gradientAllReduce += buckets.trafficBytes(ranks: replicas)
             }
         }
-        if replicas > 1 { v.metrics = ranks * (ranks - 1) * 2 * 8 }
+        // Data: the loss and correct count summed over the world. Hybrid: the batch's labels
+        // gathered over the world from each replica's tower 0 (every rank then has the loss).
+        if replicas > 1 { v.metrics = hybrid ? (ranks - 1) * batch * 4 : ranks * (ranks - 1) * 2 * 8 }
         // Every rank but the coordinator receives its replica's share; the coordinator keeps replica 0's.
         let first = ReplicaLayout.share(0, of: batch, perReplica: perReplica).count
         let records = try CheckedSize.product(try CheckedSize.sum(try CheckedSize.product(t, batch, what: what), -first, what: what), record, what: what)

@@ -29,7 +29,10 @@ public final class ReLU: Stage {
 /// The features are `groups` towers one after the other; tower `firstTower + g`'s mask is drawn
 /// from a generator keyed by (seed, step, layerIndex, tower), so a tower sees the same mask
 /// whichever process holds it; a sample's column of it is chosen by its place in the step's
-/// global batch, so replicas that share a batch draw the masks one replica would.
+/// global batch, so replicas that share a batch draw the masks one replica would. The stream is
+/// `[unit of the tower, sample]`: a rank of the hybrid layout that holds units
+/// `firstUnit ..< firstUnit + features` of one tower skips the rows before its own, so it draws
+/// exactly its part of the tower's mask.
 public final class Dropout: Stage {
     public let layerName: String
     public let layerIndex: Int
@@ -37,15 +40,19 @@ public final class Dropout: Stage {
     public let rate: Float
     public let groups: Int
     public let firstTower: Int
+    public let firstUnit: Int
     private let mask: Buffer
 
-    public init(layerName: String, layerIndex: Int, features: Int, rate: Float, groups: Int, firstTower: Int, maxBatch: Int) {
+    public init(layerName: String, layerIndex: Int, features: Int, rate: Float, groups: Int, firstTower: Int, firstUnit: Int = 0,
+                maxBatch: Int) {
+        precondition(firstUnit == 0 || groups == 1, "a slice of units is of one tower")
         self.layerName = layerName
         self.layerIndex = layerIndex
         self.features = features
         self.rate = rate
         self.groups = groups
         self.firstTower = firstTower
+        self.firstUnit = firstUnit
         mask = Buffer(count: features * maxBatch)
     }
 
@@ -72,6 +79,7 @@ public final class Dropout: Stage {
         for g in 0..<groups {
             var random = KeyedRandom(context.seed, UInt64(context.step), UInt64(layerIndex), UInt64(firstTower + g))
             let m = mask.pointer + g * perGroup
+            random.skip(firstUnit * total)
             for f in 0..<featuresPerGroup {
                 random.skip(offset)
                 for b in 0..<n { m[f * n + b] = (random.next() >> 40) < threshold ? scale : 0 }

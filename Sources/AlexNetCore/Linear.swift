@@ -27,6 +27,7 @@ public final class Linear: InputGradientFirst, GatheredInputFirst {
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch n: Int, context: StepContext) {
         let fg = inputs / groups, og = outputs / groups
         for o in 0..<outputs { (output + o * n).update(repeating: bias.value.pointer[o], count: n) }
+        guard og > 0 else { return }  // a hybrid slice may hold no unit
         for g in 0..<groups {
             // Y_g [og, n] += W_g [og, fg] * X_g [fg, n]
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(n), Int32(fg),
@@ -64,6 +65,7 @@ public final class Linear: InputGradientFirst, GatheredInputFirst {
     public func backwardInput(input: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
                               inputGradient dx: UnsafeMutablePointer<Float>, batch n: Int) {
         let fg = inputs / groups, og = outputs / groups
+        guard og > 0 else { return dx.update(repeating: 0, count: inputs * n) }  // no unit: no gradient
         for g in 0..<groups {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(fg), Int32(n), Int32(og),
                         1, weight.value.pointer + g * og * fg, Int32(fg), dy + g * og * n, Int32(n),

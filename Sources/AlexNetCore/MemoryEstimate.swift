@@ -36,21 +36,32 @@ public struct MemoryEstimate: Sendable {
     /// Every stride-1 convolution also holds the buffers of each Winograd output tile of
     /// `winogradTiles` that it supports (`ConvolutionAlgorithmRequest.winogradTiles`): `auto`
     /// times every candidate at start-up, and the passes may keep different tiles.
-    public init(stages plans: [StagePlan], input: Shape, batch: Int, winogradTiles: [Int] = []) {
+    /// In the hybrid layout (`NetworkPlan.hybridStages`) the whole-batch stages hold `replicas`
+    /// times `batch` images (the replica's share).
+    public init(stages plans: [StagePlan], input: Shape, batch: Int, replicas: Int = 1, winogradTiles: [Int] = []) {
         self.batch = batch
-        let n = Double(batch), f = Self.floatBytes
+        let f = Self.floatBytes
         var rows: [StageMemory] = []
         var scratch = 0.0
         for stage in plans {
-            let outputFloats = Double(stage.output.size) * n
-            let buffers = Self.allocations(stage, batch: batch, winogradTiles: winogradTiles)
+            let images = stage.wholeBatch ? batch * replicas : batch
+            let outputFloats = Double(stage.output.size) * Double(images)
+            let buffers = Self.allocations(stage, batch: images, winogradTiles: winogradTiles)
+            var workspace = buffers.ownElements
+            if stage.op == .gatherImages || stage.acrossRanks {
+                // HybridGather's blocks as they arrive, and the padded blocks of its reduce-scatter.
+                let mode: GatherBackward = stage.op == .gather(.slice) ? .slice : .sum
+                let blocks: HybridBlocks = stage.op == .gatherImages
+                    ? .images(towerFeatures: stage.rankChannels, replicas: replicas) : .slices(stage.rankChannels)
+                workspace += Double(blocks.workspaceFloats(backward: mode, maxShare: batch, replicas: replicas))
+            }
             scratch = max(scratch, buffers.sharedElements)
-            rows.append(StageMemory(layer: stage.layer, op: stage.op.displayName, activations: 2 * outputFloats * f,
-                                    workspace: buffers.ownElements * f))
+            rows.append(StageMemory(layer: stage.layer, op: stage.op.displayName, activations: 2 * outputFloats * f, workspace: workspace * f))
         }
         stages = rows
         parameters = 3 * Double(plans.reduce(0) { $0 + $1.parameterCount }) * f
-        self.input = Double(input.size) * n * f + n * 4
+        // The labels, and in the hybrid layout the whole batch's gathered (Network.gatherLabels).
+        self.input = Double(input.size) * Double(batch) * f + Double(batch) * 4 + (replicas > 1 ? 2 * Double(batch * replicas) * f : 0)
         sharedScratch = scratch * f
     }
 
@@ -73,7 +84,7 @@ public struct MemoryEstimate: Sendable {
             return MaxPool.allocations(output: stage.output, maxBatch: batch)
         case .dropout:
             return Dropout.allocations(features: stage.output.size, maxBatch: batch)
-        case .linear, .relu, .flatten, .gather:
+        case .linear, .relu, .flatten, .gather, .gatherImages:
             return []
         }
     }

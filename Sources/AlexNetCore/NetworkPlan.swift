@@ -145,6 +145,13 @@ public struct StagePlan: Sendable {
     /// For a gather: the channels (features, once flat) each rank contributes, in rank order;
     /// unequal when the classes do not split evenly. Empty for every other operation.
     public var rankChannels: [Int] = []
+    /// The hybrid layout only (HybridPlan.swift). `wholeBatch`: the stage computes on every image
+    /// of the step's global batch, not on its replica's share. `acrossRanks`: the gather runs over
+    /// every rank (the slices of a fully-connected layer), not over the pair. `firstUnit`: where
+    /// this rank's units start within its tower's units of the layer (a linear or dropout stage).
+    public var wholeBatch = false
+    public var acrossRanks = false
+    public var firstUnit = 0
 
     /// Trainable numbers on this rank.
     public var parameterCount: Int {
@@ -185,6 +192,8 @@ public enum StageOp: Equatable, Sendable {
     case dropout(rate: Float, groups: Int)
     case flatten
     case gather(GatherBackward)
+    /// The hybrid layout's gather of every rank's images into the whole batch (HybridPlan.swift).
+    case gatherImages
 
     /// The PyTorch-style name used in summaries.
     public var displayName: String {
@@ -197,6 +206,7 @@ public enum StageOp: Equatable, Sendable {
         case .dropout: "Dropout"
         case .flatten: "Flatten"
         case .gather: "AllGather"
+        case .gatherImages: "AllGatherImages"
         }
     }
 }

@@ -32,13 +32,17 @@ public struct StepContext: Sendable {
     /// place in the global batch, so a sample is masked alike however many replicas share it.
     public var sampleOffset: Int
     public var globalBatch: Int?
+    /// The hybrid layout only: the images of every replica in this step, in replica order (the
+    /// fully-connected layers compute on all of them).
+    public var replicaShares: [Int]?
 
-    public init(training: Bool, step: Int, seed: UInt64, sampleOffset: Int = 0, globalBatch: Int? = nil) {
+    public init(training: Bool, step: Int, seed: UInt64, sampleOffset: Int = 0, globalBatch: Int? = nil, replicaShares: [Int]? = nil) {
         self.training = training
         self.step = step
         self.seed = seed
         self.sampleOffset = sampleOffset
         self.globalBatch = globalBatch
+        self.replicaShares = replicaShares
     }
 }
 

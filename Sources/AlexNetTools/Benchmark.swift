@@ -22,6 +22,8 @@ public struct BenchmarkOptions: Sendable {
     public var separateWaiting = true
     /// Replicas of the split model when simulated (under mpirun: the ranks / 2).
     public var replicas = 1
+    /// How replicas share the model.
+    public var replicaLayout = ReplicaLayoutKind.hybrid
     /// Shards written by `prepare`: train on them, streamed, instead of synthetic images.
     public var dataDirectory: String?
     /// How the convolutions compute; `auto` times each candidate at start-up.
@@ -75,10 +77,11 @@ public enum Benchmark {
                                       separateWaiting: options.separateWaiting)
         if plan.towers == 1 && communicator.size > 1 && communicator.rank != 0 { return nil }
         // Replicas: the towers meet on their pair; the world hands out shares and sums metrics.
-        let layout = ReplicaLayout(world: timed, towers: plan.towers)
-        let model = RankContext.Model(plan: plan, maxBatch: options.batchSize / layout.replicas, seed: options.seed,
+        let layout = ReplicaLayout(world: timed, towers: plan.towers, kind: options.replicaLayout)
+        var model = RankContext.Model(plan: plan, maxBatch: options.batchSize / layout.replicas, seed: options.seed,
                                       algorithms: options.convolutionAlgorithm, training: !options.inference,
                                       threadsAlone: options.threads, announcesPlan: false)
+        model.hybrid = layout.hybrid
         let context = try RankContext(model, pair: layout.pair, world: timed, reporter: Reporter(speaks: timed.rank == 0)) {
             try BenchmarkData.coordinator(options, shards: shards, plan: plan, maxBatch: $0.maxBatch)
         }
@@ -91,7 +94,8 @@ public enum Benchmark {
         let replicas = ReplicaTraining(layout: layout, network: network, coordinator: coordinator, batchSize: n,
                                        data: BenchmarkData.layout(shards: shards), overlap: options.overlap)
         let gradientCounters = replicas.reduction.communicators.map { $0 as? TimedCommunicator }
-        let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator] + gradientCounters
+        let counters = [timed, layout.pair as? TimedCommunicator, layout.twins as? TimedCommunicator,
+                        layout.hybrid?.slices as? TimedCommunicator] + gradientCounters
         let (stepSeconds, coordinatorSeconds) = try measure(options, replicas: replicas, counters: counters, ranges: ranges,
                                                             coordinator: coordinator)
         let memory = try timed.inner.agreeEach(.success(peakResidentBytes()))
@@ -120,7 +124,8 @@ public enum Benchmark {
             waitingSeconds: distinct.map(\.waitingSeconds).reduce(0, +) / measured, inFlightSeconds: timed.flight.inFlightSeconds / measured, hiddenSeconds: timed.flight.hiddenSeconds / measured, coordinatorSeconds: coordinatorSeconds / measured,
             bytesPerStep: distinct.reduce(into: [:]) { all, c in all.merge(c.bytes) { $0 + $1 } }.mapValues { Int(Double($0) / measured) }, peakMemoryPerRank: memory,
             replicas: layout.replicas, traffic: traffic,
-            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, batch: n, training: !options.inference,
+            predictedTraffic: try CommunicationVolume.predicted(plan: plan, replicas: layout.replicas, layout: layout.kind, batch: n,
+                                                                training: !options.inference,
                                                                 record: StoredImageFormat(layout: BenchmarkData.layout(shards: shards)).recordBytes,
                                                                 bucketFloats: options.overlap.bucketFloats),
             loaderImagesPerSecond: loaderRate, convolutionPlan: convolutionPlan, sgemmLimit: sgemmLimit)
@@ -171,11 +176,12 @@ public enum Benchmark {
     /// `gradients` are the communicators of the twins' bucketed sum.
     static func measuredTraffic(_ layout: ReplicaLayout, gradients: [TimedCommunicator?], steps: Int) -> CommunicationVolume {
         guard let world = layout.world as? TimedCommunicator else { return CommunicationVolume() }
-        let pair = layout.pair as? TimedCommunicator
+        let pair = layout.pair as? TimedCommunicator, slices = layout.hybrid?.slices as? TimedCommunicator
         let split = layout.pair !== layout.world
         func of(_ c: TimedCommunicator?, _ kind: String) -> Double { Double(c?.bytes[kind] ?? 0) }
         let gradientBytes = gradients.map { of($0, "all-to-all") + of($0, "all-gather") }.reduce(0, +)
-        let mine = [of(pair, "all-gather"), of(pair, "reduce-scatter"), gradientBytes,
+        // The hybrid layout's gathers over every rank, and their ordered reduce-scatters (all-to-alls).
+        let mine = [of(pair, "all-gather") + of(slices, "all-gather"), of(pair, "reduce-scatter") + of(slices, "all-to-all"), gradientBytes,
                     of(world, "broadcast") + (split ? of(pair, "broadcast") : 0) + of(world, "scatter"),
                     split ? of(world, "all-gather") : 0]
         let all = world.inner.sumInRankOrder(mine).map { Int($0) / steps }

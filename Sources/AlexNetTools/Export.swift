@@ -75,7 +75,7 @@ public enum Export {
             case let .maxPool(size, stride): return "nn.MaxPool2d(\(size), \(stride))"
             case let .dropout(rate, _): return "nn.Dropout(\(rate))"
             case .flatten: return "nn.Flatten()"
-            case .gather: return "nn.Identity()"
+            case .gather, .gatherImages: return "nn.Identity()"
             }
         }
         return """

@@ -29,6 +29,9 @@ public final class BatchTransport {
     private let outgoing: StoredBatch?
     private var pending: (request: CollectiveRequest, count: Int)?
     private var stop: [Int32] = [0]
+    /// Whether this rank receives records at all: not so on the other replicas when the hybrid
+    /// layout tests on replica 0's images.
+    private var receives = true
     /// Seconds spent making float batches from records (for `bench`).
     public private(set) var expansionSeconds = 0.0
 
@@ -53,6 +56,14 @@ public final class BatchTransport {
     /// One pair on its own (testing on replica 0, `eval`): the decision and the records over `pair`.
     public convenience init(pair: Communicator, pipeline: InputPipeline, format: StoredImageFormat, capacity: Int) {
         self.init(control: pair, handOut: pair, towers: nil, pipeline: pipeline, format: format, capacity: capacity, outgoing: 0)
+    }
+
+    /// The hybrid layout's testing: the decision over the world, every rank of which computes,
+    /// and the test images to replica 0's pair only (the other replicas hold none).
+    convenience init(testing layout: ReplicaLayout, pipeline: InputPipeline, format: StoredImageFormat, capacity: Int) {
+        self.init(control: layout.world, handOut: layout.pair, towers: nil, pipeline: pipeline, format: format,
+                  capacity: capacity, outgoing: 0)
+        receives = layout.replica == 0
     }
 
     deinit { pending?.request.wait() }  // every rank drops the same hand-out
@@ -104,6 +115,10 @@ public final class BatchTransport {
     /// Test images `range` through test view `view`: packed by the coordinator, moved, and
     /// made into `batch` on every rank of the pair. False when every rank must stop.
     public func moveTest(_ range: Range<Int>, view: Int, coordinator: Coordinator?, into batch: Batch) -> Bool {
+        guard receives else {
+            batch.count = 0
+            return goOn()
+        }
         coordinator?.packTest(range, view: view, into: received)
         start(shares: [range.count])
         return finish(into: batch)

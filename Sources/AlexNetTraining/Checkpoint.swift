@@ -54,6 +54,10 @@ public struct CheckpointManifest: Codable, Sendable {
     /// The convolutions' algorithms (nil in checkpoints from before there was a choice: GEMM),
     /// so that a resumed `auto` run computes what the first one did.
     public var convolutionAlgorithms: ConvolutionPlan?
+    /// How the replicas shared the model (nil with one replica, and in checkpoints from before
+    /// there was a choice: data), which a resume keeps unless asked otherwise. The tower files
+    /// are the same in either layout and at any number of replicas.
+    public var replicaLayout: ReplicaLayoutKind?
 
     var normalization: (mean: Float, std: Float)? {
         guard let pixelMean, let pixelStd else { return nil }
@@ -104,10 +108,11 @@ public enum Checkpoint {
     /// Writes a checkpoint of every rank's towers; all ranks of `comm` call it. Keeps the newest
     /// `keep`. Refuses weights that are not finite, so a diverged run never overwrites a good one.
     /// `coordinatorFiles` (name and bytes) are written by rank 0 and checked like the rest.
-    static func save(network: Network, manifest: CheckpointManifest, run: String, keep: Int, coordinatorFiles: [String: Data] = [:],
-                     comm: Communicator, reporter: Reporter) throws -> String {
+    /// `tensors`: this rank's towers' weights and momenta, whole (`ReplicaTraining.towerTensors`).
+    static func save(network: Network, tensors: [SafeTensors.Tensor], manifest: CheckpointManifest, run: String, keep: Int,
+                     coordinatorFiles: [String: Data] = [:], comm: Communicator, reporter: Reporter) throws -> String {
         let path = directory(run: run, step: manifest.step)
-        try refuseNonFinite(network, step: manifest.step, comm: comm, reporter: reporter)
+        try refuseNonFinite(tensors, step: manifest.step, comm: comm, reporter: reporter)
         try comm.agree(comm.rank != 0 ? .success(()) : Result {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
                 throw TrainingError("cannot create \(path): \((error as NSError).localizedDescription); the previous checkpoint is kept")
@@ -117,7 +122,7 @@ public enum Checkpoint {
         // only be on rank 0's disk. After a failure rank 0 still takes part in the rest.
         var m = manifest
         var failure: Error?
-        try gatherOnRankZero(towerFile(network, manifest: manifest), comm: comm) { rank, bytes in
+        try gatherOnRankZero(towerFile(network, tensors: tensors, manifest: manifest), comm: comm) { rank, bytes in
             guard failure == nil else { return }
             let name = towerFileName(rank * network.towersHere)
             do {
@@ -139,16 +144,17 @@ public enum Checkpoint {
     }
 
     /// Ends every rank with exit code 3 when any rank's weights are not finite.
-    private static func refuseNonFinite(_ network: Network, step: Int, comm: Communicator, reporter: Reporter) throws {
-        guard try comm.agreeEach(.success(network.arena.valuesAreFinite)).allSatisfy({ $0 }) else {
+    private static func refuseNonFinite(_ tensors: [SafeTensors.Tensor], step: Int, comm: Communicator, reporter: Reporter) throws {
+        let finite = tensors.allSatisfy { $0.values.allSatisfy(\.isFinite) }
+        guard try comm.agreeEach(.success(finite)).allSatisfy({ $0 }) else {
             reporter.fail("the weights are no longer finite at step \(step); no checkpoint was written over the last good one")
             throw TrainingError.reported(.diverged)
         }
     }
 
     /// This rank's tower file: its towers' weights and momenta, with metadata naming them.
-    private static func towerFile(_ network: Network, manifest: CheckpointManifest) -> Data {
-        SafeTensors.encode(towerTensors(network), metadata: [
+    private static func towerFile(_ network: Network, tensors: [SafeTensors.Tensor], manifest: CheckpointManifest) -> Data {
+        SafeTensors.encode(tensors, metadata: [
             "preset": manifest.preset, "model": manifest.model, "tower": "\(network.firstTower)",
             "towers_in_file": "\(network.towersHere)", "step": "\(manifest.step)"])
     }

@@ -48,12 +48,15 @@ extension Checkpoint {
         let data = try bytes.map { try checked($0, against: entry.file, path: filePath) } ?? checkedFile(entry.file, in: path)
         let tensors = try towerTensors(data, path: filePath, manifest: manifest, firstTower: entry.firstTower, towersInFile: entry.towersInFile)
         for p in network.parameters {
+            // In the hybrid layout a fully-connected tensor holds its slice of the tower's rows.
+            let rows = network.towerRows(of: p) ?? (first: 0, of: p.shape[0])
+            let shape = [rows.of] + p.shape.dropFirst(), rowLength = p.shape.dropFirst().reduce(1, *)
             for (name, buffer) in [(p.name, p.value), (p.name + ".momentum", p.momentum)] {
                 guard let t = tensors[name] else { throw TrainingError("\(filePath) has no tensor \(name); it was written by another model") }
-                guard t.shape == p.shape else {
-                    throw TrainingError("\(filePath): \(name) is \(t.shape) but this model needs \(p.shape); it was written by another model")
+                guard t.shape == shape else {
+                    throw TrainingError("\(filePath): \(name) is \(t.shape) but this model needs \(shape); it was written by another model")
                 }
-                t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: p.count) }
+                t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress! + rows.first * rowLength, count: p.count) }
             }
         }
     }

@@ -28,6 +28,9 @@ public struct MemoryJob: Sendable {
     /// The Winograd output tiles the convolutions may build (`--conv-algorithm`): their
     /// transforms' buffers are counted (`MemoryEstimate`).
     public var winogradTiles: [Int] = []
+    /// How replicas share the model; nil when not known yet (a resume reads it from the
+    /// checkpoint later): then the larger of the two layouts' needs is counted.
+    public var replicaLayout: ReplicaLayoutKind? = .hybrid
 
     public init(preset: Preset, model: ModelKind, batchSize: Int, ranksHere: Int) {
         self.preset = preset
@@ -82,9 +85,17 @@ public enum MemoryAdmission {
                 need.checkpoint = job.writesWeights ? whole.parameters * 4 / 3 : 0
             }
         } else {
-            // Rank 0 holds the larger share of fc8 when the classes are odd.
+            // Rank 0 holds the larger share of fc8 when the classes are odd. In the hybrid layout
+            // its slice of the fully-connected layers is 1/R of its tower's, for the whole batch.
             let rank = MemoryEstimate(stages: try plan.stages(ranks: plan.towers), input: input, batch: perReplica, winogradTiles: job.winogradTiles)
-            need.networks = rank.total * Double(job.ranksHere)
+            var network = rank.total
+            if job.replicas > 1 && job.replicaLayout != .data {
+                let position = HybridPosition(tower: 0, replica: 0, replicas: job.replicas)
+                let hybrid = MemoryEstimate(stages: try plan.hybridStages(at: position), input: input, batch: perReplica,
+                                            replicas: job.replicas, winogradTiles: job.winogradTiles).total
+                network = job.replicaLayout == .hybrid ? hybrid : max(hybrid, network)
+            }
+            need.networks = network * Double(job.ranksHere)
             need.checkpoint = job.writesWeights ? rank.parameters * 4 / 3 * Double(min(job.ranksHere, plan.towers)) : 0
             if job.replicas > 1 {
                 // The scratch slots of the bucketed sum: send, received and gathered, per rank.

@@ -26,6 +26,8 @@ public struct RankContext {
         public var checkpoint: (path: String, manifest: CheckpointManifest)?
         /// Print the convolution plan (rank 0).
         public var announcesPlan = true
+        /// The hybrid layout's place and communicators (nil: the data layout).
+        public var hybrid: HybridGroup?
 
         public init(plan: NetworkPlan, maxBatch: Int, seed: UInt64, initialization: Initialization? = nil,
                     algorithms: ConvolutionAlgorithmRequest?, stored: ConvolutionPlan? = nil, training: Bool = true,
@@ -51,7 +53,7 @@ public struct RankContext {
         BLAS.setThreads(world.size == 1 ? model.threadsAlone : 1)
         do {
             network = try Network(plan: model.plan, communicator: pair, maxBatch: model.maxBatch, seed: model.seed,
-                                  initialization: model.initialization)
+                                  initialization: model.initialization, hybrid: model.hybrid)
         } catch {
             reporter.fail("\(error)")
             throw TrainingError.reported(.modelCannotRun)

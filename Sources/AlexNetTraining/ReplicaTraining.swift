@@ -35,7 +35,14 @@ public final class ReplicaTraining {
         self.network = network
         self.coordinator = coordinator
         perReplica = batchSize / layout.replicas
-        reduction = BucketedGradientSum(twins: layout.twins, buckets: overlap.buckets(network.stagePlans),
+        // The hybrid layout sums only the convolutions' gradients: each fully-connected slice
+        // already has the gradient of the whole batch, and no twin holds the same units.
+        let summed = network.stagePlans.map { stage in
+            var s = stage
+            if s.wholeBatch { s.op = .flatten }
+            return s
+        }
+        reduction = BucketedGradientSum(twins: layout.twins, buckets: overlap.buckets(summed),
                                         progressInterval: overlap.progress == .thread ? overlap.progressInterval : nil)
         network.afterStageBackward = { [weak reduction] in reduction?.stageFinished($0) }
         batch = Batch(shape: network.plan.spec.input, capacity: network.maxBatch)
@@ -44,7 +51,9 @@ public final class ReplicaTraining {
         // A share never holds more than the network's batch (at most the training images there are), so
         // the records are sized by that, not by a --batch-size far above the data.
         transport = BatchTransport(layout: layout, pipeline: pipeline, format: format, perReplica: min(perReplica, network.maxBatch))
-        testTransport = BatchTransport(pair: layout.pair, pipeline: pipeline, format: format, capacity: network.maxBatch)
+        testTransport = layout.hybrid == nil
+            ? BatchTransport(pair: layout.pair, pipeline: pipeline, format: format, capacity: network.maxBatch)
+            : BatchTransport(testing: layout, pipeline: pipeline, format: format, capacity: network.maxBatch)
         network.betweenStages = { [transport] in transport.progress() }
     }
 
@@ -103,6 +112,7 @@ public final class ReplicaTraining {
     @discardableResult
     public func step(_ share: ReplicaShare, step: Int, seed: UInt64, training: Bool = true) -> (loss: Double, correct: Int) {
         var local = (loss: 0.0, correct: 0)
+        if layout.hybrid != nil { return hybridStep(share, step: step, seed: seed, training: training) }
         // Replica r's gradient is of its mean loss; weighted by n_r / n they sum to the gradient
         // of the global batch's mean loss. The buckets are weighted and summed among twins as
         // the backward pass finishes them (with one replica nothing happens).
@@ -115,6 +125,44 @@ public final class ReplicaTraining {
         }
         if training { reduction.finish() }
         return globalMetrics(local, share: share)
+    }
+
+    /// The hybrid layout's step: every rank takes part, with or without images of its own, since
+    /// its fully-connected slice computes on the whole batch. The loss is the whole batch's mean
+    /// on every rank (its gradient scaled by 1/n), so each replica's convolution gradients are
+    /// its part of the whole batch's: summed among the twins unweighted.
+    private func hybridStep(_ share: ReplicaShare, step: Int, seed: UInt64, training: Bool) -> (loss: Double, correct: Int) {
+        if training { reduction.begin(network.arena.gradients.pointer, weight: 1) }
+        let shares = (0..<replicas).map { ReplicaLayout.share($0, of: share.batch, perReplica: perReplica).count }
+        let result = network.run(batch, context: StepContext(training: training, step: step, seed: seed, sampleOffset: share.offset,
+                                                             globalBatch: share.batch, replicaShares: shares))
+        if training { reduction.finish() }
+        return result
+    }
+
+    /// The tower's tensors (values, and momenta after each when `momentum`) on replica 0, nil on
+    /// the others: a collective over the twins. In the hybrid layout each fully-connected
+    /// tensor's rows come from every twin in replica order, the order of the tower's units, so
+    /// the files are those of the data layout.
+    func towerTensors(momentum: Bool) -> [SafeTensors.Tensor]? {
+        var tensors: [SafeTensors.Tensor] = []
+        for p in network.parameters {
+            for (suffix, buffer) in [("", p.value)] + (momentum ? [(".momentum", p.momentum)] : []) {
+                guard let rows = network.towerRows(of: p) else {
+                    tensors.append(SafeTensors.Tensor(name: p.name + suffix, shape: p.shape, values: buffer.array))
+                    continue
+                }
+                let rowLength = p.shape.dropFirst().reduce(1, *)
+                let counts = NetworkPlan.evenShares(rows.of, over: replicas).map { $0 * rowLength * 4 }
+                var whole = [Float](repeating: 0, count: layout.replica == 0 ? rows.of * rowLength : 0)
+                whole.withUnsafeMutableBytes { target in
+                    layout.twins.gather(UnsafeRawBufferPointer(start: buffer.pointer, count: p.count * 4), counts: counts,
+                                        into: target, root: 0)
+                }
+                tensors.append(SafeTensors.Tensor(name: p.name + suffix, shape: [rows.of] + p.shape.dropFirst(), values: whole))
+            }
+        }
+        return layout.replica == 0 ? tensors : nil
     }
 
     /// The global batch's mean loss and correct count, summed over the replicas in rank order.
@@ -131,7 +179,10 @@ public final class ReplicaTraining {
     /// result with every rank, which the learning-rate schedule reads; nil when stopped.
     public func evaluateOnFirstReplica(_ evaluate: (_ transport: BatchTransport) -> Trainer.Evaluation?) throws -> Trainer.Evaluation? {
         // The other replicas wait without spinning a core that replica 0 needs.
-        let evaluation = layout.replica == 0 ? Finished(evaluation: evaluate(testTransport)) : nil
+        // In the hybrid layout every rank evaluates: the fully-connected slices are everywhere,
+        // and replica 0's pair receives the test images.
+        let result = layout.replica == 0 || layout.hybrid != nil ? evaluate(testTransport) : nil
+        let evaluation = layout.replica == 0 ? Finished(evaluation: result) : nil
         pairMeetsAfterItsWork()
         let shared = try layout.world.agree(evaluation.map { .success($0) }, decider: 0, idly: true)
         if shared.evaluation == nil { StopRequest.reachedBoundary() }

@@ -118,6 +118,7 @@ public struct ResumeState: Sendable {
         // The rate the schedule stands at, so that the "lr" a resumed run prints is the one it uses.
         o.learningRate = m.learningRateSchedule.rate
         if !o.epochsGiven { o.epochs = m.epochs }
+        if o.replicaLayout == nil { o.replicaLayout = m.replicaLayout }
         o.runDirectory = Self.runDirectory(resuming: path)
         return o
     }

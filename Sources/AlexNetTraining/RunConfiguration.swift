@@ -321,7 +321,7 @@ public enum RunConfiguration {
 
     // MARK: parallelism and communication
 
-    public static var parallelism: [any AnySetting] { [simulate, replicas, collectiveTimeout, bucketMiB, progress, threads] }
+    public static var parallelism: [any AnySetting] { [simulate, replicas, replicaLayout, collectiveTimeout, bucketMiB, progress, threads] }
 
     public static var simulate: Setting<Bool> {
         Setting("simulate", .parallelism, \.simulate, .changesNoBit, manifest: nil,
@@ -333,6 +333,11 @@ public enum RunConfiguration {
         optional("replicas", .parallelism, \.replicas, .changesNoBit, manifest: nil, none: "the ranks / 2",
                                range: .atLeast(1),
                                help: "Replicas of the split model, each given its share of every batch (with --simulate: 2R threads, at most \(maxSimulatedReplicas) replicas; under mpirun it is the ranks / 2).")
+    }
+    public static var replicaLayout: Setting<ReplicaLayoutKind?> {
+        optional("replica-layout", .parallelism, \.replicaLayout, .changesFromHere, manifest: "replicaLayout",
+                 none: "the checkpoint's, else hybrid", text: \.rawValue,
+                 help: "How replicas share the model: hybrid (the convolutions data-parallel, fc6-fc8 split over every rank; the default with 2 or more replicas) or data (every layer data-parallel).")
     }
     /// A week: longer than any collective should take, and short enough for the watchdog's nanoseconds.
     public static let maxCollectiveTimeout = 604_800.0

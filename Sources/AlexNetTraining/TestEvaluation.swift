@@ -35,7 +35,7 @@ extension Trainer {
         for first in stride(from: 0, to: count, by: network.maxBatch) {
             let n = min(network.maxBatch, count - first)
             guard transport.moveTest(first..<(first + n), view: 0, coordinator: coordinator, into: batch) else { return nil }
-            let result = network.run(batch, context: StepContext(training: false, step: 0, seed: seed))
+            let result = network.run(batch, context: network.testContext(images: n, seed: seed))
             loss += result.loss * Double(n)
             top1 += result.correct
             for b in 0..<n where topClasses(logits: network.logits, classes: classes, batch: n, sample: b, k: Evaluation.topK(classes: classes)).contains(batch.label(b)) {
@@ -56,7 +56,7 @@ extension Trainer {
             var probabilities = [Double](repeating: 0, count: classes * n)  // [classes, n], as the logits
             for view in 0..<views {
                 guard transport.moveTest(first..<(first + n), view: view, coordinator: coordinator, into: batch) else { return nil }
-                network.forward(batch, context: StepContext(training: false, step: 0, seed: seed))
+                network.forward(batch, context: network.testContext(images: n, seed: seed))
                 let logits = network.logitValues(batch: n)
                 for b in 0..<n {
                     let p = softmaxProbabilities(logits: logits, classes: classes, batch: n, sample: b)

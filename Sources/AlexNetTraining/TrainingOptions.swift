@@ -57,6 +57,9 @@ public struct TrainingOptions: Sendable, Codable {
     /// algorithms, else GEMM, so that two runs with the same seed give the same bits whatever
     /// the machine's timings.
     public var convolutionAlgorithm: ConvolutionAlgorithmRequest?
+    /// How replicas share the model (`--replica-layout`). Not given: a resumed run's recorded
+    /// layout, else hybrid (`ReplicaLayoutKind.effective`); with one replica it changes nothing.
+    public var replicaLayout: ReplicaLayoutKind?
     /// How the replicas' gradient sum overlaps the backward pass (`--bucket-mib`, `--progress`).
     /// Not recorded in checkpoints: it changes no bit of the result.
     public var overlap = GradientOverlap()

@@ -44,11 +44,12 @@ final class TrainingRun {
         self.runDirectory = runDirectory
         reporter = session.reporter
         // Replicas: the towers meet on their pair, each replica computes its share of the batch.
-        let layout = ReplicaLayout(world: comm, towers: plan.towers)
-        let model = RankContext.Model(plan: plan, maxBatch: min(options.batchSize / layout.replicas, session.trainCount),
+        let layout = ReplicaLayout(world: comm, towers: plan.towers, kind: options.replicaLayout)
+        var model = RankContext.Model(plan: plan, maxBatch: min(options.batchSize / layout.replicas, session.trainCount),
                                       seed: options.seed, initialization: options.initialization,
                                       algorithms: options.convolutionAlgorithm, stored: resume?.manifest.convolutionAlgorithms,
                                       threadsAlone: options.threadsForOneTower)
+        model.hybrid = layout.hybrid
         let context = try RankContext(model, pair: layout.pair, world: comm, reporter: session.reporter) { network in
             session.data.map {
                 Coordinator(data: $0, input: plan.spec.input, layout: session.layout, settings: options.data, seed: options.seed,
@@ -203,8 +204,9 @@ final class TrainingRun {
     func checkpoint(epoch e: Int, stepInEpoch: Int) throws {
         guard options.checkpoints else { return }
         let manifest = manifest(epoch: e, stepInEpoch: stepInEpoch)
+        let tensors = replicas.towerTensors(momentum: true)
         let path = try replicas.onFirstReplica {
-            try Checkpoint.save(network: network, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
+            try Checkpoint.save(network: network, tensors: tensors!, manifest: manifest, run: runDirectory, keep: options.keepCheckpoints,
                                 coordinatorFiles: statisticsFile.map { [InputStatistics.fileName: $0] } ?? [:],
                                 comm: replicas.layout.pair, reporter: reporter)
         }
@@ -224,6 +226,7 @@ final class TrainingRun {
             classNames: session.data?.classNames, dataDirectory: options.dataDirectory, trainLimit: options.trainLimit,
             testLimit: options.testLimit, trainImages: session.trainCount, dataSettings: options.data, dataLayout: session.layout)
         manifest.convolutionAlgorithms = convolutionPlan
+        manifest.replicaLayout = replicas.replicas > 1 ? replicas.layout.kind : nil
         return manifest
     }
 
@@ -231,8 +234,7 @@ final class TrainingRun {
     private func finish() throws -> RunResult {
         result.seconds = now() - clock.started
         result.imagesPerSecond = Double(trained.images) / max(trained.seconds, 1e-9)
-        if let prefix = options.dumpWeightsPrefix, !result.interrupted, replicas.layout.replica == 0 {
-            let tensors = network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
+        if let prefix = options.dumpWeightsPrefix, !result.interrupted, let tensors = replicas.towerTensors(momentum: false) {
             try AtomicFile.write(SafeTensors.encode(tensors), to: "\(prefix)-tower\(network.firstTower).safetensors",
                                  replacing: options.replaceOutputs)
         }

@@ -79,6 +79,7 @@ struct Bench: ParsableCommand {
         (options.steps, options.warmup, options.inference) = (steps, warmup, inference)
         (options.classes, options.threads, options.separateWaiting) = (classes, parallel.threadsForOneTower, !noWaitSplit)
         (options.replicas, options.dataDirectory, options.convolutionAlgorithm) = (replicas, data, convolutionAlgorithm)
+        options.replicaLayout = parallel.replicaLayout ?? .hybrid
         options.overlap = parallel.overlap
         let report: BenchmarkReport?
         do {
@@ -95,6 +96,7 @@ struct Bench: ParsableCommand {
     static func memoryJob(_ options: BenchmarkOptions, ranksHere: Int) -> MemoryJob {
         var job = MemoryJob(preset: options.preset, model: options.model, batchSize: options.batchSize, ranksHere: ranksHere)
         (job.classes, job.replicas, job.prefetch, job.writesWeights) = (options.classes, options.replicas, false, false)
+        job.replicaLayout = options.replicaLayout
         job.winogradTiles = options.convolutionAlgorithm.winogradTiles
         return job
     }

@@ -32,8 +32,9 @@ struct Launcher {
     static var mpiProcesses: Int { Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1 }
 
     /// The launch's usage rules, before anything starts: --simulate is one process, simulated
-    /// replicas are threads of it, replicas are of the split model, and the batch splits over them.
-    func check(model: ModelKind, batchSize: Int) throws {
+    /// replicas are threads of it, replicas are of the split model, and the batch splits over them
+    /// (`batchSize` nil: a resumed run's, which the run checks once it has read the checkpoint).
+    func check(model: ModelKind, batchSize: Int?) throws {
         if simulate && MPICommunicator.launchedByMPI && Self.mpiProcesses > 1 {
             throw ValidationError("--simulate runs every rank as a thread of one process, but mpirun started \(Self.mpiProcesses) processes, each of which would run the whole job: run `alexnet-split ... --simulate` without mpirun, or leave out --simulate for one tower per MPI rank")
         }
@@ -44,7 +45,9 @@ struct Launcher {
         guard replicas == 1 || model.towers > 1 else {
             throw ValidationError("--replicas applies to the split model; the \(model.rawValue) model runs on one rank")
         }
-        if let problem = RunConfiguration.batchSplitProblem(batchSize: batchSize, replicas: replicas) { throw ValidationError(problem) }
+        if let batchSize, let problem = RunConfiguration.batchSplitProblem(batchSize: batchSize, replicas: replicas) {
+            throw ValidationError(problem)
+        }
     }
 
     /// Runs `body` on every rank after `preflight`'s checks (before any rank allocates) and

@@ -101,7 +101,7 @@ struct PrepareCommand: ParsableCommand {
         let perThread = (limit.bytes - base) / Double(threads) - shard
         guard perThread >= smallest else {
             let need = base + Double(threads) * (shard + smallest)
-            throw RuntimeFailure("prepare on \(threads) thread(s) with --shard-size \(shardSize) at S = \(imageSize) needs about \(formatBytes(need)) (each thread holds its shard of up to \(formatBytes(shard)) and a photo being decoded), but \(formatBytes(limit.bytes)) is available (\(limit.source)): pass fewer --threads or a smaller --shard-size", exitCode: 5)
+            throw RuntimeFailure("prepare on \(threads) thread(s) with --shard-size \(shardSize) at S = \(imageSize) needs about \(formatBytes(need)) (each thread holds its shard of up to \(formatBytes(shard)) and a photo being decoded), but \(formatBytes(limit.bytes)) is available (\(limit.source)): pass fewer --threads or a smaller --shard-size", status: .doesNotFit)
         }
         return Int(min(Double(ReadLimits.prepareBytesPerPhoto), perThread))
     }

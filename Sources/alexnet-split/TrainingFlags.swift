@@ -5,6 +5,7 @@ import AlexNetTraining
 import ArgumentParser
 
 extension GradientOverlap.Progress: ExpressibleByArgument {}
+extension ReplicaLayoutKind: ExpressibleByArgument {}
 
 private typealias C = RunConfiguration
 
@@ -79,6 +80,7 @@ struct CheckpointFlags: SettingGroupFlags {
 struct ParallelFlags: SettingGroupFlags {
     @Flag(name: C.simulate.long, help: C.simulate.argumentHelp) var simulate = false
     @Option(name: C.replicas.long, parsing: .unconditional, help: C.replicas.argumentHelp) var replicas: Int?
+    @Option(name: C.replicaLayout.long, help: C.replicaLayout.argumentHelp) var replicaLayout: ReplicaLayoutKind?
     @Option(name: C.collectiveTimeout.long, parsing: .unconditional, help: C.collectiveTimeout.argumentHelp) var collectiveTimeout: Double?
     @Option(name: C.bucketMiB.long, parsing: .unconditional, help: C.bucketMiB.argumentHelp) var bucketMib: Double?
     @Option(name: C.progress.long, help: C.progress.argumentHelp) var progress: GradientOverlap.Progress?
@@ -87,6 +89,7 @@ struct ParallelFlags: SettingGroupFlags {
     func bind(_ b: inout SettingBinder) {
         b.flag(C.simulate, simulate)
         b.setOptional(C.replicas, replicas)
+        b.setOptional(C.replicaLayout, replicaLayout)
         b.set(C.collectiveTimeout, collectiveTimeout)
         b.set(C.bucketMiB, bucketMib)
         b.set(C.progress, progress)
@@ -116,17 +119,21 @@ struct TrainingFlags: ParsableArguments {
     var options: TrainingOptions { binder().options }
 
     /// The ranges (shared with the checkpoint manifest's reader) and the launch's rules.
-    static func check(_ options: TrainingOptions) throws {
+    /// `resumable`: whether --resume is among the options (train's); on --resume the batch is the
+    /// checkpoint's (a different one is refused), checked once it is read.
+    static func check(_ options: TrainingOptions, resumable: Bool = true) throws {
         if let problem = SettingRules.problem(in: options) { throw ValidationError(problem.forCommandLine) }
-        try Launcher(options).check(model: options.model, batchSize: options.batchSize)
+        try Launcher(options).check(model: options.model, batchSize: resumable && options.resume == nil ? options.batchSize : nil)
     }
 
-    func validate() throws { try Self.check(options) }
+    /// The group alone does not know whether a --resume came with it: the command checks the batch.
+    func validate() throws { try Self.check(options, resumable: false) }
 
     /// The job as memory admission sees it, with the batch and data these options ask for.
     static func memoryJob(_ options: TrainingOptions) -> MemoryJob {
         var job = MemoryJob(preset: options.preset, model: options.model, batchSize: options.batchSize, ranksHere: 1)
         job.replicas = options.replicas ?? 1
+        job.replicaLayout = options.replicaLayout ?? (options.resume == nil ? .hybrid : nil)
         // Each step holds at most the training images there are (a --train-limit caps them).
         if let limit = options.trainLimit { job.batchSize = min(job.batchSize, max(limit, job.replicas)) }
         job.classes = DataFootprint.classes(directory: options.dataDirectory, settings: options.data)

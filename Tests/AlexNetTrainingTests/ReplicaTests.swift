@@ -67,14 +67,17 @@ final class ReplicaTests: XCTestCase {
         let moved = try tensors("early").map { relativeDifference(one[$0.key]!, $0.value) }.max() ?? 0
         XCTAssertGreaterThan(moved, 1e-3)
 
-        for replicas in [2, 4] {
-            let run = "r\(replicas)"
-            XCTAssertEqual(Trainer.runSimulated(options(run, replicas: replicas)), 0)
+        // Both layouts: the hybrid one (the default) sums over other groupings still.
+        for (replicas, layout) in [(2, ReplicaLayoutKind.hybrid), (4, .hybrid), (2, .data), (4, .data)] {
+            let run = "r\(replicas)-\(layout)"
+            var o = options(run, replicas: replicas)
+            o.replicaLayout = layout
+            XCTAssertEqual(Trainer.runSimulated(o), 0)
             let many = try tensors(run)
             XCTAssertEqual(Set(many.keys), Set(one.keys))
             for (name, values) in one {
                 let difference = relativeDifference(values, many[name]!)
-                XCTAssertLessThanOrEqual(difference, 1e-5, "\(replicas) replicas: \(name)")
+                XCTAssertLessThanOrEqual(difference, 1e-5, "\(replicas) replicas, \(layout): \(name)")
             }
             // The logged loss of the whole batch, combined over the replicas.
             let logged = try String(contentsOfFile: "\(base)/\(run)/metrics.jsonl", encoding: .utf8)
@@ -142,8 +145,11 @@ final class ReplicaTests: XCTestCase {
 
     func testBenchMeasuresThePredictedTraffic() throws {
         // Odd class counts too: the logits' all-gather has per-rank counts, fc8's twins sum unequal gradients.
-        for (replicas, inference, classes) in [(1, false, 10), (2, false, 10), (3, false, 10), (2, true, 10), (1, false, 5), (2, false, 7), (2, true, 3)] {
+        let cases = [(1, false, 10), (2, false, 10), (3, false, 10), (2, true, 10), (1, false, 5), (2, false, 7), (2, true, 3), (3, false, 5)]
+        for (replicas, inference, classes) in cases {
+          for layout in ReplicaLayoutKind.allCases {
             var o = BenchmarkOptions()
+            o.replicaLayout = layout
             o.preset = .tiny
             o.classes = classes
             o.batchSize = 12
@@ -153,10 +159,11 @@ final class ReplicaTests: XCTestCase {
             o.inference = inference
             let report = try XCTUnwrap(try Benchmark.runSimulated(o))
             XCTAssertEqual(report.replicas, replicas)
-            XCTAssertEqual(report.traffic, report.predictedTraffic, "\(replicas) replicas, inference \(inference), \(classes) classes")
+            XCTAssertEqual(report.traffic, report.predictedTraffic, "\(replicas) replicas, \(layout), inference \(inference), \(classes) classes")
             XCTAssertGreaterThan(report.traffic.activationAllGathers, 0)
             XCTAssertEqual(report.traffic.gradientAllReduce > 0, replicas > 1 && !inference)
             XCTAssertEqual(report.traffic.reduceScatters > 0, !inference)
+          }
         }
         // The prediction, by hand, for the tiny table: 2 towers, batch 12.
         // Gathers (per-rank input sizes, as `summary --preset tiny` prints): conv3 6x3x3 = 54, fc6 4, fc7 8, fc8 8,
@@ -171,5 +178,17 @@ final class ReplicaTests: XCTestCase {
         let five = try CommunicationVolume.predicted(plan: NetworkPlan(spec: Preset.tiny.spec(classes: 5), model: .split), replicas: 1, batch: 12, record: 4 + 784)
         XCTAssertEqual(five.activationAllGathers, (2 * (54 + 4 + 8 + 8) + 2 + 3) * 12 * 4)
         XCTAssertEqual(five.reduceScatters, one.reduceScatters)
+        // Hybrid, 2 replicas of 6 images: conv3's pair gathers as before (108 floats an image);
+        // over all 4 ranks, fc6's input (blocks of 4 features x 6 images), fc7's and fc8's
+        // (slices of 4 units x 12 images) and the logits (slices of 3, 2, 3, 2 classes x 12).
+        // Each rank receives the other ranks' blocks; a reduce-scatter moves (P - 1) padded
+        // blocks to each rank. The labels: each rank receives the 12 but its own.
+        let hybrid = try CommunicationVolume.predicted(plan: plan, replicas: 2, layout: .hybrid, batch: 12, record: 4 + 784)
+        let images = 4 * 3 * 24, slices = 4 * 3 * 48, logits = (120 - 36) * 2 + (120 - 24) * 2
+        XCTAssertEqual(hybrid.activationAllGathers, (108 * 12 + images + 2 * slices + logits) * 4)
+        XCTAssertEqual(hybrid.reduceScatters, (108 * 12 + images + 2 * slices) * 4)
+        XCTAssertEqual(hybrid.metrics, 3 * 12 * 4)
+        let data = try CommunicationVolume.predicted(plan: plan, replicas: 2, layout: .data, batch: 12, record: 4 + 784)
+        XCTAssertLessThan(hybrid.gradientAllReduce, data.gradientAllReduce, "only the convolutions' gradients are summed")
     }
 }

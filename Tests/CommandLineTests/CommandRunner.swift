@@ -1,3 +1,4 @@
+import AlexNetData
 import Foundation
 import Synchronization
 import XCTest
@@ -137,6 +138,26 @@ private final class PipeReader: Sendable {
 
 /// Helpers that several command-line test classes share.
 extension XCTestCase {
+    /// `<root>/data/{train,val}/<colour>/` of 40x30 colour JPEGs: class k's mean colour is k steps round
+    /// a wheel of hues, with noise over it.
+    func writeColourJPEGFolders(classes: Int, train: Int, val: Int, under root: String) throws -> String {
+        var state = UInt64(classes)
+        func noise() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 58) }
+        for (split, count) in [("train", train), ("val", val)] {
+            for label in 0..<classes {
+                let hue = Double(label) / Double(classes) * 2 * Double.pi
+                let tint = (0..<3).map { 120 + Int(90 * cos(hue - Double($0) * 2 * Double.pi / 3)) }
+                let folder = "\(root)/data/\(split)/hue\(label)"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                for i in 0..<count {
+                    let pixels = (0..<(40 * 30 * 3)).map { UInt8(tint[$0 % 3] + noise() - 32) }
+                    try ImageEncoder.writeJPEG(pixels, width: 40, height: 30, channels: 3, quality: 90, to: "\(folder)/\(i).jpg")
+                }
+            }
+        }
+        return "\(root)/data"
+    }
+
     /// A fresh, empty folder under the temporary directory.
     func temporaryDirectory(_ name: String) -> String {
         let path = NSTemporaryDirectory() + "\(name)-\(getpid())"

@@ -15,24 +15,8 @@ final class OddClassCommandTests: XCTestCase {
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: root) }
 
-    /// `data/{train,val}/<colour>/` of 40x30 colour JPEGs: class k's mean colour is k steps round
-    /// a wheel of hues, with noise over it.
     func writeColourJPEGs(classes: Int, train: Int, val: Int) throws -> String {
-        var state = UInt64(classes)
-        func noise() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 58) }
-        for (split, count) in [("train", train), ("val", val)] {
-            for label in 0..<classes {
-                let hue = Double(label) / Double(classes) * 2 * Double.pi
-                let tint = (0..<3).map { 120 + Int(90 * cos(hue - Double($0) * 2 * Double.pi / 3)) }
-                let folder = "\(root)/data/\(split)/hue\(label)"
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                for i in 0..<count {
-                    let pixels = (0..<(40 * 30 * 3)).map { UInt8(tint[$0 % 3] + noise() - 32) }
-                    try ImageEncoder.writeJPEG(pixels, width: 40, height: 30, channels: 3, quality: 90, to: "\(folder)/\(i).jpg")
-                }
-            }
-        }
-        return "\(root)/data"
+        try writeColourJPEGFolders(classes: classes, train: train, val: val, under: root)
     }
 
     /// Trains under `mpirun -np ranks` and simulated with the same arguments; both must succeed

@@ -39,11 +39,11 @@ final class ReplicaCommandTests: XCTestCase {
         let common = ["train", "--preset", "tiny", "--train-limit", "192", "--test-limit", "50", "--batch-size", "32",
                       "--epochs", "1", "--log-every", "1", "--seed", "3", "--no-checkpoints"]
         let mpi = try CommandRunner.mpi(ranks: 4, common + ["--run-dir", base + "/mpi", "--dump-weights", base + "/mpi/w",
-                                                            "--bucket-mib", "0.0003", "--progress", "thread"])
+                                                            "--bucket-mib", "0.0003", "--progress", "thread", "--replica-layout", "data"])
         XCTAssertFalse(mpi.timedOut)
         XCTAssertEqual(mpi.status, 0, mpi.error)
         let simulated = try CommandRunner.alexnet(common + ["--simulate", "--replicas", "2", "--run-dir", base + "/sim",
-                                                            "--dump-weights", base + "/sim/w", "--bucket-mib", "4096"])
+                                                            "--dump-weights", base + "/sim/w", "--bucket-mib", "4096", "--replica-layout", "data"])
         XCTAssertEqual(simulated.status, 0, simulated.error)
         let mpiLosses = try losses(base + "/mpi")
         XCTAssertGreaterThanOrEqual(mpiLosses.count, 6)
@@ -54,9 +54,9 @@ final class ReplicaCommandTests: XCTestCase {
     /// Under MPI, with many small buckets of non-blocking collectives, bench counts the traffic
     /// its prediction gives, to the byte, and reports the sum's time in flight.
     func testBenchUnderMPICountsThePredictedTrafficOfSmallBuckets() throws {
-        for progress in ["stages", "thread"] {
+        for (progress, layout) in [("stages", "data"), ("thread", "data"), ("stages", "hybrid")] {
             let result = try CommandRunner.mpi(ranks: 4, ["bench", "--preset", "tiny", "--batch-size", "12", "--steps", "2", "--warmup", "1",
-                                                          "--bucket-mib", "0.0003", "--progress", progress, "--json"])
+                                                          "--bucket-mib", "0.0003", "--progress", progress, "--replica-layout", layout, "--json"])
             XCTAssertEqual(result.status, 0, result.error)
             let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any], result.output)
             let traffic = try XCTUnwrap(report["traffic_bytes"] as? [String: Int])
