@@ -43,6 +43,9 @@ public struct Setting<Value> {
 
     public var flag: String { "--" + name }
     public var defaultValue: Value { TrainingOptions()[keyPath: path] }
+    /// Why `value`, as given, is out of range, or nil: for a setting whose field stores it in
+    /// another form (`--bucket-mib` as whole floats, where -1, nan and 1e-9 are all 0).
+    public func refusal(of value: Value) -> String? { rule(value) }
 }
 
 /// A setting of any type, as the tables over every setting see it.

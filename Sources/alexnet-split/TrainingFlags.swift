@@ -95,6 +95,11 @@ struct ParallelFlags: SettingGroupFlags {
         b.set(C.progress, progress)
         b.set(C.threads, threads)
     }
+
+    func validate() throws {
+        // The value as given: the options keep it as whole floats, in which -1, nan and 1e-9 are all 0.
+        if let bucketMib, let problem = C.bucketMiB.refusal(of: bucketMib) { throw ValidationError("\(C.bucketMiB.flag) \(problem)") }
+    }
 }
 
 /// The settings of a training run, in `train --help`'s titled groups (train and compare).

@@ -55,28 +55,32 @@ final class HybridCommandTests: XCTestCase {
         }
     }
 
-    /// A hybrid run at R = 2, stopped at a checkpoint, resumes at R = 1 and at R = 3: the
-    /// finished weights are those of the uninterrupted run within rounding (the sums are grouped
-    /// otherwise), and far from where it stopped.
+    /// A hybrid run at R = 2, cut back to its checkpoint after step 2 of 4 (as a run killed
+    /// there leaves it), resumes at R = 1 and at R = 3: the finished weights are those of the
+    /// uninterrupted run within rounding (the sums are grouped otherwise), and far from where it
+    /// stopped.
     func testHybridCheckpointResumesAtOneAndThreeReplicas() throws {
         let common = ["train", "--preset", "tiny", "--train-limit", "120", "--test-limit", "20", "--batch-size", "30",
                       "--epochs", "1", "--log-every", "1", "--seed", "6", "--checkpoint-every", "2", "--simulate"]
-        let whole = try CommandRunner.alexnet(common + ["--replicas", "2", "--run-dir", "\(root)/whole", "--dump-weights", "\(root)/whole/w"])
+        let whole = try CommandRunner.alexnet(common + ["--replicas", "2", "--run-dir", "\(root)/whole", "--dump-weights", "\(root)/whole-w"])
         XCTAssertEqual(whole.status, 0, whole.error)
         let stopped = try CommandRunner.alexnet(common + ["--replicas", "2", "--max-steps", "2", "--run-dir", "\(root)/stopped",
                                                           "--dump-weights", "\(root)/stopped-w"])
         XCTAssertEqual(stopped.status, 0, stopped.error)
         for replicas in [1, 3] {
             let run = "\(root)/resumed\(replicas)"
-            try FileManager.default.copyItem(atPath: "\(root)/stopped", toPath: run)
+            try FileManager.default.copyItem(atPath: "\(root)/whole", toPath: run)
+            let later = try FileManager.default.contentsOfDirectory(atPath: "\(run)/checkpoints").filter { $0 > "step-0000002" }
+            XCTAssertFalse(later.isEmpty, "the whole run checkpointed after step 2")
+            for name in later { try FileManager.default.removeItem(atPath: "\(run)/checkpoints/\(name)") }
             let resumed = try CommandRunner.alexnet(["train", "--preset", "tiny", "--resume", run, "--simulate", "--replicas", "\(replicas)",
-                                                     "--dump-weights", "\(run)/w"])
+                                                     "--dump-weights", "\(root)/resumed\(replicas)-w"])
             XCTAssertEqual(resumed.status, 0, resumed.error)
-            XCTAssertTrue(resumed.output.contains("resumed from"), resumed.output)
-            let difference = try largestRelativeDifference("\(root)/whole/w", "\(run)/w")
+            XCTAssertTrue(resumed.output.contains("resumed from \(run)/checkpoints/step-0000002"), resumed.output)
+            let difference = try largestRelativeDifference("\(root)/whole-w", "\(root)/resumed\(replicas)-w")
             XCTAssertLessThanOrEqual(difference, 1e-5, "resumed at R = \(replicas)")
         }
-        XCTAssertGreaterThan(try largestRelativeDifference("\(root)/whole/w", "\(root)/stopped-w"), 1e-3, "the last two steps moved the weights")
+        XCTAssertGreaterThan(try largestRelativeDifference("\(root)/whole-w", "\(root)/stopped-w"), 1e-3, "the last two steps moved the weights")
     }
 
     /// Largest |a - b| of any tensor of both towers' `--dump-weights` files, relative to the tensor's largest |a|.
