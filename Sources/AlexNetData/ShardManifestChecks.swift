@@ -52,7 +52,7 @@ extension ShardManifest {
     public static func decode(_ data: Data, path: String) throws -> ShardManifest {
         let manifest: ShardManifest
         do { manifest = try JSONDecoder().decode(ShardManifest.self, from: data) } catch {
-            throw ShardFiles.damaged(path, "not a manifest of this program: \(Self.decodingProblem(error))")
+            throw ShardFiles.damaged(path, "not a manifest of this program: \(JSONDecodingProblem.describe(error))")
         }
         guard manifest.version == currentVersion else {
             throw DataError("\(path) is shard format \(manifest.version); this program reads \(currentVersion): prepare the data again into a new folder")
@@ -99,16 +99,5 @@ extension ShardManifest {
             return "statistics.bin is given \(statistics.bytes) bytes; S = \(imageSize) needs \(Self.statisticsBytes(side: imageSize))"
         }
         return nil
-    }
-
-    /// The key a JSON decoding error is about.
-    static func decodingProblem(_ error: Error) -> String {
-        switch error as? DecodingError {
-        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?, .keyNotFound(_, let context)?, .dataCorrupted(let context)?:
-            let key = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-            return key.isEmpty ? context.debugDescription : "\(key): \(context.debugDescription)"
-        default:
-            return "\(error)"
-        }
     }
 }

@@ -138,7 +138,7 @@ extension Checkpoint {
     static func decodeManifest(_ data: Data, path: String) throws -> CheckpointManifest {
         let manifest: CheckpointManifest
         do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
-            throw TrainingError("\(path) is damaged (not a checkpoint manifest: \(Checkpoint.decodingProblem(error))); use another checkpoint")
+            throw TrainingError("\(path) is damaged (not a checkpoint manifest: \(JSONDecodingProblem.describe(error))); use another checkpoint")
         }
         guard manifest.format == "alexnet-split checkpoint", manifest.version == 1 else {
             throw TrainingError("\(path) is format \(manifest.format) version \(manifest.version); this build reads version 1")
@@ -152,16 +152,5 @@ extension Checkpoint {
         }
         try manifest.checkValues(path: path)
         return manifest
-    }
-
-    /// The key a JSON decoding error is about, for the error line.
-    static func decodingProblem(_ error: Error) -> String {
-        switch error as? DecodingError {
-        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?, .keyNotFound(_, let context)?, .dataCorrupted(let context)?:
-            let key = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-            return key.isEmpty ? context.debugDescription : "\(key): \(context.debugDescription)"
-        default:
-            return "\(error)"
-        }
     }
 }
